@@ -1,0 +1,93 @@
+namespace Superficial.Evaluation;
+
+/// <summary>One example of a task: the data a prompt is built from and what a good answer is.</summary>
+/// <param name="Id">Stable identifier within the task (e.g. "test-17", "hate_asian-812").</param>
+/// <param name="Input">The example's main text (question, instruction, statement list).</param>
+/// <param name="Target">Reference answer where the task has one (GSM8K's number, TruthfulQA's best answer).</param>
+/// <param name="Choices">Answer options of a multiple-choice task.</param>
+/// <param name="CorrectChoices">Indices into <paramref name="Choices"/> that are correct.</param>
+/// <param name="Fields">Anything else the scorer or the report needs (e.g. "group" for ToxiGen, "harmful" for organism requests).</param>
+public sealed record TaskExample(
+    string Id,
+    string Input,
+    string? Target = null,
+    IReadOnlyList<string>? Choices = null,
+    IReadOnlyList<int>? CorrectChoices = null,
+    IReadOnlyDictionary<string, string>? Fields = null);
+
+/// <summary>
+/// The two forms of one prompt. A base model reads <see cref="Raw"/>; a chat model reads its chat
+/// template applied to one user turn holding <see cref="User"/>, followed by <see cref="ResponsePrefix"/>
+/// (joined with a space unless the rendered template already ends in whitespace), as the reference does.
+/// </summary>
+public sealed record PromptSpec(string Raw, string User, string? ResponsePrefix = null);
+
+/// <summary>How a task asks a model: free generation, or ranking fixed continuations by log-likelihood.</summary>
+public enum TaskKind { Generation, MultipleChoice }
+
+/// <summary>The score of one example. <see cref="Value"/> is what the task's metric averages.</summary>
+public sealed record ExampleScore(double Value, IReadOnlyDictionary<string, object?>? Details = null);
+
+/// <summary>
+/// A benchmark, in the style of lm-evaluation-harness: data splits, prompt building, scoring of one
+/// example. The task metric is always the mean of <see cref="ExampleScore.Value"/> over examples, so
+/// confidence intervals can be bootstrapped over examples without knowing the task.
+/// </summary>
+public interface IEvalTask
+{
+    /// <summary>Short name used on the command line and in files ("gsm", "advbench", "organism-safety").</summary>
+    string Name { get; }
+    /// <summary>Name of the metric (e.g. "attack_success_rate", "accuracy", "toxic_rate", "mc1").</summary>
+    string Metric { get; }
+    bool HigherIsBetter { get; }
+    TaskKind Kind { get; }
+    /// <summary>Generation budget for this task's outputs.</summary>
+    int MaxNewTokens { get; }
+    /// <summary>Generation stops when any of these strings appears in the output (it is cut there).</summary>
+    IReadOnlyList<string> StopStrings { get; }
+
+    /// <summary>Prompts whose aligned-model generations are extracted to train the superficial head.</summary>
+    IReadOnlyList<TaskExample> ExtractionSplit();
+    /// <summary>Held-out examples the variants are evaluated on (disjoint from the extraction split).</summary>
+    IReadOnlyList<TaskExample> EvaluationSplit();
+
+    PromptSpec BuildPrompt(TaskExample example);
+
+    /// <summary>Scores one generated output (Generation tasks). Judges come from the context.</summary>
+    Task<ExampleScore> ScoreAsync(TaskExample example, string output, ScoringContext context, CancellationToken ct = default);
+
+    /// <summary>Continuations whose log-likelihood is compared (MultipleChoice tasks); one per choice.</summary>
+    IReadOnlyList<string> Continuations(TaskExample example);
+    /// <summary>Scores one example from the summed log-likelihood of each continuation (MultipleChoice tasks).</summary>
+    ExampleScore ScoreChoices(TaskExample example, IReadOnlyList<double> logLikelihoods);
+}
+
+/// <summary>
+/// What scoring may use besides the output: optional judges and labellers. Tasks must work with none
+/// configured (falling back to their rule-based metric) unless they say otherwise.
+/// </summary>
+public sealed class ScoringContext
+{
+    public static ScoringContext None { get; } = new();
+    /// <summary>Extra services by type (judges, toxicity labellers); tasks look up what they can use.</summary>
+    public IReadOnlyDictionary<Type, object> Services { get; init; } = new Dictionary<Type, object>();
+    public T? Get<T>() where T : class => Services.TryGetValue(typeof(T), out var s) ? (T)s : null;
+}
+
+/// <summary>
+/// A model as a task sees it (lm-evaluation-harness' model interface). One variant is one way of
+/// producing text: "base", "base+head", "aligned", "large+transfer", "compromised+head"...
+/// Implementations decide whether the prompt's chat form or raw form is used.
+/// </summary>
+public interface IModelVariant
+{
+    string Name { get; }
+    /// <summary>True if the variant reads the chat form of prompts.</summary>
+    bool UsesChatTemplate { get; }
+    /// <summary>Greedy generations, one per prompt, cut at the first stop string.</summary>
+    IReadOnlyList<string> Generate(IReadOnlyList<PromptSpec> prompts, int maxNewTokens, IReadOnlyList<string> stopStrings,
+        IProgress<int>? progress = null, CancellationToken ct = default);
+    /// <summary>Summed log-probability of each continuation given its prompt.</summary>
+    IReadOnlyList<double> LogLikelihood(IReadOnlyList<(PromptSpec Prompt, string Continuation)> requests,
+        IProgress<int>? progress = null, CancellationToken ct = default);
+}
