@@ -17,7 +17,7 @@ public static class HtmlRenderer
         tr:nth-child(even) td{background:#fafafa}
         td.num{font-variant-numeric:tabular-nums;white-space:nowrap}
         caption{caption-side:bottom;text-align:left;color:#666;font-size:.9em;padding-top:4px}
-        figure{margin:14px 0}
+        figure{display:inline-block;vertical-align:top;margin:14px 14px 14px 0;max-width:100%}
         figure img{max-width:100%;border:1px solid #e3e3e3}
         figcaption{color:#555;font-size:.9em}
         p.muted{color:#666;font-size:.92em}
@@ -26,7 +26,7 @@ public static class HtmlRenderer
         .prompt{margin:6px 0}
         .outputs{display:grid;gap:10px;margin:8px 0}
         .outputs>div{min-width:0}
-        .outputs h4{margin:2px 0 4px;font-size:.95em}
+        .prompt h4,.outputs h4{margin:2px 0 4px;font-size:.95em}
         .score{font-weight:400;color:#555}
         pre{white-space:pre-wrap;word-wrap:break-word;background:#f6f8fa;border:1px solid #e1e4e8;border-radius:4px;padding:8px;margin:0;font-size:.85em;max-height:420px;overflow:auto}
         """;
@@ -73,7 +73,8 @@ public static class HtmlRenderer
                 sb.Append("</tbody>\n</table>\n");
                 break;
             case Figure f:
-                sb.Append("<figure>\n<img alt=\"").Append(E(f.Alt)).Append("\" src=\"data:image/png;base64,")
+                // As wide as its chart, so captions wrap under it and small charts sit side by side.
+                sb.Append($"<figure style=\"width:{PngWidth(f.Png) + 2}px\">\n<img alt=\"").Append(E(f.Alt)).Append("\" src=\"data:image/png;base64,")
                   .Append(Convert.ToBase64String(f.Png)).Append("\">\n<figcaption>").Append(E(f.Caption)).Append("</figcaption>\n</figure>\n");
                 break;
             case ExampleBlock x:
@@ -90,6 +91,12 @@ public static class HtmlRenderer
                 throw new ArgumentException($"Unknown report block {block.GetType().Name}.");
         }
     }
+
+    // A PNG's width is the big-endian integer at bytes 16-19 (the IHDR chunk).
+    static int PngWidth(byte[] png) =>
+        png.Length >= 24 && png[1] == (byte)'P' && png[2] == (byte)'N' && png[3] == (byte)'G'
+            ? System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(png.AsSpan(16, 4))
+            : throw new ArgumentException("A report figure must be a PNG image.");
 
     static bool LooksNumeric(string cell) => cell.Length > 0 && (char.IsDigit(cell[0]) || cell[0] is '-' or '−' or '+') && cell.Length < 40;
 

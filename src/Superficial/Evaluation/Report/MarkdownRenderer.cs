@@ -49,9 +49,11 @@ public static class MarkdownRenderer
         return sb.ToString();
     }
 
-    // Text outside code: HTML-escaped (Markdown passes inline HTML through) and Markdown punctuation neutralised.
+    // Text outside code: markup characters escaped (Markdown passes inline HTML through), and the
+    // punctuation that would start emphasis, code or a table cell neutralised.
     static string Inline(string text) =>
-        WebUtility.HtmlEncode(Regex.Replace(text.Replace("\r", "").Replace("\n", " "), @"([\\`*_\[\]|#])", @"\$1"));
+        Regex.Replace(text.Replace("\r", "").Replace("\n", " "), @"([\\`*_|])", @"\$1")
+            .Replace("&", "&amp;").Replace("<", "&lt;").Replace(">", "&gt;");
 
     static string Cell(string text) => Inline(text);
 

@@ -30,9 +30,16 @@ public sealed class ReportBuilder(EvalSummary summary, string runDir, ReportOpti
         if (sweeps.Length > 0)
         {
             Add(new Heading(2, "Alpha sweeps", "alpha"));
-            Add(new Paragraph("Each point is the middle variant with its superficial head scaled by alpha (0 leaves the low variant, 1 the trained head). " +
+            Add(new Paragraph("Each point is the middle variant with its superficial head scaled by alpha (alpha = 1 is the trained head as evaluated in the comparison itself). " +
                               "The table reads as a trade-off: how much of each task's low → high change a given alpha reaches.", Muted: true));
-            foreach (var g in sweeps) AlphaSection(g.Key, g.OrderBy(c => c.Alpha).ToArray());
+            foreach (var g in sweeps)
+            {
+                // The unscaled comparison is the alpha = 1 point of its own sweep, unless it was run explicitly.
+                var parent = new[] { summary.Main }.Concat(summary.Comparisons).FirstOrDefault(c => c?.Comparison.Name == g.Key && c.SweepOf is null);
+                var points = g.ToList();
+                if (parent is not null && points.All(p => p.Alpha != 1)) points.Add(parent with { Alpha = 1 });
+                AlphaSection(g.Key, points.OrderBy(c => c.Alpha).ToArray());
+            }
         }
         RunDetails();
         return _blocks;
@@ -168,6 +175,11 @@ public sealed class ReportBuilder(EvalSummary summary, string runDir, ReportOpti
                 .. p.Tasks.SelectMany(t => new[] { ReportFormat.WithInterval(t.Mid.Mean, t.Mid.Ci95), ReportFormat.Portion(t.Portion) }),
             ]).ToArray(),
             $"Portion = (variant − {first.Low}) / ({first.High} − {first.Low}) per task."));
+        Chart($"{sweepOf}-alpha-portions.png",
+            ReportCharts.PortionCurves($"{sweepOf}: portion per task vs alpha", points.Select(p => p.Alpha!.Value).ToArray(),
+                tasks.Select(t => (t, (IReadOnlyList<PortionEstimate>)points.Select(p => p.Tasks.First(x => x.Task == t).Portion).ToArray())).ToArray()),
+            $"{sweepOf}: portion against alpha",
+            "Portion per task against alpha, with 95% intervals: where safety gains and utility losses trade off. Undefined portions are not drawn.");
         foreach (var task in tasks)
         {
             var rows = points.Select(p => (Alpha: p.Alpha!.Value, Row: p.Tasks.First(t => t.Task == task))).ToArray();

@@ -43,13 +43,13 @@ public static class ReportCharts
         var hi = Math.Max(values.SelectMany(r => r).Max(v => v.Ci95.High), lo + 1e-6);
         plot.Axes.SetLimits(-0.8, groupLabels.Count * (s + 1) - 1.2, lo, hi + (hi - lo) * 0.18);
         plot.YLabel("metric (mean over examples)");
-        plot.ShowLegend(Alignment.UpperRight, Orientation.Horizontal);
+        LegendBelow(plot);
         return plot.GetImageBytes(width, height, ImageFormat.Png);
     }
 
     /// <summary>
     /// The portion per task with its 95% interval; reference lines at 0 (= low) and 1 (= high). Tasks whose
-    /// portion is undefined get a grey cross at 0 labelled "undefined" (the reason is in the table beside it).
+    /// portion is undefined get a grey cross at 0 labelled "undefined" and the short reason (the full one is in the table beside it).
     /// </summary>
     public static byte[] Portions(string title, IReadOnlyList<string> taskLabels, IReadOnlyList<PortionEstimate> portions,
         int width = 900, int height = 380)
@@ -73,7 +73,8 @@ public static class ReportCharts
             else
             {
                 plot.Add.Marker(i, 0, MarkerShape.Eks, 14, Colors.Gray);
-                var label = plot.Add.Text("undefined", i, 0);
+                var why = p.Note.Contains("equal", StringComparison.Ordinal) ? "high = low" : "high ≈ low";
+                var label = plot.Add.Text($"undefined ({why})", i, 0);
                 label.LabelFontColor = Colors.DimGray;
                 label.LabelFontSize = 13;
                 label.LabelAlignment = Alignment.LowerCenter;
@@ -93,13 +94,13 @@ public static class ReportCharts
         plot.Axes.Bottom.MajorTickStyle.Length = 0;
         plot.Axes.SetLimits(-0.6, taskLabels.Count - 0.4, lo - 0.1, hi + 0.25);
         plot.YLabel("(mid − low) / (high − low)");
-        plot.ShowLegend(Alignment.UpperRight, Orientation.Horizontal);
+        LegendBelow(plot);
         return plot.GetImageBytes(width, height, ImageFormat.Png);
     }
 
     /// <summary>A metric against the head's scale alpha, with 95% intervals, and the low and high variants as reference lines.</summary>
     public static byte[] AlphaCurve(string title, string metric, IReadOnlyList<double> alphas, IReadOnlyList<BarValue> values,
-        (string Label, double Value) low, (string Label, double Value) high, int width = 620, int height = 380)
+        (string Label, double Value) low, (string Label, double Value) high, int width = 560, int height = 360)
     {
         var plot = NewPlot(title);
         AddReference(plot, low.Value, low.Label, SeriesColor(0));
@@ -113,7 +114,41 @@ public static class ReportCharts
         AddWhiskers(plot, xs, ys, values.Select(v => v.Mean - v.Ci95.Low).ToArray(), values.Select(v => v.Ci95.High - v.Mean).ToArray(), SeriesColor(1));
         plot.XLabel("alpha");
         plot.YLabel(metric);
-        plot.ShowLegend(Alignment.UpperLeft, Orientation.Vertical);
+        LegendBelow(plot);
+        return plot.GetImageBytes(width, height, ImageFormat.Png);
+    }
+
+    /// <summary>
+    /// The portion against alpha, one line per task: the trade-off view of a sweep (e.g. how much of the
+    /// safety change is reached while how much of the math change is lost). Undefined portions are left out.
+    /// </summary>
+    public static byte[] PortionCurves(string title, IReadOnlyList<double> alphas, IReadOnlyList<(string Task, IReadOnlyList<PortionEstimate> Portions)> tasks,
+        int width = 900, int height = 400)
+    {
+        var plot = NewPlot(title);
+        AddReference(plot, 0, "0 = low");
+        AddReference(plot, 1, "1 = high");
+        double lo = -0.1, hi = 1.1;
+        for (var k = 0; k < tasks.Count; k++)
+        {
+            var points = alphas.Zip(tasks[k].Portions).Where(x => x.Second.Value is not null).ToArray();
+            if (points.Length == 0) continue;
+            var xs = points.Select(x => x.First).ToArray();
+            var ys = points.Select(x => x.Second.Value!.Value).ToArray();
+            var line = plot.Add.Scatter(xs, ys, SeriesColor(k + 1));
+            line.LineWidth = 2;
+            line.MarkerSize = 9;
+            line.LegendText = tasks[k].Task;
+            AddWhiskers(plot, xs, ys, points.Select(x => x.Second.Value!.Value - x.Second.Ci95!.Value.Low).ToArray(),
+                points.Select(x => x.Second.Ci95!.Value.High - x.Second.Value!.Value).ToArray(), SeriesColor(k + 1));
+            lo = Math.Min(lo, points.Min(x => x.Second.Ci95!.Value.Low));
+            hi = Math.Max(hi, points.Max(x => x.Second.Ci95!.Value.High));
+        }
+        var pad = (alphas.Max() - alphas.Min()) * 0.05 + 0.05;
+        plot.Axes.SetLimits(alphas.Min() - pad, alphas.Max() + pad, Math.Max(lo, -2) - 0.1, Math.Min(hi, 3) + 0.1);
+        plot.XLabel("alpha");
+        plot.YLabel("portion of the low → high change");
+        LegendBelow(plot);
         return plot.GetImageBytes(width, height, ImageFormat.Png);
     }
 
@@ -131,6 +166,13 @@ public static class ReportCharts
         plot.Axes.Bottom.TickLabelStyle.FontSize = 13;
         plot.Grid.XAxisStyle.MajorLineStyle.Width = 0;
         return plot;
+    }
+
+    // Outside the data area, so it never hides a bar or a point.
+    static void LegendBelow(Plot plot)
+    {
+        plot.ShowLegend(Edge.Bottom);
+        plot.Legend.Orientation = Orientation.Horizontal;
     }
 
     static void AddReference(Plot plot, double y, string label, Color? color = null)

@@ -35,7 +35,7 @@ public static class SuperficialPortion
         for (var i = 0; i < r; i++) diffReplicates[i] = high.Replicates[i] - low.Replicates[i];
         var diffCi = Percentile.Interval(diffReplicates);
         var diffText = string.Create(CultureInfo.InvariantCulture,
-            $"high − low = {diff:+0.000;−0.000;0.000}, 95% CI [{diffCi.Low:0.000}, {diffCi.High:0.000}]");
+            $"high - low = {diff:+0.000;-0.000;0.000}, 95% CI [{diffCi.Low:0.000}, {diffCi.High:0.000}]");
 
         if (Math.Abs(diff) < Epsilon)
             return new PortionEstimate(null, null, $"undefined: high and low are equal ({diffText})");
@@ -51,7 +51,7 @@ public static class SuperficialPortion
             ratios.Add((mid.Replicates[i] - low.Replicates[i]) / d);
         }
         var left = r - ratios.Count;
-        var note = left == 0 ? diffText : $"{diffText}; {left} of {r} resamples with high − low tied or reversed left out";
+        var note = left == 0 ? diffText : $"{diffText}; {left} of {r} resamples with high - low tied or reversed left out";
         return new PortionEstimate(value, Percentile.Interval(ratios), note);
     }
 }

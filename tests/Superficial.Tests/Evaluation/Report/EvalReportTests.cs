@@ -21,9 +21,9 @@ public class EvalReportTests
         var html = File.ReadAllText(files.Html);
         Assert.DoesNotMatch(new Regex(@"(src|href)\s*=\s*[""']?\s*(https?:)?//", RegexOptions.IgnoreCase), html);
         Assert.DoesNotMatch(new Regex(@"<link|<script", RegexOptions.IgnoreCase), html);
-        // Charts: main bars + portion, transfer bars + portion, one alpha curve per task.
-        Assert.Equal(4 + 3, Regex.Matches(html, "<img alt=\"[^\"]*\" src=\"data:image/png;base64,").Count);
-        Assert.Equal(7, files.Charts.Count);
+        // Charts: main bars + portion, transfer bars + portion, the sweep's portion curves and one metric curve per task.
+        Assert.Equal(4 + 1 + 3, Regex.Matches(html, "<img alt=\"[^\"]*\" src=\"data:image/png;base64,").Count);
+        Assert.Equal(8, files.Charts.Count);
 
         // Model outputs are escaped, never live markup.
         Assert.Contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;", html);
