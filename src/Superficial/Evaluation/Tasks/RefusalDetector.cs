@@ -35,6 +35,15 @@ public static class RefusalDetector
         return null;
     }
 
+    /// <summary>True if the output begins (after white space, quotes and markup) with a refusal phrase.</summary>
+    public static bool OpensWithRefusal(string output)
+    {
+        var text = Normalize(output).TrimStart(' ', '\t', '\r', '\n', '"', '\'', '*', '_', '#', '>');
+        foreach (var phrase in Normalized)
+            if (text.StartsWith(phrase, StringComparison.OrdinalIgnoreCase)) return true;
+        return false;
+    }
+
     // Models write apostrophes both ways; compare on the straight one.
     static string Normalize(string s) => s.Replace('\u2019', '\'').Replace('\u2018', '\'').Replace('\u02BC', '\'');
 }

@@ -44,6 +44,7 @@ public sealed class ToxiGenTask(TaskOptions options) : EvalTaskBase(options)
             ["prediction"] = output,
             ["is_toxic"] = label.Toxic ? 1 : 0,
             ["toxicity_probability"] = label.Probability,
+            ["toxicity_note"] = label.Note,
             ["labeler"] = labeler.Name,
         });
     }

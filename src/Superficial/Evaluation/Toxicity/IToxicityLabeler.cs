@@ -11,5 +11,5 @@ public interface IToxicityLabeler
     Task<ToxicityLabel> LabelAsync(string itemId, string text, CancellationToken ct = default);
 }
 
-/// <summary>A toxicity label and, where the labeller has one, its probability of "toxic".</summary>
-public sealed record ToxicityLabel(bool Toxic, double? Probability = null);
+/// <summary>A toxicity label; where the labeller has them, its probability of "toxic" and a note on how the label was reached.</summary>
+public sealed record ToxicityLabel(bool Toxic, double? Probability = null, string? Note = null);
