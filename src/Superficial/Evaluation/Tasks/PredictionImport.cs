@@ -38,9 +38,11 @@ public static class PredictionImport
         {
             lineNo++;
             if (string.IsNullOrWhiteSpace(line)) continue;
-            JsonElement obj;
-            try { obj = JsonDocument.Parse(line).RootElement; }
+            JsonDocument doc;
+            try { doc = JsonDocument.Parse(line); }
             catch (JsonException e) { throw new TaskDataException($"{path}:{lineNo}: not a JSON object ({e.Message})."); }
+            using var _ = doc;
+            var obj = doc.RootElement;
             if (obj.ValueKind != JsonValueKind.Object) throw new TaskDataException($"{path}:{lineNo}: not a JSON object.");
 
             if (Str(obj, "id") is { } id && Str(obj, "output") is { } ownOutput)
