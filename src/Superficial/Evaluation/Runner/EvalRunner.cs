@@ -164,31 +164,19 @@ public sealed class EvalRunner
         return records;
     }
 
-    static readonly HashSet<string> Reserved = ["task", "variant", "id", "prompt", "output", "score", "loglikelihoods"];
-
+    // The record layout (example fields, then score details, flat) is the tasks' own, shared with re-scoring.
     static PredictionRecord Record(IEvalTask task, IModelVariant variant, TaskExample example, PromptSpec prompt,
         string output, ExampleScore score, double[]? logLikelihoods)
     {
         if (!double.IsFinite(score.Value))
             throw new EvalRunException($"Task '{task.Name}' scored example '{example.Id}' of variant '{variant.Name}' as {score.Value}; scores must be finite numbers.");
-        var fields = new Dictionary<string, JsonElement>();
-        if (logLikelihoods is not null) fields["loglikelihoods"] = JsonSerializer.SerializeToElement(logLikelihoods);
-        foreach (var (key, value) in score.Details ?? new Dictionary<string, object?>())
+        var record = Tasks.RecordBuilder.Build(task, variant.Name, example, variant.RenderPrompt(prompt), output, score);
+        if (logLikelihoods is not null)
         {
-            if (Reserved.Contains(key))
-                throw new EvalRunException($"Task '{task.Name}' returned a score detail named '{key}', which is a reserved prediction field; rename it.");
-            fields[key] = JsonSerializer.SerializeToElement(value, value?.GetType() ?? typeof(object), PredictionRecord.JsonOptions);
+            record.Fields ??= [];
+            record.Fields["loglikelihoods"] = JsonSerializer.SerializeToElement(logLikelihoods);
         }
-        return new PredictionRecord
-        {
-            Task = task.Name,
-            Variant = variant.Name,
-            Id = example.Id,
-            Prompt = variant.RenderPrompt(prompt),
-            Output = output,
-            Score = score.Value,
-            Fields = fields.Count > 0 ? fields : null,
-        };
+        return record;
     }
 
     IReadOnlyList<TaskExample> Examples(IEvalTask task)
