@@ -68,7 +68,7 @@ public static class ReportCharts
                 lo = Math.Min(lo, ci.Low); hi = Math.Max(hi, ci.High);
                 var label = plot.Add.Text(v.ToString("0.00", System.Globalization.CultureInfo.InvariantCulture), i + 0.08, v);
                 label.LabelFontSize = 13;
-                label.LabelAlignment = Alignment.MiddleLeft;
+                label.LabelAlignment = ScottPlot.Alignment.MiddleLeft;
             }
             else
             {
@@ -77,7 +77,7 @@ public static class ReportCharts
                 var label = plot.Add.Text($"undefined ({why})", i, 0);
                 label.LabelFontColor = Colors.DimGray;
                 label.LabelFontSize = 13;
-                label.LabelAlignment = Alignment.LowerCenter;
+                label.LabelAlignment = ScottPlot.Alignment.LowerCenter;
                 label.OffsetY = -12;
             }
         }
