@@ -6,4 +6,6 @@ using Superficial.Cli.Commands;
 var root = new RootCommand("Superficial: measure, extract and reuse the superficial knowledge in LLM alignment " +
                            "(Chen et al., NAACL 2025).");
 ModelCommands.Add(root);
+AlignmentCommands.Add(root);
+EvalCommands.Add(root);
 return await Cli.RunAsync(root, args);

@@ -86,7 +86,7 @@ internal static class AlignmentCommands
             AnsiConsole.MarkupLine($"extracting from {list.Count} prompts ({Markup.Escape(source)}), worker {spec}");
             var summary = WithProgress("extract", report => Extraction.Run(p.GetValue(baseDir)!, p.GetValue(aligned)!, list, source,
                 p.GetValue(output)!, options,
-                new Progress<ExtractionProgress>(e => report(e.ChunksDone + (double)e.PromptsDone / Math.Max(1, e.PromptsTotal), e.ChunksTotal,
+                new Progress<ExtractionProgress>(e => report(Math.Min(e.ChunksTotal, e.ChunksDone + (e.PromptsDone < e.PromptsTotal ? (double)e.PromptsDone / e.PromptsTotal : 0)), e.ChunksTotal,
                     $"chunk {e.ChunksDone}/{e.ChunksTotal}, {e.Positions} positions")), ct));
             AnsiConsole.MarkupLine($"{summary.ChunksDone} chunks extracted, {summary.ChunksSkipped} already complete; " +
                                    $"{summary.Positions} positions in {summary.Seconds:0.0} s" +

@@ -24,7 +24,10 @@ public sealed class EvalRunner
         if (_options.BootstrapResamples < 1) throw new EvalRunException($"Bootstrap resamples must be at least 1 (got {_options.BootstrapResamples}).");
     }
 
-    /// <summary>Runs every variant on every task (skipping recorded examples), then writes and returns the summary.</summary>
+    /// <summary>
+    /// Runs every variant on every task (skipping recorded examples), then writes and returns the summary.
+    /// Variants that are IDisposable are disposed once all their tasks are done (lazily loaded models are freed).
+    /// </summary>
     public async Task<EvalSummary> RunAsync(IReadOnlyList<IEvalTask> tasks, IReadOnlyList<IModelVariant> variants,
         IProgress<EvalProgress>? progress = null, CancellationToken ct = default)
     {
@@ -32,19 +35,22 @@ public sealed class EvalRunner
         var total = Stopwatch.StartNew();
         var timings = new List<TaskTiming>();
         var predictions = new List<TaskPredictions>();
-        foreach (var task in tasks)
+        var examples = tasks.ToDictionary(t => t.Name, Examples);
+        var recorded = tasks.ToDictionary(t => t.Name, _ => new Dictionary<string, IReadOnlyList<PredictionRecord>>());
+        // Variant by variant, so a variant's model can be released before the next one is loaded.
+        foreach (var variant in variants)
         {
-            var examples = Examples(task);
-            var recorded = new Dictionary<string, IReadOnlyList<PredictionRecord>>();
-            foreach (var variant in variants)
+            foreach (var task in tasks)
             {
                 ct.ThrowIfCancellationRequested();
-                var (records, timing) = await RunOneAsync(task, variant, examples, progress, ct);
-                recorded[variant.Name] = records;
+                var (records, timing) = await RunOneAsync(task, variant, examples[task.Name], progress, ct);
+                recorded[task.Name][variant.Name] = records;
                 timings.Add(timing);
             }
-            predictions.Add(new TaskPredictions(task.Name, task.Metric, task.HigherIsBetter, examples.Select(e => e.Id).ToArray(), recorded));
+            (variant as IDisposable)?.Dispose();
         }
+        foreach (var task in tasks)
+            predictions.Add(new TaskPredictions(task.Name, task.Metric, task.HigherIsBetter, examples[task.Name].Select(e => e.Id).ToArray(), recorded[task.Name]));
 
         var stats = SummaryBuilder.Build(predictions, _options.Comparisons, _options.Seed, _options.BootstrapResamples, _options.Notes);
         var summary = new EvalSummary
