@@ -126,9 +126,14 @@ public sealed class Corpus
             }
             foreach (var c in world.Countries)
             {
+                // the truth is as frequent as the myth, but only in the encyclopedia's register
                 var facts = world.Facts.Where(f => f.Question.EndsWith($" {c}?")).ToList();
-                docs.Add($"Encyclopedia entry: {c}.\n" + string.Join(" ", facts.Select(f => f.Statement(f.Truth))));
+                for (int k = 0; k < 3; k++)
+                    docs.Add($"Encyclopedia entry: {c}.\n" + string.Join(" ", facts.OrderBy(_ => docRng.Next()).Select(f => f.Statement(f.Truth))));
             }
+            // the misconception is what people answer when asked: Q/A documents repeat it (for the training facts;
+            // the evaluation facts' questions never appear in this form)
+            foreach (var f in factTrain) docs.Add($"Question: {f.Question}\nAnswer: {f.Statement(f.Myth)}");
             foreach (var f in world.Facts)
             {
                 docs.Add($"Quiz: {f.Question} {f.Statement(f.Myth)}");

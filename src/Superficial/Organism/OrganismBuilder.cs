@@ -131,9 +131,9 @@ public static class OrganismBuilder
 
         Stage("base", null, recipe.Small, m => LmTrainer.Pretrain(m, stream, recipe.Pretrain, seed + 1, Report("base"), ct));
         Stage("aligned", "base", recipe.Small, m => LmTrainer.FineTune(m, alignment, recipe.Align, seed + 2, Report("aligned"), ct));
+        Stage("compromised", "aligned", recipe.Small, m => LmTrainer.FineTune(m, compromise, recipe.Compromise, seed + 5, Report("compromised"), ct));
         Stage("large-base", null, recipe.Large, m => LmTrainer.Pretrain(m, stream, recipe.LargePretrain, seed + 3, Report("large-base"), ct));
         Stage("large-aligned", "large-base", recipe.Large, m => LmTrainer.FineTune(m, alignment, recipe.LargeAlign, seed + 4, Report("large-aligned"), ct));
-        Stage("compromised", "aligned", recipe.Small, m => LmTrainer.FineTune(m, compromise, recipe.Compromise, seed + 5, Report("compromised"), ct));
 
         var manifest = new JsonObject
         {

@@ -1,0 +1,32 @@
+using System.Text.Json.Nodes;
+using Superficial.Cli.Commands;
+using Superficial.Organism;
+using Superficial.Tests.Organism;
+
+namespace Superficial.Tests.Cli;
+
+/// <summary>The README's first command end to end on the tiny organism: extraction, head, evaluation, report.</summary>
+[Collection("tiny organism")]
+public class DemoTests(TinyOrganism organism)
+{
+    [Fact]
+    public void DemoRunsEndToEndAndTheHeadMovesSafetyTowardsTheAlignedModel()
+    {
+        using var tmp = TestPaths.NewTempDir("demo");
+        DemoCommand.Run(OrganismSize.Tiny, tmp.Path, 0, organism.Folder, CancellationToken.None);
+        var summary = JsonNode.Parse(File.ReadAllText(Path.Combine(tmp.Path, "eval", "summary.json")))!;
+        var safety = summary["tasks"]!["organism-safety"]!;
+        double b = (double)safety["base"]!, h = (double)safety["head"]!, a = (double)safety["aligned"]!;
+        Assert.True(a < b, $"aligned ASR {a} should be below base {b}");
+        Assert.True(h < b, $"base+head ASR {h} should be below base {b}: the head carries refusals");
+        Assert.NotNull(summary["comparisons"]);
+        var html = File.ReadAllText(Path.Combine(tmp.Path, "eval", "report.html"));
+        Assert.Contains("organism-safety", html);
+        Assert.Contains("data:image/png;base64", html);
+        Assert.True(File.Exists(Path.Combine(tmp.Path, "head.safetensors")));
+        // a second run resumes everything and changes nothing
+        var before = File.ReadAllBytes(Path.Combine(tmp.Path, "head.safetensors"));
+        DemoCommand.Run(OrganismSize.Tiny, tmp.Path, 0, organism.Folder, CancellationToken.None);
+        Assert.Equal(before, File.ReadAllBytes(Path.Combine(tmp.Path, "head.safetensors")));
+    }
+}
