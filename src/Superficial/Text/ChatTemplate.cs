@@ -97,7 +97,7 @@ public sealed class ChatTemplate
     [
         "llama3 (<|start_header_id|>)", "llama3.1 (<|start_header_id|> + Cutting Knowledge Date)", "llama2 ([INST] + <<SYS>>)",
         "mistral ([INST] without <<SYS>>)", "gemma / gemma3 (<start_of_turn>)", "smollm3 (<|im_start|> + Reasoning Mode)",
-        "chatml (<|im_start|>)", "phi3 (<|user|> + <|end|>)", "zephyr (<|user|> + eos_token)",
+        "chatml (<|im_start|>)", "phi3 (<|end|> + <|user|> or <|assistant|>)", "zephyr (<|user|> + eos_token)",
     ];
 
     static UnrecognizedChatTemplateException Unrecognized(string why) =>
@@ -111,7 +111,8 @@ public sealed class ChatTemplate
         if (Has("[INST]")) return Has("<<SYS>>") ? "llama2" : "mistral";
         if (Has("<start_of_turn>")) return Has("first_user_prefix") ? "gemma3" : "gemma";
         if (Has("<|im_start|>")) return Has("Reasoning Mode") ? "smollm3" : "chatml";
-        if (Has("<|user|>")) return Has("<|end|>") ? "phi3" : Has("eos_token") ? "zephyr" : throw Unrecognized("it has <|user|> but neither <|end|> (phi3) nor eos_token (zephyr)");
+        if (Has("<|end|>") && (Has("<|user|>") || Has("<|assistant|>"))) return "phi3";
+        if (Has("<|user|>")) return Has("eos_token") ? "zephyr" : throw Unrecognized("it has <|user|> but neither <|end|> (phi3) nor eos_token (zephyr)");
         throw Unrecognized("none of the families' markers occur in it");
     }
 

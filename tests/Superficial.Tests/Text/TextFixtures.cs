@@ -1,0 +1,48 @@
+using System.Text.Json;
+using Superficial.Text;
+
+namespace Superficial.Tests.Text;
+
+/// <summary>Locates this area's committed fixtures (tests/fixtures/text) and the shared tokenizer artifacts.</summary>
+internal static class TextFixtures
+{
+    public static string FixturePath(string relative)
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir != null; dir = dir.Parent)
+        {
+            var candidate = Path.Combine(dir.FullName, "tests", "fixtures", relative);
+            if (File.Exists(candidate)) return candidate;
+        }
+        throw new FileNotFoundException($"tests/fixtures/{relative} was not found above {AppContext.BaseDirectory}.");
+    }
+
+    public static string Artifact(string relative) => Path.Combine(TestPaths.Artifacts, relative);
+
+    static readonly Dictionary<string, TextTokenizer> Cache = new();
+
+    /// <summary>An artifact folder's tokenizer, loaded once per test run (loading a 2 MB tokenizer.json takes ~0.3 s).</summary>
+    public static TextTokenizer Tokenizer(string folder)
+    {
+        lock (Cache)
+        {
+            if (!Cache.TryGetValue(folder, out var t)) Cache[folder] = t = TextTokenizer.Load(Artifact(folder));
+            return t;
+        }
+    }
+
+    /// <summary>A tokenizer from an artifact folder laid out differently (e.g. gpt2's tokenizer.neox-tests.json), loaded once.</summary>
+    public static TextTokenizer TokenizerJson(string jsonRelative)
+    {
+        lock (Cache)
+        {
+            if (!Cache.TryGetValue(jsonRelative, out var t))
+            {
+                var json = Artifact(jsonRelative);
+                Cache[jsonRelative] = t = TextTokenizer.Load(Path.GetDirectoryName(json)!, json);
+            }
+            return t;
+        }
+    }
+
+    public static JsonDocument Json(string path) => JsonDocument.Parse(File.ReadAllBytes(path));
+}
