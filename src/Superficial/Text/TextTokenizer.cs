@@ -60,20 +60,46 @@ public sealed class TextTokenizer
         var json = tokenizerJson ?? Path.Combine(folder, "tokenizer.json");
         if (File.Exists(json)) return FromTokenizerJson(json, config);
         var spm = Path.Combine(folder, "tokenizer.model");
-        if (File.Exists(spm))
-        {
-            var model = new SentencePieceModel(spm);
-            var specials = new List<AddedToken>();
-            foreach (var t in new[] { model.Inner.UnknownToken, model.Inner.BeginningOfSentenceToken, model.Inner.EndOfSentenceToken })
-                if (t != null && model.TokenToId(t) is { } id) specials.Add(new AddedToken(id, t, Special: true, Normalized: false));
-            return new TextTokenizer(TokenizerKind.SentencePieceBpe, spm, model, null, null, HfDecoder.SentencePiece(model.Inner.AddDummyPrefix),
-                specials, config, templateAddsBos: null, templateAddsEos: null,
-                spIds: (model.Inner.BeginningOfSentenceId, model.Inner.EndOfSentenceId, model.Inner.UnknownId));
-        }
+        if (File.Exists(spm)) return FromSentencePiece(spm, config);
         var vocabPath = Path.Combine(folder, "vocab.json");
         var mergesPath = Path.Combine(folder, "merges.txt");
         if (File.Exists(vocabPath) && File.Exists(mergesPath)) return FromVocabAndMerges(vocabPath, mergesPath, config);
         throw new TokenizerFormatException($"{folder}: no tokenizer.json, tokenizer.model, or vocab.json + merges.txt found.");
+    }
+
+    /// <summary>
+    /// A tokenizer.model. A BPE model is converted as transformers' LlamaConverter does (vocabulary and scores → merges,
+    /// byte fallback, Prepend/Replace normalizer or, with "legacy": false, a Metaspace "first" pre-tokenizer), so it
+    /// encodes like the tokenizer.json HF would build; a unigram model is encoded by Microsoft.ML.Tokenizers' SentencePiece.
+    /// </summary>
+    static TextTokenizer FromSentencePiece(string path, TokenizerConfig config)
+    {
+        var proto = SentencePieceProto.Read(path);
+        var specials = new List<AddedToken>();
+        for (int id = 0; id < proto.Pieces.Count; id++)
+            if (proto.Pieces[id].Type is SentencePieceProto.PieceType.Control or SentencePieceProto.PieceType.Unknown)
+                specials.Add(new AddedToken(id, proto.Pieces[id].Piece, Special: true, Normalized: false));
+        (int, int, int) ids = (proto.BosId, proto.EosId, proto.UnkId);
+        if (proto.ModelType != 2)
+        {
+            var model = new SentencePieceModel(path);
+            return new TextTokenizer(TokenizerKind.SentencePieceBpe, path, model, null, null, HfDecoder.SentencePiece(proto.AddDummyPrefix),
+                specials, config, null, null, ids);
+        }
+        var vocab = new Dictionary<string, int>(StringComparer.Ordinal);
+        for (int id = 0; id < proto.Pieces.Count; id++) vocab.TryAdd(proto.Pieces[id].Piece, id);
+        var unk = proto.UnkId >= 0 && proto.UnkId < proto.Pieces.Count ? proto.Pieces[proto.UnkId].Piece : null;
+        var bpe = new BpeModel(vocab, proto.ExtractMerges(vocab), unk, proto.ByteFallback, fuseUnk: true, ignoreMerges: false, path);
+        HfNormalizer? normalizer = null;
+        HfPreTokenizer? pre = null;
+        if (config.Legacy == false)
+            pre = HfPreTokenizer.Parse(JsonDocument.Parse("""{"type":"Metaspace","replacement":"▁","prepend_scheme":"first","split":false}""").RootElement, path);
+        else
+            normalizer = HfNormalizer.Parse(JsonDocument.Parse(proto.AddDummyPrefix
+                ? """{"type":"Sequence","normalizers":[{"type":"Prepend","prepend":"▁"},{"type":"Replace","pattern":{"String":" "},"content":"▁"}]}"""
+                : """{"type":"Replace","pattern":{"String":" "},"content":"▁"}""").RootElement, path);
+        return new TextTokenizer(TokenizerKind.SentencePieceBpe, path, bpe, normalizer, pre, HfDecoder.SentencePiece(proto.AddDummyPrefix),
+            specials, config, null, null, ids);
     }
 
     static TextTokenizer FromVocabAndMerges(string vocabPath, string mergesPath, TokenizerConfig config)

@@ -129,7 +129,7 @@ internal sealed class BpeModel : ITokenModel
         ids.AddRange(_bpe.EncodeToIds(Escape(piece), considerPreTokenization: false, considerNormalization: false));
 }
 
-/// <summary>A SentencePiece tokenizer.model read by Microsoft.ML.Tokenizers; each call encodes one text segment the way HF's converted (legacy) tokenizer does.</summary>
+/// <summary>A SentencePiece unigram tokenizer.model encoded by Microsoft.ML.Tokenizers (each call one text segment, with its own dummy prefix).</summary>
 internal sealed class SentencePieceModel : ITokenModel
 {
     readonly SentencePieceTokenizer _sp;

@@ -12,6 +12,8 @@ internal sealed class TokenizerConfig
         GenerationFile = "generation_config.json", JinjaFile = "chat_template.jinja";
 
     public bool? AddBosToken, AddEosToken;
+    /// <summary>tokenizer_config.json "legacy" (Llama): false makes a converted tokenizer.model prepend "▁" only at the start.</summary>
+    public bool? Legacy;
     public bool CleanUpTokenizationSpaces;
     /// <summary>bos/eos/unk/pad token strings and the file+field each came from.</summary>
     public readonly Dictionary<string, (string Content, string Source)> SpecialTokens = new();
@@ -36,6 +38,7 @@ internal sealed class TokenizerConfig
             if (root.ValueKind != JsonValueKind.Object) throw new TokenizerFormatException($"{configPath}: expected a JSON object.");
             cfg.AddBosToken = JsonRead.Bool(root, "add_bos_token", configPath);
             cfg.AddEosToken = JsonRead.Bool(root, "add_eos_token", configPath);
+            cfg.Legacy = JsonRead.Bool(root, "legacy", configPath);
             cfg.CleanUpTokenizationSpaces = JsonRead.Bool(root, "clean_up_tokenization_spaces", configPath) ?? false;
             cfg.ReadSpecials(root, configPath);
             if (JsonRead.Get(root, "added_tokens_decoder") is { } atd)

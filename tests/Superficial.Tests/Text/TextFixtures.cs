@@ -25,9 +25,24 @@ internal static class TextFixtures
     {
         lock (Cache)
         {
-            if (!Cache.TryGetValue(folder, out var t)) Cache[folder] = t = TextTokenizer.Load(Artifact(folder));
+            if (!Cache.TryGetValue(folder, out var t))
+                Cache[folder] = t = folder == "llama2-model" ? LoadSentencePieceOnly(Artifact("llama2")) : TextTokenizer.Load(Artifact(folder));
             return t;
         }
+    }
+
+    /// <summary>llama2's tokenizer.model with its configs, without the tokenizer.json beside it (copied to a temp folder).</summary>
+    static TextTokenizer LoadSentencePieceOnly(string folder)
+    {
+        var dir = Path.Combine(Path.GetTempPath(), $"superficial-spm-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(dir);
+        try
+        {
+            foreach (var f in new[] { "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json" })
+                File.Copy(Path.Combine(folder, f), Path.Combine(dir, f));
+            return TextTokenizer.Load(dir);
+        }
+        finally { Directory.Delete(dir, true); }
     }
 
     /// <summary>A tokenizer from an artifact folder laid out differently (e.g. gpt2's tokenizer.neox-tests.json), loaded once.</summary>
