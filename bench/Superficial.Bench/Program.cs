@@ -1,2 +1,11 @@
-// Benchmarks: each prints throughput against a matmul peak measured in the same run.
+using Superficial.Bench;
+
+// Benchmarks: each prints throughput as a fraction of the F32 matmul peak measured in the same run.
+//   dotnet run -c Release --project bench/Superficial.Bench -- <foundation|method|transfer|all> [--quick]
+var which = args.FirstOrDefault(a => !a.StartsWith("--")) ?? "all";
+bool quick = args.Contains("--quick");
+TorchSharp.torch.set_num_threads(Environment.ProcessorCount);
+Console.WriteLine($"threads: {TorchSharp.torch.get_num_threads()}, libtorch {TorchSharp.torch.__version__}, {Environment.ProcessorCount} cores");
+if (which is "load-child") { FoundationBench.LoadChild(args[1]); return 0; }
+if (which is "foundation" or "all") FoundationBench.Run(quick);
 return 0;

@@ -1,2 +1,11 @@
-// The `superficial` command line. Commands are added as the stages land.
-return 0;
+using System.CommandLine;
+using Superficial.Cli;
+using Superficial.Cli.Commands;
+
+// `superficial`: measure, extract and reuse the superficial knowledge in LLM alignment.
+var root = new RootCommand("Superficial: measure, extract and reuse the superficial knowledge in LLM alignment " +
+                           "(Chen et al., NAACL 2025).");
+ModelCommands.Add(root);
+AlignmentCommands.Add(root);
+EvalCommands.Add(root);
+return await Cli.RunAsync(root, args);

@@ -22,6 +22,20 @@ public static class TestPaths
     }
 
     public static string Artifacts => Path.Combine(Shared, "artifacts");
+
+    /// <summary>tests/fixtures in the repository (reference outputs of independent implementations).</summary>
+    public static string Fixtures
+    {
+        get
+        {
+            for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir != null; dir = dir.Parent)
+            {
+                var candidate = Path.Combine(dir.FullName, "tests", "fixtures");
+                if (Directory.Exists(candidate)) return candidate;
+            }
+            throw new DirectoryNotFoundException("tests/fixtures not found above " + AppContext.BaseDirectory);
+        }
+    }
     public static string Data => Path.Combine(Shared, "data");
 
     static string Check(string path) => Directory.Exists(path)

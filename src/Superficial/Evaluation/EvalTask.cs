@@ -90,4 +90,12 @@ public interface IModelVariant
     /// <summary>Summed log-probability of each continuation given its prompt.</summary>
     IReadOnlyList<double> LogLikelihood(IReadOnlyList<(PromptSpec Prompt, string Continuation)> requests,
         IProgress<int>? progress = null, CancellationToken ct = default);
+
+    /// <summary>
+    /// The prompt text exactly as this variant's model reads it, recorded in prediction files. Chat variants
+    /// should override it with their rendered chat template; the default is <see cref="PromptSpec.Raw"/> for
+    /// raw variants and, for chat variants, the user turn and response prefix without template markup.
+    /// </summary>
+    string RenderPrompt(PromptSpec prompt) => !UsesChatTemplate ? prompt.Raw
+        : prompt.ResponsePrefix is null ? prompt.User : prompt.User + "\n" + prompt.ResponsePrefix;
 }

@@ -1,0 +1,276 @@
+using System.CommandLine;
+using System.Globalization;
+using Spectre.Console;
+using Superficial.Alignment;
+using Superficial.Evaluation;
+using Superficial.Evaluation.Judges;
+using Superficial.Evaluation.Report;
+using Superficial.Evaluation.Runner;
+using Superficial.Evaluation.Tasks;
+using Superficial.Evaluation.Toxicity;
+using static Superficial.Cli.Cli;
+
+namespace Superficial.Cli.Commands;
+
+/// <summary>eval and score: measuring variants on tasks, and re-scoring saved outputs.</summary>
+internal static class EvalCommands
+{
+    public static void Add(RootCommand root)
+    {
+        root.Subcommands.Add(Eval());
+        root.Subcommands.Add(Score());
+    }
+
+    /// <summary>What an evaluation compares, as the eval command and the demo describe it.</summary>
+    public sealed record EvalPlan
+    {
+        public string? Base { get; init; }
+        public string? Aligned { get; init; }
+        public string? Head { get; init; }
+        /// <summary>When set, Base/Aligned are the large pair and Head belongs to this small base model (offsite alignment).</summary>
+        public string? TransferFrom { get; init; }
+        public string TransferMode { get; init; } = "offset";
+        /// <summary>A second, larger pair evaluated with Head transferred from Base (in the same run as the main comparison).</summary>
+        public string? LargeBase { get; init; }
+        public string? LargeAligned { get; init; }
+        public string? Compromised { get; init; }
+        public string? RecoverWith { get; init; }
+        public string? ViaBase { get; init; }
+        public IReadOnlyList<double> Alphas { get; init; } = [1.0];
+        public string? ChatTemplate { get; init; }
+
+        /// <summary>The variants and comparisons this plan evaluates.</summary>
+        public (IReadOnlyList<VariantSpec> Variants, IReadOnlyList<Comparison> Comparisons) Build()
+        {
+            var variants = new List<VariantSpec>();
+            var comparisons = new List<Comparison>();
+            var none = new SteeringRequest();
+            void Headed(string name, string model, SteeringRequest steering)
+            {
+                foreach (var a in Alphas.Distinct())
+                    variants.Add(new VariantSpec(a == 1.0 ? name : $"{name}{Comparison.AlphaTag}{a.ToString(CultureInfo.InvariantCulture)}",
+                        model, false, steering with { Alpha = a }, ChatTemplate));
+            }
+            if (TransferFrom is not null)
+            {
+                Require(Base, "--base (the large base model)"); Require(Aligned, "--aligned (the large aligned model)"); Require(Head, "--head (trained on --transfer-from)");
+                variants.Add(new VariantSpec("large-base", Base!, false, none));
+                Headed("large-base+head", Base!, new SteeringRequest { Head = Head, TransferFrom = TransferFrom, TransferMode = TransferMode });
+                variants.Add(new VariantSpec("large-aligned", Aligned!, true, none, ChatTemplate));
+                comparisons.Add(Comparison.Transfer);
+            }
+            else if (Base is not null || Head is not null)
+            {
+                Require(Base, "--base"); Require(Aligned, "--aligned"); Require(Head, "--head");
+                variants.Add(new VariantSpec("base", Base!, false, none));
+                Headed("base+head", Base!, new SteeringRequest { Head = Head });
+                variants.Add(new VariantSpec("aligned", Aligned!, true, none, ChatTemplate));
+                comparisons.Add(Comparison.Superficial);
+                if (LargeBase is not null)
+                {
+                    Require(LargeAligned, "--large-aligned");
+                    variants.Add(new VariantSpec("large-base", LargeBase, false, none));
+                    Headed("large-base+head", LargeBase, new SteeringRequest { Head = Head, TransferFrom = Base, TransferMode = TransferMode });
+                    variants.Add(new VariantSpec("large-aligned", LargeAligned!, true, none, ChatTemplate));
+                    comparisons.Add(Comparison.Transfer);
+                }
+            }
+            if (Compromised is not null)
+            {
+                Require(RecoverWith, "--recover-with"); Require(Aligned, "--aligned (the model before it was compromised)");
+                if (!variants.Any(v => v.Name == "aligned")) variants.Add(new VariantSpec("aligned", Aligned!, true, none, ChatTemplate));
+                variants.Add(new VariantSpec("compromised", Compromised, true, none, ChatTemplate));
+                foreach (var a in Alphas.Distinct())
+                {
+                    var suffix = a == 1.0 ? "" : $"{Comparison.AlphaTag}{a.ToString(CultureInfo.InvariantCulture)}";
+                    variants.Add(new VariantSpec("compromised+head" + suffix, Compromised, true, new SteeringRequest { RecoverWith = RecoverWith, Alpha = a }, ChatTemplate));
+                    if (ViaBase is not null)
+                        variants.Add(new VariantSpec("compromised+head-via-base" + suffix, Compromised, true,
+                            new SteeringRequest { RecoverWith = RecoverWith, ViaBase = ViaBase, Alpha = a }, ChatTemplate));
+                }
+                comparisons.Add(Comparison.Recovery);
+                if (ViaBase is not null) comparisons.Add(new Comparison("recovery-via-base", "compromised", "compromised+head-via-base", "aligned"));
+            }
+            if (variants.Count == 0) throw new ArgumentException("nothing to evaluate: give --base, --aligned and --head (and optionally --compromised ...).");
+            return (variants, comparisons);
+        }
+
+        static void Require(string? value, string what)
+        {
+            if (value is null) throw new ArgumentException($"missing {what}.");
+        }
+    }
+
+    /// <summary>Judges from flags/environment (only when a judge model is named) and the toxicity labeller.</summary>
+    public static (ScoringContext Context, Dictionary<string, IReadOnlyList<string>> Notes) Scoring(IReadOnlyList<IEvalTask> tasks,
+        string? dataDir, string? judgeUrl, string? judgeModel, string? labeller, string cacheDir)
+    {
+        ISafetyJudge? safety = null;
+        ITruthJudge? truth = null;
+        IToxicityLabeler? toxicity = null;
+        var notes = new Dictionary<string, IReadOnlyList<string>>();
+        OpenAiJudgeClient? client = null;
+        if (judgeModel is not null || Environment.GetEnvironmentVariable(JudgeOptions.ModelVariable) is not null)
+        {
+            var options = JudgeOptions.FromEnvironment(judgeUrl, judgeModel, null, Path.Combine(cacheDir, "judge-cache.jsonl"));
+            client = new OpenAiJudgeClient(options, line => AnsiConsole.MarkupLine($"[grey]{Markup.Escape(line)}[/]"));
+            safety = new SafetyJudge(client);
+            truth = new TruthJudge(client);
+        }
+        if (tasks.Any(t => t.Name == ToxiGenTask.TaskName))
+        {
+            if (labeller == "judge")
+                toxicity = new JudgeToxicityLabeler(client ?? throw new ArgumentException("--toxicity-labeller judge needs --judge-model."));
+            else
+            {
+                var data = dataDir ?? throw new ArgumentException("the toxigen task needs --data.");
+                toxicity = ToxicityClassifier.LoadOrTrain(data, Path.Combine(cacheDir, "toxicity-classifier"),
+                    log: l => AnsiConsole.MarkupLine($"[grey]{Markup.Escape(l)}[/]"));
+            }
+            notes[ToxiGenTask.TaskName] = [$"toxicity labeller: {toxicity.Name}" +
+                                           (toxicity.Accuracy is double acc ? $", held-out accuracy {acc:0.000}" : "")];
+        }
+        return (ScoringServices.Create(safety, truth, toxicity), notes);
+    }
+
+    public static string DefaultCacheDir() =>
+        Path.Combine(Environment.GetEnvironmentVariable("XDG_CACHE_HOME") is { Length: > 0 } x ? x
+            : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache"), "superficial");
+
+    /// <summary>Runs the evaluation and writes summary.json, report.md and report.html under <paramref name="outDir"/>.</summary>
+    public static EvalSummary Run(EvalPlan plan, IReadOnlyList<IEvalTask> tasks, string outDir, ScoringContext scoring,
+        IReadOnlyDictionary<string, IReadOnlyList<string>> notes, int batch, IReadOnlyDictionary<string, string> dataSources, CancellationToken ct)
+    {
+        var (specs, comparisons) = plan.Build();
+        using var pool = new ModelPool(specs);
+        var variants = specs.Select(s => new LazyModelVariant(s, pool, batch)).ToList();
+        var models = specs.ToDictionary(s => s.Name, s =>
+            $"{Path.GetFullPath(s.Model)} ({(s.Chat ? "chat" : "raw")})" + (s.Steering.IsEmpty ? "" :
+                $"; head {s.Steering.Head ?? s.Steering.RecoverWith}" + (s.Steering.TransferFrom is { } tf ? $" via small base {tf} ({s.Steering.TransferMode})" : "") +
+                (s.Steering.ViaBase is { } vb ? $" via base {vb}" : "") + (s.Steering.Alpha != 1 ? $", alpha {s.Steering.Alpha}" : "")));
+        var runner = new EvalRunner(outDir, new EvalRunOptions
+        {
+            BatchSize = batch, Comparisons = comparisons, Scoring = scoring, Notes = notes, DataSources = dataSources, Models = models,
+            Settings = new Dictionary<string, string> { ["decoding"] = "greedy", ["tasks"] = string.Join(",", tasks.Select(t => t.Name)) },
+        });
+        var summary = WithProgress("eval", report =>
+        {
+            int totalUnits = tasks.Count * variants.Count;
+            var fraction = new Dictionary<string, double>();
+            return runner.RunAsync(tasks, variants, new Progress<EvalProgress>(p =>
+            {
+                lock (fraction)
+                {
+                    fraction[p.Task + "|" + p.Variant] = p.Total == 0 ? 1 : (double)p.Done / p.Total;
+                    report(fraction.Values.Sum(), totalUnits, $"{p.Task} / {p.Variant} {p.Done}/{p.Total}");
+                }
+            }), ct).GetAwaiter().GetResult();
+        });
+        EvalReport.Write(outDir);
+        return summary;
+    }
+
+    static IReadOnlyList<double> ParseAlphas(string? text) => text is null ? [1.0] :
+        text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            .Select(s => double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out var a) && double.IsFinite(a)
+                ? a : throw new ArgumentException($"--alpha: \"{s}\" is not a number.")).ToArray();
+
+    static Command Eval()
+    {
+        var baseDir = Opt<string?>("--base", "Base model folder (with --transfer-from: the large base model).");
+        var aligned = Opt<string?>("--aligned", "Aligned model folder (read through its chat template).");
+        var head = Opt<string?>("--head", "Superficial head trained on --base (or on --transfer-from).");
+        var transferFrom = Opt<string?>("--transfer-from", "Small base model the --head was trained on; --base/--aligned are then the larger pair.");
+        var transferMode = Opt("--transfer-mode", "offset (small model beside, default) or direct (same hidden size only).", defaultValue: () => "offset");
+        var largeBase = Opt<string?>("--large-base", "Also evaluate transfer of --head to this larger base model (offsite alignment).");
+        var largeAligned = Opt<string?>("--large-aligned", "The larger aligned model, the target of transfer.");
+        var compromised = Opt<string?>("--compromised", "A compromised model (aligned, then fine-tuned on harmful data) to recover.");
+        var recoverWith = Opt<string?>("--recover-with", "Head applied to --compromised (trained on the original base/aligned pair).");
+        var viaBase = Opt<string?>("--via-base", "Also recover with the logit shift computed by this original base model beside --compromised.");
+        var alpha = Opt<string?>("--alpha", "Comma-separated scales of the head's shift for a sweep, e.g. 0.5,1,1.5,2 (default 1).");
+        var tasks = Opt<string>("--tasks", "Comma-separated task names.", required: true);
+        var data = Opt<string?>("--data", "Folder of the real benchmark files (advbench/, gsm/, toxigen/, truthfulqa/).");
+        var organism = Opt<string?>("--organism", "Organism folder, for organism-* tasks.");
+        var limit = Opt<int?>("--limit", "Evaluate only the first N examples of each task.");
+        var batch = Opt("--batch", "Prompts generated together.", defaultValue: () => 8);
+        var output = Opt<string>("--out", "Output folder (resumable).", required: true);
+        var template = Opt<string?>("--chat-template", "Chat template for the aligned models (family name or .jinja), if theirs is missing or unrecognised.");
+        var judgeUrl = Opt<string?>("--judge-url", "OpenAI-compatible endpoint for LLM judges (else SUPERFICIAL_JUDGE_URL; key from SUPERFICIAL_JUDGE_KEY or OPENAI_API_KEY).");
+        var judgeModel = Opt<string?>("--judge-model", "Judge model name; judges are used only when one is given (or SUPERFICIAL_JUDGE_MODEL is set).");
+        var labeller = Opt("--toxicity-labeller", "classifier (ML.NET, trained on ToxiGen statements) or judge.", defaultValue: () => "classifier");
+        var cmd = new Command("eval", "Evaluate base, base + head and aligned (and transfer / recovery variants) on tasks; write summary and report.")
+            { baseDir, aligned, head, transferFrom, transferMode, largeBase, largeAligned, compromised, recoverWith, viaBase, alpha, tasks, data, organism, limit, batch, output, template, judgeUrl, judgeModel, labeller };
+        cmd.SetAction(Action((p, ct) =>
+        {
+            var plan = new EvalPlan
+            {
+                Base = p.GetValue(baseDir), Aligned = p.GetValue(aligned), Head = p.GetValue(head), TransferFrom = p.GetValue(transferFrom),
+                TransferMode = p.GetValue(transferMode)!, LargeBase = p.GetValue(largeBase), LargeAligned = p.GetValue(largeAligned),
+                Compromised = p.GetValue(compromised), RecoverWith = p.GetValue(recoverWith), ViaBase = p.GetValue(viaBase),
+                Alphas = ParseAlphas(p.GetValue(alpha)), ChatTemplate = p.GetValue(template),
+            };
+            var taskList = p.GetValue(tasks)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+                .Select(n => TaskCatalog.Create(n, p.GetValue(data), p.GetValue(organism), p.GetValue(limit))).ToList();
+            var outDir = p.GetValue(output)!;
+            var (scoring, notes) = Scoring(taskList, p.GetValue(data), p.GetValue(judgeUrl), p.GetValue(judgeModel), p.GetValue(labeller), DefaultCacheDir());
+            var sources = new Dictionary<string, string>();
+            if (p.GetValue(data) is { } d) sources["data"] = Path.GetFullPath(d);
+            if (p.GetValue(organism) is { } o) sources["organism"] = Path.GetFullPath(o);
+            var summary = Run(plan, taskList, outDir, scoring, notes, p.GetValue(batch), sources, ct);
+            PrintSummary(summary);
+            AnsiConsole.MarkupLine($"report: {Markup.Escape(Path.GetFullPath(Path.Combine(outDir, "report.html")))}");
+            return 0;
+        }));
+        return cmd;
+    }
+
+    /// <summary>The headline tables: each comparison's metrics with intervals and its portion.</summary>
+    public static void PrintSummary(EvalSummary summary)
+    {
+        foreach (var comparison in new[] { summary.Main }.Concat(summary.Comparisons).Where(c => c is not null))
+        {
+            var c = comparison!;
+            var table = new Spectre.Console.Table().Title(Markup.Escape($"{c.Comparison.Name}: {c.Comparison.Low} -> {c.Comparison.Mid} -> {c.Comparison.High}"))
+                .AddColumn("task").AddColumn("metric").AddColumn("n").AddColumn(Markup.Escape(c.Comparison.Low))
+                .AddColumn(Markup.Escape(c.Comparison.Mid)).AddColumn(Markup.Escape(c.Comparison.High)).AddColumn("portion");
+            var notes = new List<string>();
+            foreach (var t in c.Tasks)
+            {
+                string V(VariantResult v) => $"{v.Mean:0.000} [{v.Ci95.Low:0.000}, {v.Ci95.High:0.000}]";
+                var portion = t.Portion.Value is double pv ? $"{pv:0.00} [{t.Portion.Ci95?.Low:0.00}, {t.Portion.Ci95?.High:0.00}]" : "n/a *";
+                if (t.Portion.Value is null) notes.Add($"* {t.Task}: {t.Portion.Note}");
+                table.AddRow(Markup.Escape(t.Task), Markup.Escape(t.Metric + (t.HigherIsBetter ? " (higher better)" : " (lower better)")),
+                    t.N.ToString(), Markup.Escape(V(t.Low)), Markup.Escape(V(t.Mid)), Markup.Escape(V(t.High)), Markup.Escape(portion));
+            }
+            AnsiConsole.Write(table);
+            foreach (var n in notes.Distinct()) AnsiConsole.MarkupLine($"[grey]{Markup.Escape(n)}[/]");
+        }
+    }
+
+    static Command Score()
+    {
+        var task = Opt<string>("--task", "Task whose scorer to use (e.g. gsm, advbench, toxigen, truthfulqa).", required: true);
+        var predictions = Opt<string>("--predictions", "JSONL of outputs: ours, or the reference implementation's predictions.jsonl.", required: true);
+        var output = Opt<string?>("--out", "Output folder (default: beside the predictions, in rescored/).");
+        var data = Opt<string?>("--data", "Folder of the real benchmark files.");
+        var organism = Opt<string?>("--organism", "Organism folder, for organism-* tasks.");
+        var judgeUrl = Opt<string?>("--judge-url", "OpenAI-compatible endpoint for LLM judges.");
+        var judgeModel = Opt<string?>("--judge-model", "Judge model name.");
+        var labeller = Opt("--toxicity-labeller", "classifier or judge.", defaultValue: () => "classifier");
+        var cmd = new Command("score", "Re-score saved outputs without generating (e.g. with another judge).")
+            { task, predictions, output, data, organism, judgeUrl, judgeModel, labeller };
+        cmd.SetAction(Action((p, ct) =>
+        {
+            var t = TaskCatalog.Create(p.GetValue(task)!, p.GetValue(data), p.GetValue(organism));
+            var file = p.GetValue(predictions)!;
+            var outDir = p.GetValue(output) ?? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(file))!, "rescored");
+            var (scoring, notes) = Scoring([t], p.GetValue(data), p.GetValue(judgeUrl), p.GetValue(judgeModel), p.GetValue(labeller), DefaultCacheDir());
+            var summary = Rescorer.RescoreAsync(t, file, scoring, outDir, ct: ct).GetAwaiter().GetResult();
+            AnsiConsole.MarkupLine(Markup.Escape(System.Text.Json.JsonSerializer.Serialize(summary, new System.Text.Json.JsonSerializerOptions { WriteIndented = true })));
+            foreach (var n in notes.Values.SelectMany(x => x)) AnsiConsole.MarkupLine(Markup.Escape(n));
+            AnsiConsole.MarkupLine($"-> {Markup.Escape(Path.GetFullPath(outDir))}");
+            return 0;
+        }));
+        return cmd;
+    }
+}

@@ -1,0 +1,314 @@
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Superficial.Evaluation;
+using Superficial.Generation;
+using Superficial.IO;
+using Superficial.Models;
+using Superficial.Tensors;
+using Superficial.Text;
+using static TorchSharp.torch;
+
+
+namespace Superficial.Alignment;
+
+/// <summary>One extraction prompt: an id and its two forms (raw for the base model, user turn for the aligned one).</summary>
+public sealed record ExtractionPrompt(string Id, PromptSpec Spec);
+
+/// <summary>Settings of an extraction run. Everything here is recorded in the manifest.</summary>
+public sealed record ExtractionOptions
+{
+    public int TopK { get; init; } = 500;
+    public int MaxNewTokens { get; init; } = 512;
+    public int BatchSize { get; init; } = 8;
+    /// <summary>Prompts per chunk file: the unit of resumption and of memory (a chunk is held in memory until written).</summary>
+    public int ChunkSize { get; init; } = 32;
+    /// <summary>Overrides every prompt's response prefix when set (e.g. "Answer:").</summary>
+    public string? ResponsePrefix { get; init; }
+    public IReadOnlyList<string> StopStrings { get; init; } = [];
+    /// <summary>Store base hidden states as F16 (default, half the disk) or F32.</summary>
+    public bool HiddenF32 { get; init; }
+    /// <summary>Chat template of the aligned model by family name or .jinja file; null = its tokenizer_config's.</summary>
+    public string? ChatTemplate { get; init; }
+    public ShardSpec Shard { get; init; } = ShardSpec.Single;
+}
+
+/// <summary>What one extraction run did.</summary>
+public sealed record ExtractionSummary(int ChunksTotal, int ChunksDone, int ChunksSkipped, long Positions, long GeneratedTokens, double Seconds);
+
+/// <summary>Progress of extraction: chunks of this worker done out of its total, and prompts within the chunk.</summary>
+public readonly record struct ExtractionProgress(int ChunksDone, int ChunksTotal, int PromptsDone, int PromptsTotal, long Positions);
+
+/// <summary>
+/// Step 1 of the method. The aligned model generates greedily from its chat template; the base model
+/// then reads the raw prompt followed by exactly those tokens in one teacher-forced forward per batch.
+/// For every generated token we keep the aligned model's top-k logits and ids and the base model's final
+/// hidden state at the position that predicts that token. Results go to chunk files (safetensors +
+/// JSONL), each written atomically, so a killed run resumes where it stopped and N workers can share
+/// the prompts (<see cref="ShardSpec"/>).
+/// </summary>
+public static class Extraction
+{
+    public const string ManifestName = "manifest.json";
+    public const string Format = "superficial-extraction";
+
+    public static ExtractionSummary Run(string baseDir, string alignedDir, IReadOnlyList<ExtractionPrompt> prompts, string promptSource,
+        string outDir, ExtractionOptions options, IProgress<ExtractionProgress>? progress = null, CancellationToken ct = default)
+    {
+        if (prompts.Count == 0) throw new ArgumentException("no prompts to extract from.");
+        if (options.TopK < 1) throw new ArgumentException("--top-k must be at least 1.");
+        var baseTok = TextTokenizer.Load(baseDir);
+        var alignedTok = TextTokenizer.Load(alignedDir);
+        var baseConfig = ModelConfig.Load(Path.Combine(baseDir, "config.json"));
+        var alignedConfig = ModelConfig.Load(Path.Combine(alignedDir, "config.json"));
+        CheckSharedVocabulary(baseDir, baseConfig, baseTok, alignedDir, alignedConfig, alignedTok);
+        if (options.TopK > baseConfig.VocabSize) throw new ArgumentException($"--top-k {options.TopK} exceeds the vocabulary ({baseConfig.VocabSize}).");
+        var chat = alignedTok.GetChatTemplate(options.ChatTemplate);
+
+        Directory.CreateDirectory(Path.Combine(outDir, "chunks"));
+        var manifest = BuildManifest(baseDir, baseConfig, alignedDir, alignedConfig, chat, prompts, promptSource, options);
+        WriteOrCheckManifest(outDir, manifest);
+
+        int chunks = (prompts.Count + options.ChunkSize - 1) / options.ChunkSize;
+        var mine = Enumerable.Range(0, chunks).Where(options.Shard.Owns).ToArray();
+        var todo = mine.Where(c => !File.Exists(ChunkPath(outDir, c, ".safetensors"))).ToArray();
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        long positions = 0, tokens = 0;
+        if (todo.Length > 0)
+        {
+            using var baseModel = CausalLM.Load(baseDir);
+            using var alignedModel = CausalLM.Load(alignedDir);
+            var generator = new TextGenerator(alignedModel, alignedTok);
+            int done = mine.Length - todo.Length;
+            foreach (var c in todo)
+            {
+                ct.ThrowIfCancellationRequested();
+                int start = c * options.ChunkSize, count = Math.Min(options.ChunkSize, prompts.Count - start);
+                var (pos, toks) = RunChunk(baseModel, baseTok, generator, chat, prompts, start, count, c, outDir, options,
+                    p => progress?.Report(new ExtractionProgress(done, mine.Length, p, count, positions)), ct);
+                positions += pos; tokens += toks;
+                progress?.Report(new ExtractionProgress(++done, mine.Length, count, count, positions));
+            }
+        }
+        return new ExtractionSummary(mine.Length, todo.Length, mine.Length - todo.Length, positions, tokens, watch.Elapsed.TotalSeconds);
+    }
+
+    static (long positions, long tokens) RunChunk(CausalLM baseModel, TextTokenizer baseTok, TextGenerator generator, ChatTemplate chat,
+        IReadOnlyList<ExtractionPrompt> prompts, int start, int count, int chunk, string outDir, ExtractionOptions o,
+        Action<int> onPrompts, CancellationToken ct)
+    {
+        int vocab = baseModel.VocabSize;
+        var hidden = new List<Tensor>();
+        var topIds = new List<int[]>();
+        var topLogits = new List<float[]>();
+        var sequence = new List<int>();
+        var position = new List<int>();
+        var lines = new List<string>();
+        var genOptions = new GenerationOptions
+        {
+            MaxNewTokens = o.MaxNewTokens, StopStrings = o.StopStrings, BatchSize = o.BatchSize,
+        };
+        var truncate = alignedVocabExtra(generator.Model.VocabSize, vocab);
+        using var scope = NewDisposeScope();
+        for (int b0 = 0; b0 < count; b0 += o.BatchSize)
+        {
+            ct.ThrowIfCancellationRequested();
+            int n = Math.Min(o.BatchSize, count - b0);
+            var batch = Enumerable.Range(start + b0, n).Select(i => prompts[i]).ToArray();
+            var specs = batch.Select(p => o.ResponsePrefix is null ? p.Spec : p.Spec with { ResponsePrefix = o.ResponsePrefix }).ToArray();
+            var chatIds = specs.Select(s => PromptFormat.Encode(generator.Tokenizer, s, chat)).ToArray();
+            var observer = new TopKObserver(n, o.TopK, vocab);
+            var results = generator.Generate(chatIds, genOptions, truncate, observer, ct);
+
+            var rawIds = specs.Select(s => PromptFormat.Encode(baseTok, s, null)).ToArray();
+            var h = TeacherForcedHidden(baseModel, rawIds, results.Select(r => r.TokenIds).ToArray());
+            for (int j = 0; j < n; j++)
+            {
+                int len = results[j].TokenIds.Count;
+                if (len == 0) continue;
+                hidden.Add(h[j].to_type(o.HiddenF32 ? ScalarType.Float32 : ScalarType.Float16).MoveToOuterDisposeScope());
+                for (int t = 0; t < len; t++)
+                {
+                    topIds.Add(observer.Ids[j][t]);
+                    topLogits.Add(observer.Values[j][t]);
+                    sequence.Add(start + b0 + j);
+                    position.Add(t);
+                }
+                lines.Add(new JsonObject
+                {
+                    ["index"] = start + b0 + j, ["id"] = batch[j].Id, ["raw_prompt"] = PromptFormat.Raw(specs[j]),
+                    ["chat_prompt"] = PromptFormat.Chat(chat, specs[j]), ["generation"] = results[j].Text,
+                    ["tokens"] = len, ["finish"] = results[j].Finish.ToString().ToLowerInvariant(),
+                }.ToJsonString(PredictionRecord.JsonOptions));
+            }
+            onPrompts(b0 + n);
+        }
+        int total = sequence.Count;
+        using var hiddenAll = total > 0 ? cat(hidden, 0) : zeros(0, baseModel.HiddenSize, o.HiddenF32 ? ScalarType.Float32 : ScalarType.Float16);
+        using var ids = tensor(topIds.SelectMany(x => x).ToArray(), [total, o.TopK], ScalarType.Int32);
+        using var logits = tensor(topLogits.SelectMany(x => x).ToArray(), [total, o.TopK], ScalarType.Float32);
+        using var seq = tensor(sequence.ToArray(), ScalarType.Int32);
+        using var pos = tensor(position.ToArray(), ScalarType.Int32);
+        AtomicFile.WriteAllText(ChunkPath(outDir, chunk, ".jsonl"), string.Concat(lines.Select(l => l + "\n")));
+        SafeTensorsWriter.Write(ChunkPath(outDir, chunk, ".safetensors"), [
+                KeyValuePair.Create("hidden", hiddenAll), KeyValuePair.Create("topk_ids", ids),
+                KeyValuePair.Create("topk_logits", logits), KeyValuePair.Create("sequence", seq), KeyValuePair.Create("position", pos)],
+            new Dictionary<string, string> { ["chunk"] = chunk.ToString(), ["first_prompt"] = start.ToString(), ["prompts"] = count.ToString() });
+        return (total, total);
+
+        static ILogitTransform? alignedVocabExtra(int alignedVocab, int baseVocab) =>
+            alignedVocab > baseVocab ? new VocabLimit(baseVocab) : null;
+    }
+
+    /// <summary>
+    /// The base model's final hidden state at every position that predicts a generated token, from one
+    /// teacher-forced forward over raw prompt + generated tokens (left-padded batch). Row j: [T_j, H].
+    /// </summary>
+    public static Tensor[] TeacherForcedHidden(CausalLM model, IReadOnlyList<IReadOnlyList<int>> raw, IReadOnlyList<IReadOnlyList<int>> generated)
+    {
+        using var noGrad = no_grad();
+        int b = raw.Count;
+        var seqs = Enumerable.Range(0, b).Select(j => raw[j].Concat(generated[j].Take(Math.Max(0, generated[j].Count - 1))).ToArray()).ToArray();
+        int len = seqs.Max(s => s.Length);
+        var ids = new long[b * len];
+        var mask = new long[b * len];
+        for (int j = 0; j < b; j++)
+        {
+            int off = len - seqs[j].Length;
+            for (int t = 0; t < seqs[j].Length; t++) { ids[j * len + off + t] = seqs[j][t]; mask[j * len + off + t] = 1; }
+        }
+        using var scope = NewDisposeScope();
+        var input = tensor(ids, [b, len], ScalarType.Int64).to(model.Device);
+        var attn = tensor(mask, [b, len], ScalarType.Int64).to(model.Device);
+        var hidden = model.Forward(input, null, null, attn);
+        var result = new Tensor[b];
+        for (int j = 0; j < b; j++)
+        {
+            int gen = generated[j].Count, off = len - seqs[j].Length;
+            result[j] = gen == 0
+                ? zeros(0, hidden.shape[2], hidden.dtype)
+                : hidden[j].narrow(0, off + raw[j].Count - 1, gen).cpu().MoveToOuterDisposeScope();
+        }
+        return result;
+    }
+
+    /// <summary>Keeps the aligned model from choosing ids the base vocabulary lacks (the reference drops them too).</summary>
+    sealed class VocabLimit(int vocab) : ILogitTransform
+    {
+        public string Description => $"restrict to the base vocabulary ({vocab} ids)";
+        public void CheckCompatible(CausalLM model) { }
+        public ILogitSession Begin(int batch, int capacity) => new Session(vocab);
+        sealed class Session(int vocab) : ILogitSession
+        {
+            public Tensor Apply(StepContext step, Tensor hidden, Tensor select, Tensor logits) =>
+                logits.index_fill(1, arange(vocab, logits.shape[1], ScalarType.Int64, logits.device), float.NegativeInfinity);
+            public void KeepRows(Tensor rows) { }
+            public void Dispose() { }
+        }
+    }
+
+    /// <summary>Collects the top-k (logit, id) pairs of every row at every step.</summary>
+    sealed class TopKObserver(int rows, int k, int vocab) : IGenerationObserver
+    {
+        public readonly List<int[]>[] Ids = Enumerable.Range(0, rows).Select(_ => new List<int[]>()).ToArray();
+        public readonly List<float[]>[] Values = Enumerable.Range(0, rows).Select(_ => new List<float[]>()).ToArray();
+
+        public void OnStep(IReadOnlyList<int> batchRows, Tensor logits, IReadOnlyList<long> chosen)
+        {
+            using var scope = NewDisposeScope();
+            var (vals, idx) = logits.narrow(1, 0, vocab).to_type(ScalarType.Float32).topk(k, 1, largest: true, sorted: true);
+            var v = vals.cpu().data<float>().ToArray();
+            var ix = idx.to_type(ScalarType.Int32).cpu().data<int>().ToArray();
+            for (int i = 0; i < batchRows.Count; i++)
+            {
+                Values[batchRows[i]].Add(v.AsSpan(i * k, k).ToArray());
+                Ids[batchRows[i]].Add(ix.AsSpan(i * k, k).ToArray());
+            }
+        }
+    }
+
+    public static string ChunkPath(string outDir, int chunk, string ext) => Path.Combine(outDir, "chunks", $"chunk-{chunk:D6}{ext}");
+
+    /// <summary>Refuses before any compute unless the aligned vocabulary extends the base one id for id.</summary>
+    internal static void CheckSharedVocabulary(string baseDir, ModelConfig bc, TextTokenizer bt, string alignedDir, ModelConfig ac, TextTokenizer at)
+    {
+        if (ac.VocabSize < bc.VocabSize)
+            throw new ArgumentException($"the aligned model ({alignedDir}) has a smaller vocabulary ({ac.VocabSize}) than the base model ({baseDir}, {bc.VocabSize}); they must share it.");
+        if (ac.HiddenSize <= 0 || bc.HiddenSize <= 0) throw new ArgumentException("invalid hidden size.");
+        int n = Math.Min(bt.VocabSize, Math.Min(at.VocabSize, bc.VocabSize));
+        for (int id = 0; id < n; id++)
+            if (bt.IdToToken(id) != at.IdToToken(id))
+                throw new ArgumentException(
+                    $"the base ({baseDir}) and aligned ({alignedDir}) tokenizers differ at id {id} (\"{bt.IdToToken(id)}\" vs \"{at.IdToToken(id)}\"): " +
+                    "extraction needs both models to share the vocabulary.");
+    }
+
+    static JsonObject BuildManifest(string baseDir, ModelConfig bc, string alignedDir, ModelConfig ac, ChatTemplate chat,
+        IReadOnlyList<ExtractionPrompt> prompts, string source, ExtractionOptions o) => new()
+    {
+        ["format"] = Format, ["version"] = 1,
+        ["base"] = new JsonObject
+        {
+            ["path"] = Path.GetFullPath(baseDir), ["identity"] = ModelIdentity.Of(baseDir),
+            ["vocab_size"] = bc.VocabSize, ["hidden_size"] = bc.HiddenSize, ["model_type"] = bc.ModelType,
+        },
+        ["aligned"] = new JsonObject
+        {
+            ["path"] = Path.GetFullPath(alignedDir), ["identity"] = ModelIdentity.Of(alignedDir),
+            ["vocab_size"] = ac.VocabSize, ["chat_template"] = chat.Family,
+        },
+        ["prompts"] = new JsonObject { ["source"] = source, ["count"] = prompts.Count, ["sha256"] = PromptsHash(prompts) },
+        ["settings"] = new JsonObject
+        {
+            ["top_k"] = o.TopK, ["max_new_tokens"] = o.MaxNewTokens, ["batch"] = o.BatchSize, ["chunk_size"] = o.ChunkSize,
+            ["response_prefix"] = o.ResponsePrefix, ["stop_strings"] = new JsonArray(o.StopStrings.Select(s => (JsonNode)s!).ToArray()),
+            ["hidden_dtype"] = o.HiddenF32 ? "F32" : "F16", ["decoding"] = "greedy",
+        },
+        ["chunks"] = (prompts.Count + o.ChunkSize - 1) / o.ChunkSize,
+    };
+
+    static string PromptsHash(IReadOnlyList<ExtractionPrompt> prompts)
+    {
+        using var sha = SHA256.Create();
+        foreach (var p in prompts)
+        {
+            var b = Encoding.UTF8.GetBytes(JsonSerializer.Serialize(new[] { p.Id, p.Spec.Raw, p.Spec.User, p.Spec.ResponsePrefix ?? "" }) + "\n");
+            sha.TransformBlock(b, 0, b.Length, null, 0);
+        }
+        sha.TransformFinalBlock([], 0, 0);
+        return Convert.ToHexString(sha.Hash!).ToLowerInvariant();
+    }
+
+    /// <summary>The first worker writes the manifest; later runs (resumes, other workers) must agree with it, paths aside.</summary>
+    static void WriteOrCheckManifest(string outDir, JsonObject manifest)
+    {
+        var path = Path.Combine(outDir, ManifestName);
+        if (File.Exists(path))
+        {
+            var existing = JsonNode.Parse(File.ReadAllText(path)) as JsonObject
+                ?? throw new InvalidDataException($"{path}: not a JSON object.");
+            var a = Comparable(existing);
+            var b = Comparable(manifest);
+            if (a != b)
+                throw new InvalidOperationException(
+                    $"{outDir} holds an extraction made with other models, prompts or settings; use a new --out folder " +
+                    $"(existing: {a}; requested: {b}).");
+            return;
+        }
+        try
+        {
+            AtomicFile.WriteAllText(path, manifest.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        }
+        catch (IOException) when (File.Exists(path)) { WriteOrCheckManifest(outDir, manifest); }
+    }
+
+    static string Comparable(JsonObject m)
+    {
+        var c = (JsonObject)m.DeepClone();
+        (c["base"] as JsonObject)?.Remove("path");
+        (c["aligned"] as JsonObject)?.Remove("path");
+        (c["prompts"] as JsonObject)?.Remove("source");
+        return c.ToJsonString();
+    }
+}

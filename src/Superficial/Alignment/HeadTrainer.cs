@@ -1,0 +1,228 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Superficial.Tensors;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Superficial.Alignment;
+
+/// <summary>Settings of head training (recorded in the head file).</summary>
+public sealed record HeadTrainingOptions
+{
+    /// <summary>Low-rank head A = U V with this rank; null trains the full hidden x hidden map.</summary>
+    public int? Rank { get; init; }
+    /// <summary>"zero" starts exactly at the base model; "random" initialises as nn.Linear does (the reference's choice).</summary>
+    public string Init { get; init; } = "zero";
+    public double LearningRate { get; init; } = 1e-3;
+    /// <summary>Positions per optimisation step.</summary>
+    public int BatchSize { get; init; } = 1000;
+    public int Epochs { get; init; } = 20;
+    /// <summary>Teacher logits used per position (at most what extraction stored).</summary>
+    public int? TopK { get; init; }
+    public int Seed { get; init; }
+    public double HeldOutFraction { get; init; } = 0.05;
+    /// <summary>Positions shuffled together; bounds memory independently of the data size.</summary>
+    public int ShuffleBuffer { get; init; } = 16384;
+}
+
+/// <summary>Loss and top-1 agreement with the aligned model's greedy token, over one pass of a split.</summary>
+public readonly record struct HeadMetrics(double Kl, double Top1, long Positions);
+
+/// <summary>Progress: epoch, batches done in it, and the last epoch's metrics.</summary>
+public readonly record struct HeadTrainingProgress(int Epoch, int Epochs, long PositionsDone, long PositionsTotal, double RunningKl,
+    HeadMetrics? Train, HeadMetrics? HeldOut);
+
+public sealed record HeadTrainingResult(SuperficialHead Head, int BestEpoch, HeadMetrics BestHeldOut, IReadOnlyList<JsonObject> History, bool Resumed);
+
+/// <summary>
+/// Step 2 of the method: distil the superficial head. The base model is frozen; only A changes, so that
+/// the student logits W(h + A h) match the aligned model's top-k distribution (KL(teacher || student),
+/// batch mean; the teacher is the softmax over the stored top-k logits, zero elsewhere). Batches stream
+/// from the extraction chunks; the N x vocab student logits are never materialised beyond one batch.
+/// The best head by held-out KL is kept; a checkpoint after every epoch allows resuming.
+/// </summary>
+public static class HeadTrainer
+{
+    /// <summary>KL(teacher || softmax(student)) averaged over positions, with the teacher given by top-k logits.</summary>
+    public static Tensor Loss(Tensor studentLogits, Tensor topIds, Tensor topLogits)
+    {
+        var p = topLogits.softmax(-1);
+        var logP = topLogits.log_softmax(-1);
+        var logQ = studentLogits.log_softmax(-1).gather(1, topIds);
+        return (p * (logP - logQ)).sum(-1).mean();
+    }
+
+    /// <summary>Student logits W (h + A h) for h [n, H], with A = a (full) or u v (low rank).</summary>
+    public static Tensor Student(Tensor h, Tensor w, Tensor? a, Tensor? u, Tensor? v)
+    {
+        var delta = a is not null ? h.matmul(a.t()) : h.matmul(v!.t()).matmul(u!.t());
+        return (h + delta).matmul(w.t());
+    }
+
+    public static HeadTrainingResult Train(ExtractionData data, Tensor lmHead, string outPath, HeadTrainingOptions o,
+        IProgress<HeadTrainingProgress>? progress = null, CancellationToken ct = default)
+    {
+        if (lmHead.shape[0] != data.VocabSize || lmHead.shape[1] != data.HiddenSize)
+            throw new HeadException(
+                $"the base model's LM head is [{string.Join(", ", lmHead.shape)}] but the extraction data has vocab {data.VocabSize}, hidden {data.HiddenSize}.");
+        int topK = o.TopK ?? data.TopK;
+        int h = data.HiddenSize;
+        var w = lmHead.to_type(ScalarType.Float32).detach();
+        var gen = new torch.Generator((ulong)o.Seed);
+        Parameter? a = null, u = null, v = null;
+        if (o.Rank is int r)
+        {
+            if (r < 1 || r > h) throw new ArgumentException($"--rank {r} must be between 1 and the hidden size {h}.");
+            u = new Parameter(o.Init == "zero" ? zeros(h, r) : (rand(h, r, generator: gen) * 2 - 1) / Math.Sqrt(r));
+            v = new Parameter((rand(r, h, generator: gen) * 2 - 1) / Math.Sqrt(h));
+        }
+        else a = new Parameter(o.Init == "zero" ? zeros(h, h) : (rand(h, h, generator: gen) * 2 - 1) / Math.Sqrt(h));
+        if (o.Init is not ("zero" or "random")) throw new ArgumentException($"--init {o.Init}: expected zero or random.");
+        var parameters = new[] { a, u, v }.Where(p => p is not null).Cast<Parameter>().ToArray();
+        var opt = optim.Adam(parameters, lr: o.LearningRate);
+
+        var ckptDir = outPath + ".ckpt";
+        var history = new List<JsonObject>();
+        int startEpoch = 1, bestEpoch = 0;
+        var best = new HeadMetrics(double.PositiveInfinity, 0, 0);
+        bool resumed = false;
+        var settings = Settings(data, o, topK);
+        RecoverCheckpoint(ckptDir);
+        if (File.Exists(Path.Combine(ckptDir, "state.json")))
+        {
+            var state = JsonNode.Parse(File.ReadAllText(Path.Combine(ckptDir, "state.json")))!.AsObject();
+            if (state["settings"]!.ToJsonString() != settings.ToJsonString())
+                throw new InvalidOperationException($"{ckptDir} holds a checkpoint of a run with other data or settings; delete it or choose another --out.");
+            using (no_grad())
+            using (var st = SafeTensorsFile.Open(Path.Combine(ckptDir, "head.safetensors")))
+                foreach (var (name, p) in new[] { ("A", a), ("U", u), ("V", v) })
+                    if (p is not null) st.CopyInto(name, p);
+            opt.load_state_dict(Path.Combine(ckptDir, "optimizer.bin"));
+            startEpoch = (int)state["epoch"]! + 1;
+            bestEpoch = (int)state["best_epoch"]!;
+            best = new HeadMetrics((double)state["best_kl"]!, (double)state["best_top1"]!, (long)state["best_positions"]!);
+            history = state["history"]!.AsArray().Select(x => x!.AsObject().DeepClone().AsObject()).ToList();
+            resumed = true;
+        }
+
+        long total = data.Positions;
+        for (int epoch = startEpoch; epoch <= o.Epochs; epoch++)
+        {
+            ct.ThrowIfCancellationRequested();
+            double klSum = 0, top1Sum = 0;
+            long seen = 0;
+            foreach (var batch in data.Batches(false, o.BatchSize, topK, o.HeldOutFraction, o.Seed, epoch, true, o.ShuffleBuffer))
+            {
+                ct.ThrowIfCancellationRequested();
+                using var scope = NewDisposeScope();
+                using var _ = batch;
+                opt.zero_grad();
+                var z = Student(batch.Hidden, w, a, u, v);
+                var loss = Loss(z, batch.TopIds, batch.TopLogits);
+                loss.backward();
+                opt.step();
+                int n = batch.Count;
+                klSum += loss.item<float>() * n;
+                top1Sum += z.argmax(-1).eq(batch.TopIds.select(1, 0)).sum().item<long>();
+                seen += n;
+                progress?.Report(new HeadTrainingProgress(epoch, o.Epochs, seen, total, klSum / seen, null, null));
+            }
+            var train = new HeadMetrics(seen == 0 ? 0 : klSum / seen, seen == 0 ? 0 : top1Sum / seen, seen);
+            var held = Evaluate(data, w, a, u, v, o, topK);
+            history.Add(new JsonObject
+            {
+                ["epoch"] = epoch, ["train_kl"] = train.Kl, ["train_top1"] = train.Top1,
+                ["heldout_kl"] = held.Kl, ["heldout_top1"] = held.Top1, ["heldout_positions"] = held.Positions,
+            });
+            var score = held.Positions > 0 ? held.Kl : train.Kl;
+            if (score < best.Kl || bestEpoch == 0)
+            {
+                best = held.Positions > 0 ? held : train;
+                bestEpoch = epoch;
+                MakeHead(a, u, v, data, o, topK, history, bestEpoch, best).Save(outPath);
+            }
+            SaveCheckpoint(ckptDir, a, u, v, opt, epoch, bestEpoch, best, history, settings);
+            progress?.Report(new HeadTrainingProgress(epoch, o.Epochs, seen, total, train.Kl, train, held));
+        }
+        if (!File.Exists(outPath)) MakeHead(a, u, v, data, o, topK, history, bestEpoch, best).Save(outPath);
+        return new HeadTrainingResult(SuperficialHead.Load(outPath), bestEpoch, best, history, resumed);
+    }
+
+    /// <summary>KL and top-1 agreement of the current head on the held-out positions.</summary>
+    static HeadMetrics Evaluate(ExtractionData data, Tensor w, Tensor? a, Tensor? u, Tensor? v, HeadTrainingOptions o, int topK)
+    {
+        using var noGrad = no_grad();
+        double kl = 0, top1 = 0;
+        long n = 0;
+        foreach (var batch in data.Batches(true, o.BatchSize, topK, o.HeldOutFraction, o.Seed, 0, false, o.ShuffleBuffer))
+        {
+            using var scope = NewDisposeScope();
+            using var _ = batch;
+            var z = Student(batch.Hidden, w, a, u, v);
+            kl += Loss(z, batch.TopIds, batch.TopLogits).item<float>() * batch.Count;
+            top1 += z.argmax(-1).eq(batch.TopIds.select(1, 0)).sum().item<long>();
+            n += batch.Count;
+        }
+        return n == 0 ? new HeadMetrics(0, 0, 0) : new HeadMetrics(kl / n, top1 / n, n);
+    }
+
+    static JsonObject Settings(ExtractionData data, HeadTrainingOptions o, int topK) => new()
+    {
+        ["data"] = new JsonArray(data.Folders.Select(f => (JsonNode)Path.GetFullPath(f)).ToArray()),
+        ["positions"] = data.Positions, ["rank"] = o.Rank?.ToString() ?? "full", ["init"] = o.Init, ["lr"] = o.LearningRate,
+        ["batch"] = o.BatchSize, ["epochs"] = o.Epochs, ["top_k"] = topK, ["seed"] = o.Seed, ["heldout_fraction"] = o.HeldOutFraction,
+        ["shuffle_buffer"] = o.ShuffleBuffer, ["loss"] = "KL(teacher top-k softmax || softmax(W(h + A h))), batch mean",
+    };
+
+    static SuperficialHead MakeHead(Tensor? a, Tensor? u, Tensor? v, ExtractionData data, HeadTrainingOptions o, int topK,
+        List<JsonObject> history, int bestEpoch, HeadMetrics best)
+    {
+        var info = new JsonObject
+        {
+            ["settings"] = Settings(data, o, topK),
+            ["extractions"] = new JsonArray(data.Manifests.Select(m => (JsonNode)m.DeepClone()).ToArray()),
+            ["best_epoch"] = bestEpoch, ["heldout_kl"] = best.Kl, ["heldout_top1"] = best.Top1,
+            ["history"] = new JsonArray(history.Select(x => (JsonNode)x.DeepClone()).ToArray()),
+        };
+        using var noGrad = no_grad();
+        return a is not null
+            ? new SuperficialHead(a.detach().clone(), data.VocabSize) { BaseModel = data.BaseIdentity, Info = info }
+            : new SuperficialHead(u!.detach().clone(), v!.detach().clone(), data.VocabSize) { BaseModel = data.BaseIdentity, Info = info };
+    }
+
+    /// <summary>
+    /// Writes the checkpoint into a fresh folder and swaps it in, so a kill at any moment leaves either the
+    /// previous or the new checkpoint whole (see <see cref="RecoverCheckpoint"/>).
+    /// </summary>
+    static void SaveCheckpoint(string dir, Tensor? a, Tensor? u, Tensor? v, OptimizerHelper opt, int epoch, int bestEpoch, HeadMetrics best,
+        List<JsonObject> history, JsonObject settings)
+    {
+        var fresh = dir + ".new";
+        if (Directory.Exists(fresh)) Directory.Delete(fresh, true);
+        Directory.CreateDirectory(fresh);
+        var tensors = new[] { ("A", a), ("U", u), ("V", v) }.Where(x => x.Item2 is not null)
+            .Select(x => KeyValuePair.Create(x.Item1, x.Item2!.detach())).ToArray();
+        SafeTensorsWriter.Write(Path.Combine(fresh, "head.safetensors"), tensors);
+        opt.save_state_dict(Path.Combine(fresh, "optimizer.bin"));
+        File.WriteAllText(Path.Combine(fresh, "state.json"), new JsonObject
+        {
+            ["epoch"] = epoch, ["best_epoch"] = bestEpoch, ["best_kl"] = best.Kl, ["best_top1"] = best.Top1,
+            ["best_positions"] = best.Positions, ["settings"] = settings.DeepClone(),
+            ["history"] = new JsonArray(history.Select(x => (JsonNode)x.DeepClone()).ToArray()),
+        }.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        var old = dir + ".old";
+        if (Directory.Exists(old)) Directory.Delete(old, true);
+        if (Directory.Exists(dir)) Directory.Move(dir, old);
+        Directory.Move(fresh, dir);
+        if (Directory.Exists(old)) Directory.Delete(old, true);
+    }
+
+    /// <summary>Finishes a checkpoint swap that a kill interrupted: a complete ".new" folder wins over a missing one.</summary>
+    static void RecoverCheckpoint(string dir)
+    {
+        var fresh = dir + ".new";
+        if (!Directory.Exists(dir) && File.Exists(Path.Combine(fresh, "state.json"))) Directory.Move(fresh, dir);
+        if (!Directory.Exists(dir) && File.Exists(Path.Combine(dir + ".old", "state.json"))) Directory.Move(dir + ".old", dir);
+    }
+}

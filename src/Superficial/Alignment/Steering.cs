@@ -1,0 +1,97 @@
+using Superficial.Generation;
+using Superficial.Models;
+using Superficial.Text;
+
+namespace Superficial.Alignment;
+
+/// <summary>How a superficial head is put to use on a model (what the --head / --transfer-from / --recover-with flags ask for).</summary>
+public sealed record SteeringRequest
+{
+    /// <summary>A head to apply directly to the model (base + head).</summary>
+    public string? Head { get; init; }
+    /// <summary>Small base model whose head (<see cref="Head"/>) steers this larger model (offsite alignment).</summary>
+    public string? TransferFrom { get; init; }
+    /// <summary>"offset" (default: run the small model beside, add its logit shift) or "direct" (apply the head to this model's hidden states).</summary>
+    public string TransferMode { get; init; } = "offset";
+    /// <summary>A head to restore the alignment of a compromised model.</summary>
+    public string? RecoverWith { get; init; }
+    /// <summary>With <see cref="RecoverWith"/>: compute the shift with this original base model beside the compromised one.</summary>
+    public string? ViaBase { get; init; }
+    public double Alpha { get; init; } = 1.0;
+
+    public bool IsEmpty => Head is null && RecoverWith is null;
+}
+
+/// <summary>A transform built from a <see cref="SteeringRequest"/>, owning any side model it loaded.</summary>
+public sealed class Steering : IDisposable
+{
+    readonly List<IDisposable> owned = [];
+    public ILogitTransform? Transform { get; private set; }
+    /// <summary>What was built, in words (printed and stored in results).</summary>
+    public string Description => Transform?.Description ?? "none";
+
+    Steering() { }
+
+    public static Steering Build(CausalLM model, TextTokenizer tokenizer, SteeringRequest r)
+    {
+        var s = new Steering();
+        try
+        {
+            if (r.RecoverWith is not null && (r.Head is not null || r.TransferFrom is not null))
+                throw new ArgumentException("--recover-with cannot be combined with --head or --transfer-from.");
+            if (r.TransferFrom is not null && r.Head is null)
+                throw new ArgumentException("--transfer-from needs --head: the head trained on that small base model.");
+            if (r.ViaBase is not null && r.RecoverWith is null)
+                throw new ArgumentException("--via-base is used with --recover-with.");
+            if (r.RecoverWith is not null)
+            {
+                var head = s.Own(SuperficialHead.Load(r.RecoverWith));
+                s.Transform = r.ViaBase is null
+                    ? new HeadTransform(head, r.Alpha)
+                    : new SideModelOffset(s.LoadSide(r.ViaBase, model, tokenizer), head, r.Alpha, "recovery base");
+            }
+            else if (r.Head is not null)
+            {
+                var head = s.Own(SuperficialHead.Load(r.Head));
+                if (r.TransferFrom is null) s.Transform = new HeadTransform(head, r.Alpha);
+                else if (r.TransferMode == "direct")
+                {
+                    if (head.HiddenSize != model.HiddenSize)
+                        throw new HeadException(
+                            $"--transfer-mode direct applies the head to this model's hidden states, but the head has hidden size {head.HiddenSize} " +
+                            $"and the model {model.HiddenSize}; use --transfer-mode offset (the small model runs beside it).");
+                    s.Transform = new HeadTransform(head, r.Alpha);
+                }
+                else if (r.TransferMode == "offset")
+                    s.Transform = new SideModelOffset(s.LoadSide(r.TransferFrom, model, tokenizer), head, r.Alpha, "small base");
+                else throw new ArgumentException($"--transfer-mode {r.TransferMode}: expected offset or direct.");
+            }
+            s.Transform?.CheckCompatible(model);
+            return s;
+        }
+        catch
+        {
+            s.Dispose();
+            throw;
+        }
+    }
+
+    T Own<T>(T d) where T : IDisposable { owned.Add(d); return d; }
+
+    CausalLM LoadSide(string folder, CausalLM main, TextTokenizer mainTok)
+    {
+        var sideTok = TextTokenizer.Load(folder);
+        if (sideTok.VocabSize != mainTok.VocabSize)
+            throw new HeadException($"{folder} has a tokenizer of {sideTok.VocabSize} ids but the steered model has {mainTok.VocabSize}: the two must share the vocabulary.");
+        for (int id = 0; id < mainTok.VocabSize; id++)
+            if (sideTok.IdToToken(id) != mainTok.IdToToken(id))
+                throw new HeadException($"{folder}'s tokenizer differs from the steered model's at id {id}: the two must share the vocabulary.");
+        return Own(CausalLM.Load(folder, main.DType));
+    }
+
+    public void Dispose()
+    {
+        foreach (var d in owned) d.Dispose();
+        owned.Clear();
+    }
+}

@@ -1,0 +1,105 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Superficial.Models;
+using Superficial.Tensors;
+using static TorchSharp.torch;
+
+namespace Superficial.Alignment;
+
+/// <summary>Thrown when a head file is malformed or does not fit the model it is applied to.</summary>
+public sealed class HeadException(string message) : Exception(message);
+
+/// <summary>
+/// The superficial head: a linear map A (hidden x hidden, no bias) so that a base model with final hidden
+/// state h and LM head W produces <c>W (h + A h)</c>. Full rank stores A; low rank stores U [H, r] and
+/// V [r, H] with A = U V. Saved as safetensors with metadata naming the base model it was trained on.
+/// </summary>
+public sealed class SuperficialHead : IDisposable
+{
+    public const string Format = "superficial-head";
+
+    /// <summary>Full-rank map [H, H], or null for a low-rank head.</summary>
+    public Tensor? A { get; }
+    public Tensor? U { get; }
+    public Tensor? V { get; }
+    public int HiddenSize { get; }
+    public int VocabSize { get; }
+    /// <summary>Identity of the base model the head was trained on (see <see cref="ModelIdentity"/>).</summary>
+    public string BaseModel { get; init; } = "";
+    /// <summary>Training data, settings and final metrics, as JSON.</summary>
+    public JsonObject Info { get; init; } = new();
+
+    public int? Rank => U is null ? null : (int)U.shape[1];
+
+    public SuperficialHead(Tensor a, int vocabSize)
+    {
+        if (a.dim() != 2 || a.shape[0] != a.shape[1]) throw new HeadException($"A must be square, got [{string.Join(", ", a.shape)}].");
+        A = a; HiddenSize = (int)a.shape[0]; VocabSize = vocabSize;
+    }
+
+    public SuperficialHead(Tensor u, Tensor v, int vocabSize)
+    {
+        if (u.dim() != 2 || v.dim() != 2 || u.shape[1] != v.shape[0] || u.shape[0] != v.shape[1])
+            throw new HeadException($"U [H, r] and V [r, H] do not fit: U [{string.Join(", ", u.shape)}], V [{string.Join(", ", v.shape)}].");
+        U = u; V = v; HiddenSize = (int)u.shape[0]; VocabSize = vocabSize;
+    }
+
+    /// <summary>The zero head: applying it leaves the base model exactly unchanged.</summary>
+    public static SuperficialHead Zero(int hidden, int vocab) => new(zeros(hidden, hidden), vocab);
+
+    /// <summary>A h for row vectors h [N, H] (i.e. h A^T).</summary>
+    public Tensor Delta(Tensor h)
+    {
+        using var scope = NewDisposeScope();
+        var hf = h.to_type(ScalarType.Float32);
+        var d = A is not null ? hf.matmul(A.to(h.device).t()) : hf.matmul(V!.to(h.device).t()).matmul(U!.to(h.device).t());
+        return d.to_type(h.dtype).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Throws unless the head fits a model with this hidden size and vocabulary.</summary>
+    public void CheckFits(CausalLM model, string role = "model")
+    {
+        if (model.HiddenSize != HiddenSize)
+            throw new HeadException($"the head was trained for hidden size {HiddenSize}, but the {role} has hidden size {model.HiddenSize}" +
+                (model.SourceFolder is null ? "." : $" ({model.SourceFolder})."));
+        if (model.VocabSize != VocabSize)
+            throw new HeadException($"the head was trained for a vocabulary of {VocabSize}, but the {role} has {model.VocabSize}" +
+                (model.SourceFolder is null ? "." : $" ({model.SourceFolder})."));
+    }
+
+    public void Save(string path)
+    {
+        var meta = new Dictionary<string, string>
+        {
+            ["format"] = Format, ["version"] = "1", ["hidden_size"] = HiddenSize.ToString(), ["vocab_size"] = VocabSize.ToString(),
+            ["rank"] = Rank?.ToString() ?? "full", ["base_model"] = BaseModel, ["info"] = Info.ToJsonString(),
+        };
+        var tensors = A is not null
+            ? new[] { KeyValuePair.Create("A", A) }
+            : [KeyValuePair.Create("U", U!), KeyValuePair.Create("V", V!)];
+        SafeTensorsWriter.Write(path, tensors, meta);
+    }
+
+    public static SuperficialHead Load(string path)
+    {
+        using var f = SafeTensorsFile.Open(path);
+        string Meta(string k) => f.Metadata.TryGetValue(k, out var v) ? v
+            : throw new HeadException($"{path}: not a superficial head file (metadata \"{k}\" missing).");
+        if (Meta("format") != Format) throw new HeadException($"{path}: metadata format is \"{Meta("format")}\", expected \"{Format}\".");
+        if (!int.TryParse(Meta("vocab_size"), out var vocab) || !int.TryParse(Meta("hidden_size"), out var hidden))
+            throw new HeadException($"{path}: hidden_size/vocab_size metadata are not integers.");
+        JsonObject info;
+        try { info = JsonNode.Parse(f.Metadata.GetValueOrDefault("info", "{}")) as JsonObject ?? new JsonObject(); }
+        catch (JsonException e) { throw new HeadException($"{path}: metadata \"info\" is not JSON ({e.Message})."); }
+        var baseModel = f.Metadata.GetValueOrDefault("base_model", "");
+        SuperficialHead head = f.Contains("A")
+            ? new SuperficialHead(f.Load("A", ScalarType.Float32).DetachFromDisposeScope(), vocab) { BaseModel = baseModel, Info = info }
+            : f.Contains("U") && f.Contains("V")
+                ? new SuperficialHead(f.Load("U", ScalarType.Float32).DetachFromDisposeScope(), f.Load("V", ScalarType.Float32).DetachFromDisposeScope(), vocab) { BaseModel = baseModel, Info = info }
+                : throw new HeadException($"{path}: holds neither \"A\" nor \"U\" and \"V\".");
+        if (head.HiddenSize != hidden) throw new HeadException($"{path}: metadata hidden_size {hidden} disagrees with the tensors ({head.HiddenSize}).");
+        return head;
+    }
+
+    public void Dispose() { A?.Dispose(); U?.Dispose(); V?.Dispose(); }
+}

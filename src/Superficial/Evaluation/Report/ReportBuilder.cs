@@ -1,0 +1,218 @@
+using System.Globalization;
+using Superficial.Evaluation.Runner;
+using Superficial.Evaluation.Stats;
+
+namespace Superficial.Evaluation.Report;
+
+/// <summary>Options of the report: how many example generations per task, and how long each may be.</summary>
+public sealed record ReportOptions(int ExamplesPerTask = 3, int MaxOutputChars = 2500, string Title = "Superficial knowledge in alignment: evaluation report");
+
+/// <summary>Decides the report's content from a run's summary and prediction files.</summary>
+public sealed class ReportBuilder(EvalSummary summary, string runDir, ReportOptions options)
+{
+    readonly List<ReportBlock> _blocks = [];
+    int _figure;
+
+    public IReadOnlyList<ReportBlock> Build()
+    {
+        _blocks.Add(new Heading(1, options.Title, "top"));
+        Intro();
+        if (summary.Main is { } main) ComparisonSection(main, 2, "Headline: " + Describe(main.Comparison), isMain: true);
+        else Add(new Paragraph("No comparison was evaluated, so there is no superficial portion; every variant's metric is listed per task below.", Muted: true));
+        TaskSections();
+        var further = summary.Comparisons.Where(c => c.SweepOf is null).ToArray();
+        if (further.Length > 0)
+        {
+            Add(new Heading(2, "Further comparisons", "comparisons"));
+            foreach (var c in further) ComparisonSection(c, 3, $"{c.Comparison.Name}: {Describe(c.Comparison)}", isMain: false);
+        }
+        var sweeps = summary.Comparisons.Where(c => c.SweepOf is not null && c.Alpha is not null).GroupBy(c => c.SweepOf!).ToArray();
+        if (sweeps.Length > 0)
+        {
+            Add(new Heading(2, "Alpha sweeps", "alpha"));
+            Add(new Paragraph("Each point is the middle variant with its superficial head scaled by alpha (alpha = 1 is the trained head as evaluated in the comparison itself). " +
+                              "The table reads as a trade-off: how much of each task's low → high change a given alpha reaches.", Muted: true));
+            foreach (var g in sweeps)
+            {
+                // The unscaled comparison is the alpha = 1 point of its own sweep, unless it was run explicitly.
+                var parent = new[] { summary.Main }.Concat(summary.Comparisons).FirstOrDefault(c => c?.Comparison.Name == g.Key && c.SweepOf is null);
+                var points = g.ToList();
+                if (parent is not null && points.All(p => p.Alpha != 1)) points.Add(parent with { Alpha = 1 });
+                AlphaSection(g.Key, points.OrderBy(c => c.Alpha).ToArray());
+            }
+        }
+        RunDetails();
+        return _blocks;
+    }
+
+    void Add(ReportBlock b) => _blocks.Add(b);
+
+    void Intro()
+    {
+        var variants = summary.Tasks.SelectMany(t => t.Variants.Select(v => v.Variant)).Distinct().ToArray();
+        Add(new Paragraph($"{summary.Tasks.Count} task(s): {string.Join(", ", summary.Tasks.Select(t => t.Task))}. " +
+                          $"Variants: {string.Join(", ", variants)}."));
+        Add(new Paragraph("Every metric is the mean of per-example scores. Intervals are 95% percentile intervals of a paired bootstrap over examples " +
+                          $"({summary.BootstrapResamples} resamples, seed {summary.Seed}): each resample draws one set of example indices used for all variants. " +
+                          "The portion (mid − low) / (high − low) is undefined when high and low are not distinguishable: |high − low| < 1e-9, " +
+                          "or the paired 95% interval of high − low contains 0.", Muted: true));
+    }
+
+    static string Describe(Comparison c) => $"{c.Low} → {c.Mid} → {c.High}";
+    static string Direction(bool higherIsBetter) => higherIsBetter ? "↑" : "↓";
+    static string TaskLabel(string task, string metric, bool hib) => $"{task}\n{metric} {Direction(hib)}";
+    IReadOnlyList<string> Notes(string task) => summary.Tasks.FirstOrDefault(t => t.Task == task)?.Notes ?? [];
+
+    void ComparisonSection(ComparisonResults c, int level, string title, bool isMain)
+    {
+        var cmp = c.Comparison;
+        Add(new Heading(level, title, "cmp-" + cmp.Name));
+        var rows = c.Tasks.Select(t => (IReadOnlyList<string>)
+        [
+            t.Task, $"{t.Metric} {Direction(t.HigherIsBetter)}", t.N.ToString(CultureInfo.InvariantCulture),
+            ReportFormat.WithInterval(t.Low.Mean, t.Low.Ci95), ReportFormat.WithInterval(t.Mid.Mean, t.Mid.Ci95),
+            ReportFormat.WithInterval(t.High.Mean, t.High.Ci95), ReportFormat.Portion(t.Portion), string.Join("; ", Notes(t.Task)),
+        ]).ToArray();
+        Add(new Table(["task", "metric", "n", cmp.Low, cmp.Mid, cmp.High, "portion", "notes"], rows,
+            $"Portion = ({cmp.Mid} − {cmp.Low}) / ({cmp.High} − {cmp.Low}); ↑ higher is better, ↓ lower is better."));
+        if (c.Tasks.Count == 0) return;
+
+        var labels = c.Tasks.Select(t => TaskLabel(t.Task, t.Metric, t.HigherIsBetter)).ToArray();
+        var values = c.Tasks.Select(t => (IReadOnlyList<BarValue>)
+            [new BarValue(t.Low.Mean, t.Low.Ci95), new BarValue(t.Mid.Mean, t.Mid.Ci95), new BarValue(t.High.Mean, t.High.Ci95)]).ToArray();
+        Chart($"{cmp.Name}-metrics.png",
+            ReportCharts.GroupedBars($"{cmp.Name}: metric per task", labels, [cmp.Low, cmp.Mid, cmp.High], values),
+            $"Bar chart of {cmp.Low}, {cmp.Mid} and {cmp.High} per task",
+            "Metric per task for each variant; whiskers are 95% paired-bootstrap intervals.");
+        Chart($"{cmp.Name}-portion.png",
+            ReportCharts.Portions($"{cmp.Name}: portion per task", labels, c.Tasks.Select(t => t.Portion).ToArray()),
+            $"Portion per task for {cmp.Name}",
+            $"({cmp.Mid} − {cmp.Low}) / ({cmp.High} − {cmp.Low}) per task with its 95% interval; a grey cross marks an undefined portion (reason below).");
+        Add(new Table(["task", "portion", "why / what it rests on"],
+            c.Tasks.Select(t => (IReadOnlyList<string>)[t.Task, ReportFormat.Portion(t.Portion), t.Portion.Note]).ToArray()));
+    }
+
+    void Chart(string file, byte[] png, string alt, string caption)
+    {
+        _figure++;
+        Add(new Figure($"{_figure:00}-{Slug(file)}", png, alt, $"Figure {_figure}. {caption}"));
+    }
+
+    static string Slug(string s) => new(s.Select(ch => char.IsAsciiLetterOrDigit(ch) || ch is '.' or '-' ? ch : '_').ToArray());
+
+    void TaskSections()
+    {
+        Add(new Heading(2, "Per task", "tasks"));
+        foreach (var t in summary.Tasks)
+        {
+            Add(new Heading(3, $"{t.Task}: {t.Metric} {Direction(t.HigherIsBetter)} (n = {t.N})", "task-" + t.Task));
+            if (t.Notes.Count > 0) Add(new BulletList(t.Notes));
+            Add(new Table(["variant", "mean", "95% CI"],
+                t.Variants.Select(v => (IReadOnlyList<string>)[v.Variant, ReportFormat.Number(v.Mean), ReportFormat.Interval(v.Ci95)]).ToArray()));
+            if (t.Groups.Count > 0)
+            {
+                var variants = t.Variants.Select(v => v.Variant).ToArray();
+                var caption = $"{t.Metric} per group (mean over the group's examples).";
+                if (t.Notes.Count > 0) caption += " " + string.Join("; ", t.Notes) + ".";
+                Add(new Table(["group", "n", .. variants],
+                    t.Groups.Select(g => (IReadOnlyList<string>)
+                        [g.Group, g.N.ToString(CultureInfo.InvariantCulture), .. variants.Select(v => g.Means.TryGetValue(v, out var m) ? ReportFormat.Number(m) : "")]).ToArray(),
+                    caption));
+            }
+            Examples(t);
+        }
+    }
+
+    void Examples(TaskResults t)
+    {
+        if (options.ExamplesPerTask <= 0) return;
+        var shown = summary.Main is { } m && t.Variant(m.Comparison.Low) is not null && t.Variant(m.Comparison.Mid) is not null && t.Variant(m.Comparison.High) is not null
+            ? m.Comparison.Variants
+            : t.Variants.Select(v => v.Variant).Take(4).ToArray();
+        var files = shown.Select(v => (Variant: v, Path: PredictionFile.PathFor(runDir, t.Task, v))).ToArray();
+        var missing = files.Where(f => !File.Exists(f.Path)).Select(f => f.Path).ToArray();
+        if (missing.Length > 0)
+        {
+            Add(new Paragraph($"Example generations are not shown: missing {string.Join(", ", missing)}.", Muted: true));
+            return;
+        }
+        var records = files.Select(f => PredictionFile.Read(f.Path).ToDictionary(r => r.Id, StringComparer.Ordinal)).ToArray();
+        var ids = PredictionFile.Read(files[0].Path).Select(r => r.Id).Where(id => records.All(d => d.ContainsKey(id))).ToArray();
+        // Examples on which the variants' scores differ say the most about what changed; fill up with the first others.
+        bool Differs(string id) => records.Select(d => d[id].Score).Distinct().Count() > 1;
+        var chosen = ids.Where(Differs).Take(options.ExamplesPerTask).ToHashSet();
+        foreach (var id in ids)
+        {
+            if (chosen.Count >= options.ExamplesPerTask) break;
+            chosen.Add(id);
+        }
+        var picked = ids.Where(chosen.Contains).ToArray();
+        if (picked.Length == 0) return;
+        Add(new Paragraph($"Example generations ({picked.Length} of {ids.Length}; examples where the variants' scores differ first):", Muted: true));
+        for (var k = 0; k < picked.Length; k++)
+        {
+            var id = picked[k];
+            var prompts = shown.Select((v, i) => (v, records[i][id].Prompt)).GroupBy(x => x.Prompt)
+                .Select(g => new ExamplePrompt($"Prompt as {string.Join(", ", g.Select(x => x.v))} read it", g.Key)).ToArray();
+            var outputs = shown.Select((v, i) => new ExampleOutput(v, Clip(records[i][id].Output), records[i][id].Score)).ToArray();
+            Add(new ExampleBlock($"{t.Task} · {id}", prompts, outputs, Open: k == 0));
+        }
+    }
+
+    string Clip(string s) => s.Length <= options.MaxOutputChars ? s
+        : s[..options.MaxOutputChars] + $"\n… (cut here for the report; {s.Length} characters in all)";
+
+    void AlphaSection(string sweepOf, IReadOnlyList<ComparisonResults> points)
+    {
+        var first = points[0].Comparison;
+        var baseMid = Comparison.TryParseAlpha(first.Mid, out var b, out _) ? b : first.Mid;
+        Add(new Heading(3, $"{sweepOf}: {baseMid} with its head scaled by alpha", "alpha-" + sweepOf));
+        var tasks = points[0].Tasks.Select(t => t.Task).ToArray();
+        Add(new Table(["alpha", .. tasks.SelectMany(t => new[] { $"{t} metric", $"{t} portion" })],
+            points.Select(p => (IReadOnlyList<string>)
+            [
+                p.Alpha!.Value.ToString("0.###", CultureInfo.InvariantCulture),
+                .. p.Tasks.SelectMany(t => new[] { ReportFormat.WithInterval(t.Mid.Mean, t.Mid.Ci95), ReportFormat.Portion(t.Portion) }),
+            ]).ToArray(),
+            $"Portion = (variant − {first.Low}) / ({first.High} − {first.Low}) per task."));
+        Chart($"{sweepOf}-alpha-portions.png",
+            ReportCharts.PortionCurves($"{sweepOf}: portion per task vs alpha", points.Select(p => p.Alpha!.Value).ToArray(),
+                tasks.Select(t => (t, (IReadOnlyList<PortionEstimate>)points.Select(p => p.Tasks.First(x => x.Task == t).Portion).ToArray())).ToArray()),
+            $"{sweepOf}: portion against alpha",
+            "Portion per task against alpha, with 95% intervals: where safety gains and utility losses trade off. Undefined portions are not drawn.");
+        foreach (var task in tasks)
+        {
+            var rows = points.Select(p => (Alpha: p.Alpha!.Value, Row: p.Tasks.First(t => t.Task == task))).ToArray();
+            var r0 = rows[0].Row;
+            Chart($"{sweepOf}-alpha-{task}.png",
+                ReportCharts.AlphaCurve($"{task}: {r0.Metric} {Direction(r0.HigherIsBetter)} vs alpha", r0.Metric,
+                    rows.Select(x => x.Alpha).ToArray(), rows.Select(x => new BarValue(x.Row.Mid.Mean, x.Row.Mid.Ci95)).ToArray(),
+                    (r0.Low.Variant, r0.Low.Mean), (r0.High.Variant, r0.High.Mean)),
+                $"{task}: {r0.Metric} against alpha",
+                $"{task}: {r0.Metric} of {baseMid} scaled by alpha, with 95% intervals; dashed lines are {r0.Low.Variant} and {r0.High.Variant}.");
+        }
+    }
+
+    void RunDetails()
+    {
+        Add(new Heading(2, "Run details", "run"));
+        KeyValues("Models", summary.Models);
+        KeyValues("Data sources", summary.DataSources);
+        KeyValues("Settings", summary.Settings);
+        KeyValues("Runner", summary.Runner);
+        if (summary.Timings.Count > 0)
+            Add(new Table(["task", "variant", "examples run", "generation s", "scoring s"],
+                summary.Timings.Select(t => (IReadOnlyList<string>)
+                [
+                    t.Task, t.Variant, t.ExamplesRun.ToString(CultureInfo.InvariantCulture),
+                    t.GenerateSeconds.ToString("0.0", CultureInfo.InvariantCulture), t.ScoreSeconds.ToString("0.0", CultureInfo.InvariantCulture),
+                ]).ToArray(),
+                $"Time spent by the last run (examples recorded by earlier, interrupted runs are not counted); total {summary.TotalSeconds.ToString("0.0", CultureInfo.InvariantCulture)} s."));
+    }
+
+    void KeyValues(string title, IReadOnlyDictionary<string, string> map)
+    {
+        if (map.Count == 0) return;
+        Add(new Table([title, "value"], map.Select(kv => (IReadOnlyList<string>)[kv.Key, kv.Value]).ToArray()));
+    }
+}

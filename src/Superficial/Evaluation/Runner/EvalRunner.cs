@@ -1,0 +1,230 @@
+using System.Diagnostics;
+using System.Text.Json;
+
+namespace Superficial.Evaluation.Runner;
+
+/// <summary>
+/// Evaluates model variants on tasks and writes, under an output folder, predictions/&lt;task&gt;/&lt;variant&gt;.jsonl
+/// and summary.json. Resumable: each batch's records are appended and flushed only once the whole batch is
+/// scored, and a rerun skips the examples already recorded for a (task, variant), so an interrupted run
+/// (Ctrl-C, crash) loses at most the batch in flight.
+/// </summary>
+public sealed class EvalRunner
+{
+    readonly string _outputDir;
+    readonly EvalRunOptions _options;
+
+    public EvalRunner(string outputDir, EvalRunOptions? options = null)
+    {
+        _outputDir = outputDir;
+        _options = options ?? new EvalRunOptions();
+        if (_options.BatchSize < 1) throw new EvalRunException($"Batch size must be at least 1 (got {_options.BatchSize}).");
+        if (_options.ScoringConcurrency < 1) throw new EvalRunException($"Scoring concurrency must be at least 1 (got {_options.ScoringConcurrency}).");
+        if (_options.Limit is < 1) throw new EvalRunException($"Limit must be at least 1 example (got {_options.Limit}).");
+        if (_options.BootstrapResamples < 1) throw new EvalRunException($"Bootstrap resamples must be at least 1 (got {_options.BootstrapResamples}).");
+    }
+
+    /// <summary>
+    /// Runs every variant on every task (skipping recorded examples), then writes and returns the summary.
+    /// Variants that are IDisposable are disposed once all their tasks are done (lazily loaded models are freed).
+    /// </summary>
+    public async Task<EvalSummary> RunAsync(IReadOnlyList<IEvalTask> tasks, IReadOnlyList<IModelVariant> variants,
+        IProgress<EvalProgress>? progress = null, CancellationToken ct = default)
+    {
+        Validate(tasks, variants);
+        var total = Stopwatch.StartNew();
+        var timings = new List<TaskTiming>();
+        var predictions = new List<TaskPredictions>();
+        var examples = tasks.ToDictionary(t => t.Name, Examples);
+        var recorded = tasks.ToDictionary(t => t.Name, _ => new Dictionary<string, IReadOnlyList<PredictionRecord>>());
+        // Variant by variant, so a variant's model can be released before the next one is loaded.
+        foreach (var variant in variants)
+        {
+            foreach (var task in tasks)
+            {
+                ct.ThrowIfCancellationRequested();
+                var (records, timing) = await RunOneAsync(task, variant, examples[task.Name], progress, ct);
+                recorded[task.Name][variant.Name] = records;
+                timings.Add(timing);
+            }
+            (variant as IDisposable)?.Dispose();
+        }
+        foreach (var task in tasks)
+            predictions.Add(new TaskPredictions(task.Name, task.Metric, task.HigherIsBetter, examples[task.Name].Select(e => e.Id).ToArray(), recorded[task.Name]));
+
+        var stats = SummaryBuilder.Build(predictions, _options.Comparisons, _options.Seed, _options.BootstrapResamples, _options.Notes);
+        var summary = new EvalSummary
+        {
+            Main = stats.Main,
+            Comparisons = stats.Comparisons,
+            Tasks = stats.Tasks,
+            Seed = stats.Seed,
+            BootstrapResamples = stats.BootstrapResamples,
+            Runner = new Dictionary<string, string>
+            {
+                ["batch_size"] = _options.BatchSize.ToString(),
+                ["scoring_concurrency"] = _options.ScoringConcurrency.ToString(),
+                ["limit"] = _options.Limit?.ToString() ?? "all",
+                ["tasks"] = string.Join(",", tasks.Select(t => t.Name)),
+                ["variants"] = string.Join(",", variants.Select(v => v.Name)),
+            },
+            Settings = _options.Settings,
+            DataSources = _options.DataSources,
+            Models = _options.Models,
+            Timings = timings,
+            TotalSeconds = total.Elapsed.TotalSeconds,
+        };
+        summary.Save(_outputDir);
+        return summary;
+    }
+
+    async Task<(IReadOnlyList<PredictionRecord>, TaskTiming)> RunOneAsync(IEvalTask task, IModelVariant variant,
+        IReadOnlyList<TaskExample> examples, IProgress<EvalProgress>? progress, CancellationToken ct)
+    {
+        var path = PredictionFile.PathFor(_outputDir, task.Name, variant.Name);
+        var existing = PredictionFile.Read(path, repair: true);
+        foreach (var r in existing)
+            if (r.Task != task.Name || r.Variant != variant.Name)
+                throw new EvalRunException($"{path}: holds a record of task '{r.Task}', variant '{r.Variant}' (example '{r.Id}'); " +
+                    $"this file is for task '{task.Name}', variant '{variant.Name}'.");
+        var all = existing.ToList();
+        var done = existing.Select(r => r.Id).ToHashSet(StringComparer.Ordinal);
+        var pending = examples.Where(e => !done.Contains(e.Id)).ToArray();
+        var doneCount = examples.Count - pending.Length;
+        progress?.Report(new EvalProgress(task.Name, variant.Name, doneCount, examples.Count));
+
+        var generate = new Stopwatch();
+        var score = new Stopwatch();
+        foreach (var batch in pending.Chunk(_options.BatchSize))
+        {
+            ct.ThrowIfCancellationRequested();
+            var records = task.Kind switch
+            {
+                TaskKind.Generation => await GenerationBatchAsync(task, variant, batch, generate, score, ct),
+                TaskKind.MultipleChoice => await ChoiceBatchAsync(task, variant, batch, generate, score, ct),
+                _ => throw new EvalRunException($"Task '{task.Name}' has unknown kind {task.Kind}."),
+            };
+            // The whole batch is scored before anything is written, so a file never holds half a batch.
+            PredictionFile.Append(path, records);
+            all.AddRange(records);
+            doneCount += batch.Length;
+            progress?.Report(new EvalProgress(task.Name, variant.Name, doneCount, examples.Count));
+        }
+        return (all, new TaskTiming(task.Name, variant.Name, pending.Length, generate.Elapsed.TotalSeconds, score.Elapsed.TotalSeconds));
+    }
+
+    async Task<PredictionRecord[]> GenerationBatchAsync(IEvalTask task, IModelVariant variant, TaskExample[] batch,
+        Stopwatch generate, Stopwatch score, CancellationToken ct)
+    {
+        var prompts = batch.Select(task.BuildPrompt).ToArray();
+        generate.Start();
+        // Off the caller's thread, so a progress display on it stays live while the model works.
+        var outputs = await Task.Run(() => variant.Generate(prompts, task.MaxNewTokens, task.StopStrings, null, ct), ct);
+        generate.Stop();
+        if (outputs.Count != prompts.Length)
+            throw new EvalRunException($"Variant '{variant.Name}' returned {outputs.Count} generations for {prompts.Length} prompts of task '{task.Name}'.");
+
+        score.Start();
+        var scores = new ExampleScore[batch.Length];
+        await Parallel.ForAsync(0, batch.Length,
+            new ParallelOptions { MaxDegreeOfParallelism = _options.ScoringConcurrency, CancellationToken = ct },
+            async (i, token) =>
+            {
+                try { scores[i] = await task.ScoreAsync(batch[i], outputs[i], _options.Scoring, token); }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    throw new EvalRunException($"Task '{task.Name}' failed to score example '{batch[i].Id}' of variant '{variant.Name}': {e.Message}", e);
+                }
+            });
+        score.Stop();
+        return batch.Select((e, i) => Record(task, variant, e, prompts[i], outputs[i], scores[i], null)).ToArray();
+    }
+
+    async Task<PredictionRecord[]> ChoiceBatchAsync(IEvalTask task, IModelVariant variant, TaskExample[] batch,
+        Stopwatch generate, Stopwatch score, CancellationToken ct)
+    {
+        var prompts = batch.Select(task.BuildPrompt).ToArray();
+        var continuations = batch.Select(e => task.Continuations(e)).ToArray();
+        for (var i = 0; i < batch.Length; i++)
+            if (continuations[i].Count == 0)
+                throw new EvalRunException($"Task '{task.Name}' gave no continuations for multiple-choice example '{batch[i].Id}'.");
+        var requests = batch.SelectMany((_, i) => continuations[i].Select(c => (prompts[i], c))).ToArray();
+        generate.Start();
+        var ll = await Task.Run(() => variant.LogLikelihood(requests, null, ct), ct);
+        generate.Stop();
+        if (ll.Count != requests.Length)
+            throw new EvalRunException($"Variant '{variant.Name}' returned {ll.Count} log-likelihoods for {requests.Length} requests of task '{task.Name}'.");
+
+        score.Start();
+        var records = new PredictionRecord[batch.Length];
+        var offset = 0;
+        for (var i = 0; i < batch.Length; i++)
+        {
+            var mine = ll.Skip(offset).Take(continuations[i].Count).ToArray();
+            offset += mine.Length;
+            var s = task.ScoreChoices(batch[i], mine);
+            var best = Array.IndexOf(mine, mine.Max());
+            records[i] = Record(task, variant, batch[i], prompts[i], continuations[i][best], s, mine);
+        }
+        score.Stop();
+        return records;
+    }
+
+    // The record layout (example fields, then score details, flat) is the tasks' own, shared with re-scoring.
+    static PredictionRecord Record(IEvalTask task, IModelVariant variant, TaskExample example, PromptSpec prompt,
+        string output, ExampleScore score, double[]? logLikelihoods)
+    {
+        if (!double.IsFinite(score.Value))
+            throw new EvalRunException($"Task '{task.Name}' scored example '{example.Id}' of variant '{variant.Name}' as {score.Value}; scores must be finite numbers.");
+        var record = Tasks.RecordBuilder.Build(task, variant.Name, example, variant.RenderPrompt(prompt), output, score);
+        if (logLikelihoods is not null)
+        {
+            record.Fields ??= [];
+            record.Fields["loglikelihoods"] = JsonSerializer.SerializeToElement(logLikelihoods);
+        }
+        return record;
+    }
+
+    IReadOnlyList<TaskExample> Examples(IEvalTask task)
+    {
+        var all = task.EvaluationSplit();
+        var examples = _options.Limit is { } n ? all.Take(n).ToArray() : all.ToArray();
+        if (examples.Length == 0) throw new EvalRunException($"Task '{task.Name}' has no evaluation examples.");
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var e in examples)
+            if (!seen.Add(e.Id))
+                throw new EvalRunException($"Task '{task.Name}' has two evaluation examples with id '{e.Id}'; ids must be unique to resume runs.");
+        return examples;
+    }
+
+    void Validate(IReadOnlyList<IEvalTask> tasks, IReadOnlyList<IModelVariant> variants)
+    {
+        if (tasks.Count == 0) throw new EvalRunException("No tasks to evaluate.");
+        if (variants.Count == 0) throw new EvalRunException("No model variants to evaluate.");
+        CheckNames(tasks.Select(t => t.Name), "task");
+        CheckNames(variants.Select(v => v.Name), "variant");
+        var names = variants.Select(v => v.Name).ToHashSet();
+        var comparisonNames = new HashSet<string>();
+        foreach (var c in _options.Comparisons)
+        {
+            if (!comparisonNames.Add(c.Name)) throw new EvalRunException($"Two comparisons are named '{c.Name}'.");
+            if (c.Variants.Distinct().Count() != 3)
+                throw new EvalRunException($"Comparison '{c.Name}' must name three different variants (got {c.Low}, {c.Mid}, {c.High}).");
+            var missing = c.Variants.Where(v => !names.Contains(v)).ToArray();
+            if (missing.Length > 0)
+                throw new EvalRunException($"Comparison '{c.Name}' needs variant(s) {string.Join(", ", missing)}, which are not among the variants evaluated ({string.Join(", ", names)}).");
+        }
+    }
+
+    // Names become file and folder names.
+    static void CheckNames(IEnumerable<string> names, string what)
+    {
+        var seen = new HashSet<string>();
+        foreach (var n in names)
+        {
+            if (string.IsNullOrWhiteSpace(n) || n is "." or ".." || n.IndexOfAny(['/', '\\', '\0']) >= 0 || n != n.Trim())
+                throw new EvalRunException($"The {what} name '{n}' cannot be used as a file name: it must be non-empty, without slashes or surrounding spaces.");
+            if (!seen.Add(n)) throw new EvalRunException($"Two {what}s are named '{n}'; names must be unique.");
+        }
+    }
+}

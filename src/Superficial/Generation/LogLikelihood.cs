@@ -1,0 +1,93 @@
+using Superficial.Models;
+using static TorchSharp.torch;
+
+namespace Superficial.Generation;
+
+/// <summary>One scoring request: the log-probability of <paramref name="Continuation"/> following <paramref name="Context"/>.</summary>
+public sealed record LogLikelihoodRequest(IReadOnlyList<int> Context, IReadOnlyList<int> Continuation);
+
+/// <summary>The summed log-probability and the token count of a continuation.</summary>
+public readonly record struct LogLikelihoodResult(double LogProb, int Tokens, bool IsGreedy);
+
+/// <summary>
+/// Teacher-forced scoring of continuations (multiple choice, perplexity), with or without a logit
+/// transform. Logits are computed only at the positions that predict continuation tokens.
+/// </summary>
+public static class LogLikelihood
+{
+    public static IReadOnlyList<LogLikelihoodResult> Compute(CausalLM model, IReadOnlyList<LogLikelihoodRequest> requests,
+        ILogitTransform? transform = null, int batchSize = 8, IProgress<int>? progress = null, CancellationToken ct = default)
+    {
+        transform?.CheckCompatible(model);
+        var results = new LogLikelihoodResult[requests.Count];
+        var order = Enumerable.Range(0, requests.Count)
+            .OrderBy(i => requests[i].Context.Count + requests[i].Continuation.Count).ToArray();
+        int done = 0;
+        for (int start = 0; start < order.Length; start += batchSize)
+        {
+            ct.ThrowIfCancellationRequested();
+            var idx = order.Skip(start).Take(batchSize).ToArray();
+            var batch = ComputeBatch(model, idx.Select(i => requests[i]).ToArray(), transform);
+            for (int j = 0; j < idx.Length; j++) results[idx[j]] = batch[j];
+            done += idx.Length;
+            progress?.Report(done);
+        }
+        return results;
+    }
+
+    static LogLikelihoodResult[] ComputeBatch(CausalLM model, LogLikelihoodRequest[] reqs, ILogitTransform? transform)
+    {
+        foreach (var r in reqs)
+        {
+            if (r.Context.Count == 0) throw new ArgumentException("a log-likelihood context needs at least one token (e.g. BOS).");
+            if (r.Continuation.Count == 0) throw new ArgumentException("a log-likelihood continuation is empty.");
+        }
+        using var noGrad = no_grad();
+        using var scope = NewDisposeScope();
+        var dev = model.Device;
+        int b = reqs.Length, len = reqs.Max(r => r.Context.Count + r.Continuation.Count);
+        var ids = new long[b * len];
+        var mask = new long[b * len];
+        var select = new List<long>();
+        var targets = new List<long>();
+        var owner = new List<int>();
+        for (int r = 0; r < b; r++)
+        {
+            var seq = reqs[r].Context.Concat(reqs[r].Continuation).ToArray();
+            int offset = len - seq.Length;
+            for (int j = 0; j < seq.Length; j++) { ids[r * len + offset + j] = seq[j]; mask[r * len + offset + j] = 1; }
+            for (int j = 0; j < reqs[r].Continuation.Count; j++)
+            {
+                int predicted = offset + reqs[r].Context.Count + j;
+                select.Add(r * len + predicted - 1);
+                targets.Add(seq[predicted - offset]);
+                owner.Add(r);
+            }
+        }
+        var input = tensor(ids, [b, len], ScalarType.Int64).to(dev);
+        var attn = tensor(mask, [b, len], ScalarType.Int64).to(dev);
+        var positions = (attn.cumsum(1) - 1).clamp_min(0);
+        var hidden = model.Forward(input, positions, null, attn);
+        var sel = tensor(select.ToArray(), ScalarType.Int64).to(dev);
+        var logits = model.Logits(hidden.reshape(b * len, -1).index_select(0, sel));
+        if (transform is not null)
+        {
+            using var session = transform.Begin(b, len);
+            logits = session.Apply(new StepContext(input, positions, attn), hidden, sel, logits);
+        }
+        var logp = logits.to_type(ScalarType.Float32).log_softmax(-1);
+        var tgt = tensor(targets.ToArray(), ScalarType.Int64).to(dev);
+        var tokenLogp = logp.gather(1, tgt.unsqueeze(1)).squeeze(1).cpu().data<float>().ToArray();
+        var greedy = logp.argmax(-1).eq(tgt).cpu().data<bool>().ToArray();
+        var sums = new double[b];
+        var counts = new int[b];
+        var allGreedy = Enumerable.Repeat(true, b).ToArray();
+        for (int i = 0; i < tokenLogp.Length; i++)
+        {
+            sums[owner[i]] += tokenLogp[i];
+            counts[owner[i]]++;
+            allGreedy[owner[i]] &= greedy[i];
+        }
+        return Enumerable.Range(0, b).Select(r => new LogLikelihoodResult(sums[r], counts[r], allGreedy[r])).ToArray();
+    }
+}

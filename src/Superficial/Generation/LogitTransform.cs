@@ -1,0 +1,65 @@
+using static TorchSharp.torch;
+
+namespace Superficial.Generation;
+
+/// <summary>
+/// What the main model read in one forward pass. A transform that runs a model of its own (transfer,
+/// recovery via a base model) feeds it exactly these tokens, positions and mask, so both stay in lockstep.
+/// </summary>
+/// <param name="InputIds">[B, T] tokens of this pass (the whole prompt at prefill, one token when decoding).</param>
+/// <param name="PositionIds">[B, T] their positions.</param>
+/// <param name="AttentionMask">[B, past + T]: 1 for tokens, 0 for left padding.</param>
+public readonly record struct StepContext(Tensor InputIds, Tensor PositionIds, Tensor AttentionMask);
+
+/// <summary>
+/// A change to the next-token logits of a model: the superficial head, a logit offset computed by a
+/// second model, a transferred head. <see cref="Begin"/> starts a session for one batch of sequences.
+/// </summary>
+public interface ILogitTransform
+{
+    /// <summary>One line saying what the transform does (for logs, manifests and reports).</summary>
+    string Description { get; }
+    /// <summary>Checks that the transform fits the model it will modify; throws with a clear message if not.</summary>
+    void CheckCompatible(Models.CausalLM model);
+    ILogitSession Begin(int batch, int capacity);
+}
+
+/// <summary>The per-batch state of a transform (e.g. a second model's KV cache).</summary>
+public interface ILogitSession : IDisposable
+{
+    /// <summary>
+    /// Called after every forward pass of the main model. <paramref name="hidden"/> [B, T, H] are its final
+    /// hidden states for the step; <paramref name="select"/> [N] flat indices into B x T pick the positions
+    /// whose logits are wanted; <paramref name="logits"/> [N, V] are the main model's logits there.
+    /// Returns the transformed logits [N, V]. Must consume the whole step (all T tokens) to keep any state in sync.
+    /// </summary>
+    Tensor Apply(StepContext step, Tensor hidden, Tensor select, Tensor logits);
+
+    /// <summary>Keeps only these batch rows (finished sequences leave the batch).</summary>
+    void KeepRows(Tensor rows);
+}
+
+/// <summary>Applies several transforms in order.</summary>
+public sealed class ChainedTransform(IReadOnlyList<ILogitTransform> parts) : ILogitTransform
+{
+    public string Description => string.Join(" + ", parts.Select(p => p.Description));
+    public void CheckCompatible(Models.CausalLM model) { foreach (var p in parts) p.CheckCompatible(model); }
+    public ILogitSession Begin(int batch, int capacity) => new Session(parts.Select(p => p.Begin(batch, capacity)).ToArray());
+
+    sealed class Session(ILogitSession[] sessions) : ILogitSession
+    {
+        public Tensor Apply(StepContext step, Tensor hidden, Tensor select, Tensor logits)
+        {
+            var current = logits;
+            foreach (var s in sessions)
+            {
+                var next = s.Apply(step, hidden, select, current);
+                if (!ReferenceEquals(current, logits)) current.Dispose();
+                current = next;
+            }
+            return current;
+        }
+        public void KeepRows(Tensor rows) { foreach (var s in sessions) s.KeepRows(rows); }
+        public void Dispose() { foreach (var s in sessions) s.Dispose(); }
+    }
+}

@@ -1,0 +1,123 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Superficial.Models;
+
+/// <summary>
+/// A decoder-only language model whose parameters are named exactly as the Hugging Face checkpoint's
+/// tensors. <see cref="Forward"/> returns the final hidden state h (after the final norm); the logits are
+/// <c>W h</c> with <see cref="LmHeadWeight"/> = W, which is the split the superficial head needs.
+/// </summary>
+public abstract class CausalLM : nn.Module
+{
+    public ModelConfig Config { get; }
+    /// <summary>Where the checkpoint came from (folder), or null for a model built in memory.</summary>
+    public string? SourceFolder { get; internal set; }
+    /// <summary>Things noticed while loading that did not stop it (e.g. checkpoint tensors the model does not use).</summary>
+    public IReadOnlyList<string> Warnings { get; internal set; } = [];
+
+    protected CausalLM(string name, ModelConfig config) : base(name) => Config = config;
+
+    /// <summary>The LM head W [vocab, hidden] (the embedding matrix when tied).</summary>
+    public abstract Tensor LmHeadWeight { get; }
+
+    /// <summary>
+    /// Runs the model on <paramref name="inputIds"/> [B, T] (int64) and returns the final hidden states
+    /// [B, T, hidden]. With a cache, the new keys/values are appended and earlier ones attended to.
+    /// <paramref name="attentionMask"/> [B, past + T] holds 1 for tokens and 0 for (left) padding;
+    /// positions default to the count of real tokens before each one (as HF does for left padding).
+    /// </summary>
+    public abstract Tensor Forward(Tensor inputIds, Tensor? positionIds = null, KvCache? cache = null, Tensor? attentionMask = null);
+
+    /// <summary>Logits W h for hidden states [..., hidden].</summary>
+    public Tensor Logits(Tensor hidden) => nn.functional.linear(hidden, LmHeadWeight);
+
+    public ScalarType DType => LmHeadWeight.dtype;
+    public Device Device => LmHeadWeight.device;
+    public int VocabSize => Config.VocabSize;
+    public int HiddenSize => Config.HiddenSize;
+
+    /// <summary>An empty cache for <paramref name="batch"/> sequences of up to <paramref name="capacity"/> tokens (it grows if needed).</summary>
+    public KvCache NewCache(int batch, int capacity) =>
+        new(Config.NumLayers, batch, Config.NumKvHeads, Config.HeadDim, capacity, DType, Device);
+
+    /// <summary>A randomly initialised model (normal(0, 0.02) weights, unit norms, zero biases), as HF initialises.</summary>
+    public static CausalLM Create(ModelConfig config, long seed, ScalarType dtype = ScalarType.Float32)
+    {
+        var model = Build(config, dtype);
+        var gen = new Generator((ulong)seed);
+        using (no_grad())
+            foreach (var (name, p) in model.named_parameters())
+            {
+                if (name.EndsWith(".bias")) p.zero_();
+                else if (p.dim() == 1) p.fill_(1.0);
+                else p.normal_(0, 0.02, gen);
+            }
+        model.eval();
+        return model;
+    }
+
+    /// <summary>Loads a Hugging Face model folder (config.json + *.safetensors).</summary>
+    public static CausalLM Load(string folder, ScalarType? dtype = null, IProgress<LoadProgress>? progress = null) =>
+        ModelLoader.Load(folder, dtype, progress);
+
+    internal static CausalLM Build(ModelConfig config, ScalarType dtype) =>
+        config.IsGpt2 ? new Gpt2ForCausalLM(config, dtype) : new LlamaForCausalLM(config, dtype);
+
+    /// <summary>Writes config.json, generation_config.json and model.safetensors (each atomically).</summary>
+    public void SaveHf(string folder) => ModelLoader.Save(this, folder);
+
+    /// <summary>Tensor names the checkpoint must provide (tied heads excluded).</summary>
+    public IEnumerable<string> ParameterNames() => named_parameters().Select(p => p.name);
+
+    // ---- shared attention plumbing ----
+
+    /// <summary>Positions [B, T] and the boolean attention mask [B, 1, T, past + T] (true = attend).</summary>
+    protected (Tensor positions, Tensor mask) Prepare(Tensor inputIds, Tensor? positionIds, KvCache? cache, Tensor? attentionMask)
+    {
+        long b = inputIds.shape[0], t = inputIds.shape[1];
+        int past = cache?.Length ?? 0;
+        long s = past + t;
+        var dev = inputIds.device;
+        Tensor keyOk;
+        if (attentionMask is null) keyOk = ones([b, s], ScalarType.Bool, dev);
+        else
+        {
+            if (attentionMask.dim() != 2 || attentionMask.shape[0] != b || attentionMask.shape[1] != s)
+                throw new ArgumentException(
+                    $"attentionMask has shape [{string.Join(", ", attentionMask.shape)}]; expected [{b}, {s}] (batch, cached + new tokens).");
+            keyOk = attentionMask.to_type(ScalarType.Bool);
+        }
+        var positions = positionIds ?? (attentionMask is null
+            ? arange(past, s, ScalarType.Int64, dev).unsqueeze(0).expand(b, t)
+            : (attentionMask.to_type(ScalarType.Int64).cumsum(1) - 1).clamp_min(0).narrow(1, past, t));
+        var q = arange(past, s, ScalarType.Int64, dev).unsqueeze(1); // [T, 1]
+        var k = arange(0, s, ScalarType.Int64, dev).unsqueeze(0);    // [1, S]
+        var allowed = k <= q;
+        if (Config.SlidingWindow is int w) allowed = allowed.logical_and(k > q - w);
+        // A token may always see itself, so rows of padding stay finite (they are never read).
+        var mask = allowed.unsqueeze(0).unsqueeze(0).logical_and(keyOk.unsqueeze(1).unsqueeze(1)).logical_or(k == q);
+        return (positions, mask);
+    }
+}
+
+/// <summary>Progress of a model load: tensors done out of total, and bytes copied.</summary>
+public readonly record struct LoadProgress(int Done, int Total, long Bytes);
+
+/// <summary>Attention shared by the model families.</summary>
+internal static class CausalLMAttention
+{
+    /// <summary>
+    /// Scaled dot-product attention with grouped-query heads: q [B, H, T, d], k/v [B, KV, S, d].
+    /// Query heads sharing a key/value head are folded into the sequence axis instead of copying k and v.
+    /// </summary>
+    public static Tensor Attend(Tensor q, Tensor k, Tensor v, Tensor mask)
+    {
+        long b = q.shape[0], h = q.shape[1], t = q.shape[2], d = q.shape[3], kvh = k.shape[1], s = k.shape[2];
+        if (h == kvh) return nn.functional.scaled_dot_product_attention(q, k, v, mask);
+        long g = h / kvh;
+        var qg = q.reshape(b, kvh, g * t, d);
+        var mg = mask.unsqueeze(2).expand(b, 1, g, t, s).reshape(b, 1, g * t, s);
+        return nn.functional.scaled_dot_product_attention(qg, k, v, mg).view(b, h, t, d);
+    }
+}

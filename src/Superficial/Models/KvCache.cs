@@ -1,0 +1,79 @@
+using static TorchSharp.torch;
+
+namespace Superficial.Models;
+
+/// <summary>
+/// Keys and values of every layer for a batch of sequences, preallocated to a capacity and filled in
+/// place, so decoding a token costs one write per layer rather than a copy of the whole cache.
+/// Layout per layer: [batch, kv_heads, capacity, head_dim]. <see cref="Length"/> positions are valid.
+/// Its tensors live outside any dispose scope: the cache owns them until disposed.
+/// </summary>
+public sealed class KvCache : IDisposable
+{
+    readonly Tensor[] keys, values;
+    public int Batch => (int)keys[0].shape[0];
+    public int Capacity { get; private set; }
+    /// <summary>Positions already stored (the same for every row; left padding is masked, not skipped).</summary>
+    public int Length { get; private set; }
+
+    internal KvCache(int layers, int batch, int kvHeads, int headDim, int capacity, ScalarType dtype, Device device)
+    {
+        Capacity = Math.Max(1, capacity);
+        keys = new Tensor[layers];
+        values = new Tensor[layers];
+        for (int i = 0; i < layers; i++)
+        {
+            keys[i] = zeros([batch, kvHeads, Capacity, headDim], dtype, device).DetachFromDisposeScope();
+            values[i] = zeros([batch, kvHeads, Capacity, headDim], dtype, device).DetachFromDisposeScope();
+        }
+    }
+
+    /// <summary>Stores the new keys/values [B, kvH, T, hd] of one layer after the valid ones and returns views of all valid entries.</summary>
+    internal (Tensor keys, Tensor values) Append(int layer, Tensor k, Tensor v)
+    {
+        int t = (int)k.shape[2];
+        if (Length + t > Capacity) Grow(Length + t);
+        keys[layer].narrow(2, Length, t).copy_(k);
+        values[layer].narrow(2, Length, t).copy_(v);
+        return (keys[layer].narrow(2, 0, Length + t), values[layer].narrow(2, 0, Length + t));
+    }
+
+    /// <summary>Called once per forward after every layer appended its entries.</summary>
+    internal void Advance(int t) => Length += t;
+
+    void Grow(int needed)
+    {
+        int cap = Math.Max(needed, Capacity * 2);
+        for (int i = 0; i < keys.Length; i++)
+        {
+            keys[i] = Regrow(keys[i], cap);
+            values[i] = Regrow(values[i], cap);
+        }
+        Capacity = cap;
+    }
+
+    Tensor Regrow(Tensor old, int cap)
+    {
+        var shape = old.shape;
+        var grown = zeros([shape[0], shape[1], cap, shape[3]], old.dtype, old.device).DetachFromDisposeScope();
+        grown.narrow(2, 0, Length).copy_(old.narrow(2, 0, Length));
+        old.Dispose();
+        return grown;
+    }
+
+    /// <summary>Keeps only the given batch rows (sequences that are still generating).</summary>
+    public void SelectRows(Tensor rowIndices)
+    {
+        for (int i = 0; i < keys.Length; i++)
+        {
+            var k = keys[i].index_select(0, rowIndices).DetachFromDisposeScope(); keys[i].Dispose(); keys[i] = k;
+            var v = values[i].index_select(0, rowIndices).DetachFromDisposeScope(); values[i].Dispose(); values[i] = v;
+        }
+    }
+
+    public void Dispose()
+    {
+        foreach (var t in keys) t.Dispose();
+        foreach (var t in values) t.Dispose();
+    }
+}
