@@ -3,6 +3,16 @@ using System.Text.Json;
 
 namespace Superficial.Text;
 
+/// <summary>Whose behaviour <see cref="TextTokenizer.Load(string, TokenizerCompatibility)"/> reproduces where Hugging Face versions disagree.</summary>
+public enum TokenizerCompatibility
+{
+    /// <summary>tokenizer.json exactly as the `tokenizers` library (and transformers 4's fast tokenizers) run it.</summary>
+    Tokenizers,
+    /// <summary>transformers 5: Llama-class SentencePiece tokenizers are rebuilt with a Metaspace pre-tokenizer that, unless the config
+    /// says legacy, adds "▁" only at the very start (so text right after a special token gets none).</summary>
+    TransformersV5,
+}
+
 /// <summary>
 /// A Hugging Face model folder's tokenizer (tokenizer.json, tokenizer.model or vocab.json + merges.txt, plus the config
 /// files), encoding and decoding the way HF's fast tokenizer does. The BPE merges run in Microsoft.ML.Tokenizers; the HF
@@ -50,17 +60,21 @@ public sealed class TextTokenizer
     static readonly string[] EndOfTurnMarkers = ["<|eot_id|>", "<|eom_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|end_of_turn|>", "<|END_OF_TURN_TOKEN|>"];
 
     /// <summary>Reads the tokenizer of a model folder: tokenizer.json (preferred), else tokenizer.model, else vocab.json + merges.txt.</summary>
-    public static TextTokenizer Load(string folder) => Load(folder, null);
+    public static TextTokenizer Load(string folder) => Load(folder, null, TokenizerCompatibility.Tokenizers);
+
+    /// <summary>As <see cref="Load(string)"/>, choosing whose behaviour to reproduce where Hugging Face's own versions disagree.</summary>
+    public static TextTokenizer Load(string folder, TokenizerCompatibility compatibility) => Load(folder, null, compatibility);
 
     /// <summary>As <see cref="Load(string)"/>, with the tokenizer.json taken from another path (used for test files named otherwise).</summary>
-    internal static TextTokenizer Load(string folder, string? tokenizerJson)
+    internal static TextTokenizer Load(string folder, string? tokenizerJson, TokenizerCompatibility compatibility = TokenizerCompatibility.Tokenizers)
     {
         if (!Directory.Exists(folder)) throw new DirectoryNotFoundException($"Tokenizer folder '{folder}' does not exist.");
         var config = TokenizerConfig.Read(folder);
         var json = tokenizerJson ?? Path.Combine(folder, "tokenizer.json");
-        if (File.Exists(json)) return FromTokenizerJson(json, config);
+        bool v5 = compatibility == TokenizerCompatibility.TransformersV5;
+        if (File.Exists(json)) return FromTokenizerJson(json, config, v5);
         var spm = Path.Combine(folder, "tokenizer.model");
-        if (File.Exists(spm)) return FromSentencePiece(spm, config);
+        if (File.Exists(spm)) return FromSentencePiece(spm, config, v5);
         var vocabPath = Path.Combine(folder, "vocab.json");
         var mergesPath = Path.Combine(folder, "merges.txt");
         if (File.Exists(vocabPath) && File.Exists(mergesPath)) return FromVocabAndMerges(vocabPath, mergesPath, config);
@@ -72,7 +86,7 @@ public sealed class TextTokenizer
     /// byte fallback, Prepend/Replace normalizer or, with "legacy": false, a Metaspace "first" pre-tokenizer), so it
     /// encodes like the tokenizer.json HF would build; a unigram model is encoded by Microsoft.ML.Tokenizers' SentencePiece.
     /// </summary>
-    static TextTokenizer FromSentencePiece(string path, TokenizerConfig config)
+    static TextTokenizer FromSentencePiece(string path, TokenizerConfig config, bool v5)
     {
         var proto = SentencePieceProto.Read(path);
         var specials = new List<AddedToken>();
@@ -92,14 +106,21 @@ public sealed class TextTokenizer
         var bpe = new BpeModel(vocab, proto.ExtractMerges(vocab), unk, proto.ByteFallback, fuseUnk: true, ignoreMerges: false, path);
         HfNormalizer? normalizer = null;
         HfPreTokenizer? pre = null;
-        if (config.Legacy == false)
-            pre = HfPreTokenizer.Parse(JsonDocument.Parse("""{"type":"Metaspace","replacement":"▁","prepend_scheme":"first","split":false}""").RootElement, path);
-        else
-            normalizer = HfNormalizer.Parse(JsonDocument.Parse(proto.AddDummyPrefix
+        bool prefix = config.AddPrefixSpace ?? proto.AddDummyPrefix;
+        if (config.Legacy ?? !v5) // transformers 4 defaults to legacy, transformers 5 does not
+            normalizer = HfNormalizer.Parse(JsonDocument.Parse(prefix
                 ? """{"type":"Sequence","normalizers":[{"type":"Prepend","prepend":"▁"},{"type":"Replace","pattern":{"String":" "},"content":"▁"}]}"""
                 : """{"type":"Replace","pattern":{"String":" "},"content":"▁"}""").RootElement, path);
-        return new TextTokenizer(TokenizerKind.SentencePieceBpe, path, bpe, normalizer, pre, HfDecoder.SentencePiece(proto.AddDummyPrefix),
+        else pre = LlamaMetaspace(prefix, legacy: false, path);
+        return new TextTokenizer(TokenizerKind.SentencePieceBpe, path, bpe, normalizer, pre, HfDecoder.SentencePiece(prefix),
             specials, config, null, null, ids);
+    }
+
+    /// <summary>The Metaspace pre-tokenizer transformers puts on Llama tokenizers that are not in legacy mode.</summary>
+    static HfPreTokenizer LlamaMetaspace(bool addPrefixSpace, bool legacy, string where)
+    {
+        var scheme = !addPrefixSpace ? "never" : legacy ? "always" : "first";
+        return HfPreTokenizer.Parse(JsonDocument.Parse($$"""{"type":"Metaspace","replacement":"▁","prepend_scheme":"{{scheme}}","split":false}""").RootElement, where)!;
     }
 
     static TextTokenizer FromVocabAndMerges(string vocabPath, string mergesPath, TokenizerConfig config)
@@ -136,7 +157,7 @@ public sealed class TextTokenizer
         return vocab;
     }
 
-    static TextTokenizer FromTokenizerJson(string path, TokenizerConfig config)
+    static TextTokenizer FromTokenizerJson(string path, TokenizerConfig config, bool v5)
     {
         using var doc = JsonRead.Parse(path);
         var root = doc.RootElement;
@@ -190,6 +211,14 @@ public sealed class TextTokenizer
         var (addsBos, addsEos) = TemplateSpecials(JsonRead.Get(root, "post_processor"));
         var kind = pre?.IsByteLevel == true ? TokenizerKind.ByteLevelBpe
             : vocab.ContainsKey("▁") || pre is null && normalizer != null ? TokenizerKind.SentencePieceBpe : TokenizerKind.Bpe;
+        if (v5 && kind == TokenizerKind.SentencePieceBpe && config.TokenizerClass is "LlamaTokenizer" or "LlamaTokenizerFast")
+        {
+            // transformers 5 keeps only the vocabulary and merges of a Llama tokenizer.json and rebuilds the rest.
+            bool prefix = config.AddPrefixSpace ?? true;
+            normalizer = null;
+            pre = LlamaMetaspace(prefix, config.Legacy ?? false, path);
+            decoder = HfDecoder.SentencePiece(prefix);
+        }
         return new TextTokenizer(kind, path, model, normalizer, pre, decoder, added, config, addsBos, addsEos, null);
     }
 
@@ -319,7 +348,10 @@ public sealed class TextTokenizer
     }
 
     /// <summary>The text of <paramref name="ids"/>, as HF's decode (special tokens dropped when <paramref name="skipSpecialTokens"/>; unknown ids ignored).</summary>
-    public string Decode(IEnumerable<int> ids, bool skipSpecialTokens = true)
+    public string Decode(IEnumerable<int> ids, bool skipSpecialTokens = true) => Decode(ids, skipSpecialTokens, CleanUpTokenizationSpaces);
+
+    /// <summary>Decode with an explicit clean-up choice (the `tokenizers` library itself never cleans up).</summary>
+    internal string Decode(IEnumerable<int> ids, bool skipSpecialTokens, bool cleanUp)
     {
         var tokens = new List<string>();
         foreach (var id in ids)
@@ -331,7 +363,7 @@ public sealed class TextTokenizer
             else if (_model.IdToToken(id) is { } t) tokens.Add(t);
         }
         var text = _decoder == null ? string.Join(" ", tokens) : string.Concat(_decoder.DecodeChain(tokens));
-        return CleanUpTokenizationSpaces ? CleanUp(text) : text;
+        return cleanUp ? CleanUp(text) : text;
     }
 
     /// <summary>transformers' clean_up_tokenization.</summary>

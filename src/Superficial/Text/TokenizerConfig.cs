@@ -14,6 +14,9 @@ internal sealed class TokenizerConfig
     public bool? AddBosToken, AddEosToken;
     /// <summary>tokenizer_config.json "legacy" (Llama): false makes a converted tokenizer.model prepend "▁" only at the start.</summary>
     public bool? Legacy;
+    /// <summary>tokenizer_config.json "tokenizer_class" and "add_prefix_space" (used by the transformers 5 rebuild of Llama tokenizers).</summary>
+    public string? TokenizerClass;
+    public bool? AddPrefixSpace;
     public bool CleanUpTokenizationSpaces;
     /// <summary>bos/eos/unk/pad token strings and the file+field each came from.</summary>
     public readonly Dictionary<string, (string Content, string Source)> SpecialTokens = new();
@@ -39,6 +42,8 @@ internal sealed class TokenizerConfig
             cfg.AddBosToken = JsonRead.Bool(root, "add_bos_token", configPath);
             cfg.AddEosToken = JsonRead.Bool(root, "add_eos_token", configPath);
             cfg.Legacy = JsonRead.Bool(root, "legacy", configPath);
+            cfg.TokenizerClass = JsonRead.Str(root, "tokenizer_class", configPath);
+            cfg.AddPrefixSpace = JsonRead.Bool(root, "add_prefix_space", configPath);
             cfg.CleanUpTokenizationSpaces = JsonRead.Bool(root, "clean_up_tokenization_spaces", configPath) ?? false;
             cfg.ReadSpecials(root, configPath);
             if (JsonRead.Get(root, "added_tokens_decoder") is { } atd)

@@ -31,6 +31,17 @@ internal static class TextFixtures
         }
     }
 
+    /// <summary>An artifact folder's tokenizer loaded the way transformers 5's AutoTokenizer builds it.</summary>
+    public static TextTokenizer TokenizerV5(string folder)
+    {
+        lock (Cache)
+        {
+            var key = "v5:" + folder;
+            if (!Cache.TryGetValue(key, out var t)) Cache[key] = t = TextTokenizer.Load(Artifact(folder), TokenizerCompatibility.TransformersV5);
+            return t;
+        }
+    }
+
     /// <summary>llama2's tokenizer.model with its configs, without the tokenizer.json beside it (copied to a temp folder).</summary>
     static TextTokenizer LoadSentencePieceOnly(string folder)
     {
