@@ -7,11 +7,11 @@ namespace Superficial.Tests.Text;
 public class TokenizerConfigTests
 {
     /// <summary>A byte-level BPE tokenizer.json: the 256 byte characters, "hello" built by four merges, two added tokens.</summary>
-    static void WriteTinyTokenizer(string dir, bool pairMerges = false)
+    static void WriteTinyTokenizer(string dir, bool pairMerges = false, bool ignoreMerges = false)
     {
         var vocab = new Dictionary<string, int>();
         for (int b = 0; b < 256; b++) vocab[((char)ByteChar(b)).ToString()] = b;
-        vocab["he"] = 256; vocab["ll"] = 257; vocab["hell"] = 258; vocab["hello"] = 259;
+        vocab["he"] = 256; vocab["ll"] = 257; vocab["hell"] = 258; vocab["hello"] = 259; vocab["xyz"] = 262;
         object[] merges = pairMerges
             ? [new[] { "h", "e" }, new[] { "l", "l" }, new[] { "he", "ll" }, new[] { "hell", "o" }]
             : ["h e", "l l", "he ll", "hell o"];
@@ -27,7 +27,7 @@ public class TokenizerConfigTests
             ["pre_tokenizer"] = new { type = "ByteLevel", add_prefix_space = false, trim_offsets = true, use_regex = true },
             ["post_processor"] = null,
             ["decoder"] = new { type = "ByteLevel" },
-            ["model"] = new { type = "BPE", dropout = (double?)null, unk_token = (string?)null, vocab, merges },
+            ["model"] = new { type = "BPE", dropout = (double?)null, unk_token = (string?)null, ignore_merges = ignoreMerges, vocab, merges },
         };
         File.WriteAllText(Path.Combine(dir, "tokenizer.json"), JsonSerializer.Serialize(json));
     }
@@ -55,7 +55,19 @@ public class TokenizerConfigTests
         Assert.Equal(ta.Encode("hello hello<|eos|>"), tb.Encode("hello hello<|eos|>"));
         // " hell" is the word "Ġhell" (Ġ has the id of byte 32): no merge joins Ġ, and h+e, l+l, he+ll give "hell".
         Assert.Equal([259, (int)' ', 258, 260], ta.Encode("hello hell<|eos|>"));
-        Assert.Equal(262, ta.VocabSize);
+        Assert.Equal(263, ta.VocabSize);
+    }
+
+    [Fact]
+    public void Ignore_merges_takes_whole_words_from_the_vocabulary()
+    {
+        // Llama 3 sets ignore_merges: a word that is itself a token is not built by merges ("xyz" has none).
+        using var a = TestPaths.NewTempDir("tok");
+        using var b = TestPaths.NewTempDir("tok");
+        WriteTinyTokenizer(a.Path);
+        WriteTinyTokenizer(b.Path, ignoreMerges: true);
+        Assert.Equal(['x', 'y', 'z'], TextTokenizer.Load(a.Path).Encode("xyz").Select(i => (char)i));
+        Assert.Equal([262], TextTokenizer.Load(b.Path).Encode("xyz"));
     }
 
     [Fact]
@@ -105,14 +117,14 @@ public class TokenizerConfigTests
         using var d = TestPaths.NewTempDir("tok");
         WriteTinyTokenizer(d.Path);
         File.WriteAllText(d.File("tokenizer_config.json"), """
-            {"added_tokens_decoder": {"262": {"content": "<|new|>", "lstrip": false, "normalized": false, "rstrip": false, "single_word": false, "special": false},
+            {"added_tokens_decoder": {"263": {"content": "<|new|>", "lstrip": false, "normalized": false, "rstrip": false, "single_word": false, "special": false},
                                       "260": {"content": "<|eos|>", "special": true}}}
             """);
         var t = TextTokenizer.Load(d.Path);
-        Assert.Equal(263, t.VocabSize);
-        Assert.Equal([259, 262, 259], t.Encode("hello<|new|>hello"));
-        Assert.False(t.IsSpecial(262));
-        Assert.Equal("hello<|new|>hello", t.Decode([259, 262, 259]));
+        Assert.Equal(264, t.VocabSize);
+        Assert.Equal([259, 263, 259], t.Encode("hello<|new|>hello"));
+        Assert.False(t.IsSpecial(263));
+        Assert.Equal("hello<|new|>hello", t.Decode([259, 263, 259]));
     }
 
     [Fact]

@@ -31,4 +31,22 @@ public class TokenizerReferenceTests
         }
         Assert.True(failures.Count == 0, $"{name}: {failures.Count} strings differ\n" + string.Join("\n", failures));
     }
+
+    public static IEnumerable<object[]> PreTokenizerNames() =>
+        Reference.Value.RootElement.GetProperty("pretokenizers").EnumerateObject().Select(p => new object[] { p.Name });
+
+    [Theory]
+    [MemberData(nameof(PreTokenizerNames))]
+    public void Llama3_and_qwen2_split_regexes_cut_like_python_regex(string name)
+    {
+        var entry = Reference.Value.RootElement.GetProperty("pretokenizers").GetProperty(name);
+        var pre = HfPreTokenizer.Parse(entry.GetProperty("spec"), name)!;
+        Assert.True(pre.IsByteLevel);
+        foreach (var c in entry.GetProperty("cases").EnumerateArray())
+        {
+            var text = c.GetProperty("text").GetString()!;
+            var expected = c.GetProperty("pieces").EnumerateArray().Select(x => x.GetString()!).ToArray();
+            Assert.Equal(expected, pre.Run(text, atStart: true));
+        }
+    }
 }
