@@ -78,7 +78,7 @@ public sealed class TextTokenizer
         var vocabPath = Path.Combine(folder, "vocab.json");
         var mergesPath = Path.Combine(folder, "merges.txt");
         if (File.Exists(vocabPath) && File.Exists(mergesPath)) return FromVocabAndMerges(vocabPath, mergesPath, config);
-        throw new TokenizerFormatException($"{folder}: no tokenizer.json, tokenizer.model, or vocab.json + merges.txt found.");
+        throw new FileNotFoundException($"{folder}: no tokenizer.json, tokenizer.model, or vocab.json + merges.txt found.");
     }
 
     /// <summary>

@@ -167,10 +167,10 @@ public class TokenizerConfigTests
     public void Unsupported_or_missing_tokenizers_are_refused_clearly()
     {
         using var d = TestPaths.NewTempDir("tok");
-        var e = Assert.Throws<TokenizerFormatException>(() => TextTokenizer.Load(d.Path));
-        Assert.Contains("no tokenizer.json, tokenizer.model", e.Message);
+        var missing = Assert.Throws<FileNotFoundException>(() => TextTokenizer.Load(d.Path));
+        Assert.Contains("no tokenizer.json, tokenizer.model", missing.Message);
         File.WriteAllText(d.File("tokenizer.json"), """{"model": {"type": "WordPiece", "vocab": {"a": 0}}}""");
-        e = Assert.Throws<TokenizerFormatException>(() => TextTokenizer.Load(d.Path));
+        var e = Assert.Throws<TokenizerFormatException>(() => TextTokenizer.Load(d.Path));
         Assert.Contains("model type 'WordPiece'", e.Message);
         Assert.Throws<DirectoryNotFoundException>(() => TextTokenizer.Load(d.File("absent")));
     }
