@@ -40,13 +40,10 @@ public sealed class ChatTemplate
         if (!KnownFamilies.Contains(family))
             throw new UnrecognizedChatTemplateException($"Unknown chat template family '{family}'. {PickHint}");
         var (bos, eos) = SpecialTexts(family, tokenizer);
+        // The canonical variants: Phi-3-mini-instruct's (EOS closes a finished conversation) and Llama-3.1's (fixed date).
         var t = new ChatTemplate(family, bos, eos);
-        switch (family)
-        {
-            case "chatml": break;
-            case "phi3": t._eosWithoutGenerationPrompt = true; break;
-            case "llama3.1": t._dateLiteral = "26 Jul 2024"; break;
-        }
+        if (family == "phi3") t._eosWithoutGenerationPrompt = true;
+        if (family == "llama3.1") t._dateLiteral = "26 Jul 2024";
         return t;
     }
 

@@ -136,7 +136,6 @@ internal sealed class SentencePieceModel : ITokenModel
     readonly string?[] _byId;
     readonly Dictionary<string, int> _vocab;
 
-    public SentencePieceTokenizer Inner => _sp;
     public int MaxId { get; }
 
     public SentencePieceModel(string path)
