@@ -18,6 +18,12 @@ public enum TokenizerCompatibility
 /// files), encoding and decoding the way HF's fast tokenizer does. The BPE merges run in Microsoft.ML.Tokenizers; the HF
 /// pipeline around them (added tokens, normalizer, pre-tokenizer, byte fallback, decoder) is reproduced here.
 /// </summary>
+/// <remarks>
+/// Known limits: only BPE models (no WordPiece/Unigram tokenizer.json; a unigram tokenizer.model is encoded by
+/// Microsoft.ML.Tokenizers' SentencePiece); pre-tokenizer regexes must compile in .NET (no \p{Han}-style script classes);
+/// a regex \p{N} run of astral digits counts two characters per digit; a single pre-tokenized word of tens of thousands of
+/// characters (e.g. one huge whitespace run) is slow, since the merge loop is quadratic in the word length.
+/// </remarks>
 public sealed class TextTokenizer
 {
     /// <summary>How the vocabulary works; shown by <see cref="Describe"/>.</summary>
