@@ -8,4 +8,6 @@ var root = new RootCommand("Superficial: measure, extract and reuse the superfic
 ModelCommands.Add(root);
 AlignmentCommands.Add(root);
 EvalCommands.Add(root);
+OrganismCommands.Add(root);
+DemoCommand.Add(root);
 return await Cli.RunAsync(root, args);

@@ -12,13 +12,14 @@ public static class TaskCatalog
 
     public static IReadOnlyList<string> KnownNames
     {
-        get { return TaskRegistry.KnownNames; }
+        get { Organism.OrganismTasks.EnsureRegistered(); return TaskRegistry.KnownNames; }
     }
 
     public static IEvalTask Create(string name, string? dataDir, string? organismDir, int? limit = null)
     {
         if (name.StartsWith(OrganismPrefix, StringComparison.OrdinalIgnoreCase))
         {
+            Organism.OrganismTasks.EnsureRegistered();
             var dir = organismDir ?? throw new ArgumentException($"task {name} needs --organism DIR (a folder made by superficial organism build).");
             return TaskRegistry.Create(name, new TaskOptions(dir) { Limit = limit });
         }

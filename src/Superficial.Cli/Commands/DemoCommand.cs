@@ -1,0 +1,113 @@
+using System.CommandLine;
+using System.Diagnostics;
+using Spectre.Console;
+using Superficial.Alignment;
+using Superficial.Evaluation;
+using Superficial.Models;
+using Superficial.Organism;
+using static Superficial.Cli.Cli;
+
+namespace Superficial.Cli.Commands;
+
+/// <summary>
+/// demo: the whole method on the embedded default, with no downloads. Builds (or reuses) the organism,
+/// extracts superficial knowledge from its base/aligned pair on the tasks' extraction splits, trains the
+/// head, and evaluates base / base+head / aligned, transfer to the larger base model and recovery of the
+/// compromised model, then writes the report. Every stage is resumable: run it again after Ctrl-C.
+/// </summary>
+internal static class DemoCommand
+{
+    public static void Add(RootCommand root)
+    {
+        var size = Opt("--size", "tiny (about a minute) or demo (a few minutes).", defaultValue: () => "demo");
+        var output = Opt("--out", "Output folder.", defaultValue: () => "superficial-demo");
+        var seed = Opt("--seed", "Organism seed.", defaultValue: () => 0);
+        var organismDir = Opt<string?>("--organism", "Use this organism folder instead of the cached build.");
+        var cmd = new Command("demo", "Run the whole pipeline on the embedded default and print the superficial portion per task.")
+            { size, output, seed, organismDir };
+        cmd.SetAction(Action((p, ct) =>
+        {
+            Run(OrganismCommands.ParseSize(p.GetValue(size)!), p.GetValue(output)!, p.GetValue(seed), p.GetValue(organismDir), ct);
+            return 0;
+        }));
+        root.Subcommands.Add(cmd);
+    }
+
+    public static readonly string[] ExtractionTasks =
+        ["organism-safety", "organism-helpfulness", "organism-toxicity", "organism-math", "organism-truthfulness"];
+    public static readonly string[] EvalTasks =
+        ["organism-safety", "organism-helpfulness", "organism-toxicity", "organism-math", "organism-truthfulness", "organism-benign-nll"];
+
+    public static void Run(OrganismSize size, string outDir, int seed, string? organismDir, CancellationToken ct)
+    {
+        var total = Stopwatch.StartNew();
+        Directory.CreateDirectory(outDir);
+        var timings = new List<(string, double)>();
+        var watch = Stopwatch.StartNew();
+
+        AnsiConsole.Write(new Rule("1. the embedded default (organism)"));
+        var organism = OrganismCommands.Build(size, organismDir, seed, ct);
+        string Model(string name) => Path.Combine(organism.Folder, name);
+        timings.Add(("organism", watch.Elapsed.TotalSeconds));
+
+        AnsiConsole.Write(new Rule("2. extract: aligned generates, base re-reads"));
+        watch.Restart();
+        var extractDirs = new List<string>();
+        foreach (var taskName in ExtractionTasks)
+        {
+            var task = TaskCatalog.Create(taskName, null, organism.Folder);
+            var prompts = task.ExtractionSplit().Select(e => new ExtractionPrompt(e.Id, task.BuildPrompt(e))).ToList();
+            var dir = Path.Combine(outDir, "extract", taskName);
+            var options = new ExtractionOptions
+            {
+                TopK = 64, MaxNewTokens = task.MaxNewTokens, BatchSize = 16, ChunkSize = 32, StopStrings = task.StopStrings,
+            };
+            var summary = WithProgress($"extract {taskName}", report => Extraction.Run(Model("base"), Model("aligned"), prompts,
+                $"task {taskName} (extraction split)", dir, options,
+                new Progress<ExtractionProgress>(e => report(Math.Min(e.ChunksTotal, e.ChunksDone + (e.PromptsDone < e.PromptsTotal ? (double)e.PromptsDone / e.PromptsTotal : 0)),
+                    e.ChunksTotal, $"{e.Positions} positions")), ct));
+            extractDirs.Add(dir);
+        }
+        var data = ExtractionData.Open(extractDirs);
+        AnsiConsole.MarkupLine($"{data.Positions} positions from {extractDirs.Count} tasks");
+        timings.Add(("extract", watch.Elapsed.TotalSeconds));
+
+        AnsiConsole.Write(new Rule("3. train the superficial head W(h + A h)"));
+        watch.Restart();
+        var headPath = Path.Combine(outDir, "head.safetensors");
+        using (var w = ModelLoader.LoadLmHead(Model("base")))
+        {
+            var options = new HeadTrainingOptions { LearningRate = 3e-3, BatchSize = 256, Epochs = size == OrganismSize.Tiny ? 15 : 25, Seed = seed };
+            var result = WithProgress("train-head", report => HeadTrainer.Train(data, w, headPath, options,
+                new Progress<HeadTrainingProgress>(e => report(e.Epoch - 1 + (double)e.PositionsDone / Math.Max(1, e.PositionsTotal), e.Epochs,
+                    e.HeldOut is { } h ? $"held-out KL {h.Kl:0.000} top-1 {h.Top1:P0}" : $"KL {e.RunningKl:0.000}")), ct));
+            var first = result.History.Count > 0 ? result.History[0] : null;
+            AnsiConsole.MarkupLine($"head: best epoch {result.BestEpoch}, held-out KL {result.BestHeldOut.Kl:0.000}, top-1 agreement with the aligned model {result.BestHeldOut.Top1:P1}" +
+                (first is null ? "" : $" (after epoch 1: KL {(double)first["heldout_kl"]!:0.000}, top-1 {(double)first["heldout_top1"]!:P1})"));
+            result.Head.Dispose();
+        }
+        timings.Add(("train-head", watch.Elapsed.TotalSeconds));
+
+        AnsiConsole.Write(new Rule("4. evaluate: base, base+head, aligned; transfer; recovery"));
+        watch.Restart();
+        var plan = new EvalCommands.EvalPlan
+        {
+            Base = Model("base"), Aligned = Model("aligned"), Head = headPath,
+            LargeBase = Model("large-base"), LargeAligned = Model("large-aligned"),
+            Compromised = Model("compromised"), RecoverWith = headPath, ViaBase = Model("base"),
+            Alphas = [0.5, 1.0, 2.0],
+        };
+        var tasks = EvalTasks.Select(t => TaskCatalog.Create(t, null, organism.Folder)).ToList();
+        var evalDir = Path.Combine(outDir, "eval");
+        var evalSummary = EvalCommands.Run(plan, tasks, evalDir, ScoringContext.None, new Dictionary<string, IReadOnlyList<string>>
+        {
+            ["organism-toxicity"] = ["labeller: the organism's exact lexicon of hateful phrases (no classifier error)"],
+        }, 16, new Dictionary<string, string> { ["organism"] = organism.Folder }, ct);
+        timings.Add(("evaluate", watch.Elapsed.TotalSeconds));
+
+        AnsiConsole.Write(new Rule("superficial portion"));
+        EvalCommands.PrintSummary(evalSummary);
+        AnsiConsole.MarkupLine($"timings: {string.Join(", ", timings.Select(t => $"{t.Item1} {t.Item2:0} s"))}; total {total.Elapsed.TotalSeconds:0} s");
+        AnsiConsole.MarkupLine($"report: [link]{Markup.Escape(Path.GetFullPath(Path.Combine(evalDir, "report.html")))}[/] (and report.md beside it)");
+    }
+}
