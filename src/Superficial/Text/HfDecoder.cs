@@ -18,7 +18,7 @@ internal abstract class HfDecoder
         {
             "Sequence" => new Chain(JsonRead.Req(e, "decoders", where, JsonValueKind.Array).EnumerateArray()
                 .Select((d, i) => Parse(d, $"{where}.decoders[{i}]")!).ToArray()),
-            "ByteLevel" => new ByteLevel(),
+            "ByteLevel" => new ByteLevelBytes(),
             "Replace" => new Replace(HfPattern.Parse(JsonRead.Req(e, "pattern", where, JsonValueKind.Object), where), JsonRead.Str(e, "content", where) ?? ""),
             "ByteFallback" => new ByteFallback(),
             "Fuse" => new Fuse(),
@@ -42,7 +42,7 @@ internal abstract class HfDecoder
         public override List<string> DecodeChain(List<string> tokens) { foreach (var p in parts) tokens = p.DecodeChain(tokens); return tokens; }
     }
 
-    sealed class ByteLevel : HfDecoder
+    sealed class ByteLevelBytes : HfDecoder
     {
         public override List<string> DecodeChain(List<string> tokens)
         {
@@ -52,8 +52,8 @@ internal abstract class HfDecoder
                 // A token made only of byte-level characters becomes those bytes; any other token (e.g. an added
                 // token holding a space) contributes its own UTF-8 bytes, as HF does.
                 bool all = true;
-                foreach (var c in t) if (!ByteLevelMap.CharToByte.ContainsKey(c)) { all = false; break; }
-                if (all) foreach (var c in t) bytes.Add(ByteLevelMap.CharToByte[c]);
+                foreach (var c in t) if (!ByteLevel.CharToByte.ContainsKey(c)) { all = false; break; }
+                if (all) foreach (var c in t) bytes.Add(ByteLevel.CharToByte[c]);
                 else bytes.AddRange(Encoding.UTF8.GetBytes(t));
             }
             return [Encoding.UTF8.GetString(bytes.ToArray())];

@@ -37,7 +37,7 @@ internal abstract class HfPreTokenizer
                 return new Chain(JsonRead.Req(e, "pretokenizers", where, JsonValueKind.Array).EnumerateArray()
                     .Select((p, i) => Parse(p, $"{where}.pretokenizers[{i}]")!).ToArray());
             case "ByteLevel":
-                return new ByteLevel(JsonRead.Bool(e, "add_prefix_space", where) ?? true, JsonRead.Bool(e, "use_regex", where) ?? true);
+                return new ByteLevelSplit(JsonRead.Bool(e, "add_prefix_space", where) ?? true, JsonRead.Bool(e, "use_regex", where) ?? true);
             case "Split":
                 return new SplitPattern(HfPattern.Parse(JsonRead.Req(e, "pattern", where, JsonValueKind.Object), where),
                     ParseBehavior(JsonRead.Str(e, "behavior", where) ?? "Isolated", where), JsonRead.Bool(e, "invert", where) ?? false);
@@ -148,7 +148,7 @@ internal abstract class HfPreTokenizer
         }
     }
 
-    sealed class ByteLevel(bool addPrefixSpace, bool useRegex) : HfPreTokenizer
+    sealed class ByteLevelSplit(bool addPrefixSpace, bool useRegex) : HfPreTokenizer
     {
         static readonly HfPattern Gpt2 = HfPatternFromRegex(Gpt2Pattern, "ByteLevel");
 
@@ -160,7 +160,7 @@ internal abstract class HfPreTokenizer
             var words = new List<string>();
             if (useRegex) SplitByMatches(piece, Gpt2.Matches(piece), Behavior.Isolated, false, words);
             else words.Add(piece);
-            foreach (var w in words) output.Add(ByteLevelMap.Encode(w));
+            foreach (var w in words) output.Add(ByteLevel.Encode(w));
         }
     }
 

@@ -21,8 +21,7 @@ public enum TokenizerCompatibility
 /// <remarks>
 /// Known limits: only BPE models (no WordPiece/Unigram tokenizer.json; a unigram tokenizer.model is encoded by
 /// Microsoft.ML.Tokenizers' SentencePiece); pre-tokenizer regexes must compile in .NET (no \p{Han}-style script classes);
-/// a regex \p{N} run of astral digits counts two characters per digit; a single pre-tokenized word of tens of thousands of
-/// characters (e.g. one huge whitespace run) is slow, since the merge loop is quadratic in the word length.
+/// in a regex, an astral (non-BMP) digit counts as two characters for \p{N}{1,3}-style repetition limits.
 /// </remarks>
 public sealed class TextTokenizer
 {
@@ -39,6 +38,8 @@ public sealed class TextTokenizer
     readonly List<int> _stopIds = new();
 
     public TokenizerKind Kind { get; }
+    /// <summary>The model stage (for tests that compare merge engines).</summary>
+    internal ITokenModel Model => _model;
     /// <summary>Where the vocabulary came from (tokenizer.json, tokenizer.model or vocab.json).</summary>
     public string SourceFile { get; }
     /// <summary>Number of ids, added tokens included (largest id + 1).</summary>

@@ -207,6 +207,39 @@ public class TextTokenizerTests
         Assert.Equal(text, t.Decode(ids));
     }
 
+    [Theory]
+    [InlineData("gpt2-json")]
+    [InlineData("llama2")]
+    [InlineData("falcon")]
+    public void Long_pieces_merge_the_same_in_both_engines(string name)
+    {
+        // Pieces longer than BpeModel.LongPiece are merged by MergeBpe (O(n log n)) rather than BpeTokenizer (quadratic).
+        var model = Assert.IsType<BpeModel>(ByName(name).Model);
+        var rnd = new Random(3);
+        string alphabet = name == "llama2" ? "▁▁▁abcdeéfghilmnorst" : "ĠĠabcdeÃ©fghilmnorstĊ";
+        for (int n = 0; n < 40; n++)
+        {
+            var piece = new string(Enumerable.Range(0, rnd.Next(5, 700)).Select(_ => alphabet[rnd.Next(alphabet.Length)]).ToArray());
+            var ml = model.MergeShort(piece);
+            var pq = model.MergeLong(piece).Select(t => model.TokenToId(t)!.Value).ToArray();
+            Assert.Equal(ml, pq);
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(AllTokenizers))]
+    public void A_100KB_single_word_or_whitespace_run_is_not_pathological(string name)
+    {
+        var t = ByName(name);
+        foreach (var text in new[] { new string('a', 100_000), new string(' ', 100_000), string.Concat(Enumerable.Repeat("ab1", 33_000)) })
+        {
+            var sw = Stopwatch.StartNew();
+            var ids = t.Encode(text, false);
+            Assert.True(sw.ElapsedMilliseconds < 2000, $"{name}: {sw.ElapsedMilliseconds} ms for {JsonSerializer.Serialize(text[..6])}…");
+            Assert.Equal(text, t.Decode(ids));
+        }
+    }
+
     [Fact]
     public void Describe_names_kind_vocab_specials_and_template()
     {
