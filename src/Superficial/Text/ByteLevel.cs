@@ -9,7 +9,7 @@ namespace Superficial.Text;
 public static class ByteLevel
 {
     public static readonly char[] ByteToChar = Build();
-    static readonly Dictionary<char, byte> CharToByte = ByteToChar.Select((c, b) => (c, b)).ToDictionary(x => x.c, x => (byte)x.b);
+    internal static readonly Dictionary<char, byte> CharToByte = ByteToChar.Select((c, b) => (c, b)).ToDictionary(x => x.c, x => (byte)x.b);
 
     static char[] Build()
     {

@@ -1,470 +1,425 @@
-using System.Globalization;
 using System.Text;
 using System.Text.Json;
-using System.Text.Json.Nodes;
-using System.Text.RegularExpressions;
-using Microsoft.ML.Tokenizers;
 
 namespace Superficial.Text;
 
+/// <summary>Whose behaviour <see cref="TextTokenizer.Load(string, TokenizerCompatibility)"/> reproduces where Hugging Face versions disagree.</summary>
+public enum TokenizerCompatibility
+{
+    /// <summary>tokenizer.json exactly as the `tokenizers` library (and transformers 4's fast tokenizers) run it.</summary>
+    Tokenizers,
+    /// <summary>transformers 5: Llama-class SentencePiece tokenizers are rebuilt with a Metaspace pre-tokenizer that, unless the config
+    /// says legacy, adds "▁" only at the very start (so text right after a special token gets none).</summary>
+    TransformersV5,
+}
+
 /// <summary>
-/// The tokenizer of a Hugging Face model folder. Reads tokenizer.json (byte-level BPE: GPT-2, Llama 3,
-/// Qwen2, SmolLM, Falcon; or SentencePiece-style BPE with byte fallback: Llama 2, Phi-3) or
-/// tokenizer.model (SentencePiece, through Microsoft.ML.Tokenizers), plus the special tokens of
-/// tokenizer_config.json, special_tokens_map.json and generation_config.json. Added tokens written in
-/// the text (e.g. "&lt;|im_start|&gt;") encode to their single ids, as in HF.
+/// A Hugging Face model folder's tokenizer (tokenizer.json, tokenizer.model or vocab.json + merges.txt, plus the config
+/// files), encoding and decoding the way HF's fast tokenizer does. The BPE merges run in Microsoft.ML.Tokenizers; the HF
+/// pipeline around them (added tokens, normalizer, pre-tokenizer, byte fallback, decoder) is reproduced here.
 /// </summary>
+/// <remarks>
+/// Known limits: only BPE models (no WordPiece/Unigram tokenizer.json; a unigram tokenizer.model is encoded by
+/// Microsoft.ML.Tokenizers' SentencePiece); pre-tokenizer regexes must compile in .NET (no \p{Han}-style script classes);
+/// in a regex, an astral (non-BMP) digit counts as two characters for \p{N}{1,3}-style repetition limits.
+/// </remarks>
 public sealed class TextTokenizer
 {
-    enum Kind { ByteLevelBpe, SentencePieceBpeJson, SentencePieceModel }
+    /// <summary>How the vocabulary works; shown by <see cref="Describe"/>.</summary>
+    public enum TokenizerKind { ByteLevelBpe, SentencePieceBpe, Bpe }
 
-    readonly Kind kind;
-    readonly string folder;
-    readonly Dictionary<string, int> vocab;          // token string -> id (base vocabulary and added tokens)
-    string?[] idToToken;
-    readonly HashSet<int> specialIds = [];
-    readonly List<(string Content, int Id)> added;   // longest first, for splitting text
-    readonly Func<string, bool, IReadOnlyList<int>> encodeSegment; // (text, isFirstSegment) -> ids
-    readonly Func<IReadOnlyList<int>, string> decodeIds;
+    readonly ITokenModel _model;
+    readonly HfNormalizer? _normalizer;
+    readonly HfPreTokenizer? _preTokenizer;
+    readonly HfDecoder? _decoder;
+    readonly Dictionary<int, AddedToken> _addedById = new();
+    readonly Dictionary<string, AddedToken> _addedByContent = new(StringComparer.Ordinal);
+    readonly AddedTokenMatcher _rawMatcher, _normalizedMatcher;
+    readonly List<int> _stopIds = new();
 
-    public int VocabSize => idToToken.Length;
-    public int? BosId { get; private set; }
-    public int? EosId { get; private set; }
-    public int? PadId { get; private set; }
-    public int? UnkId { get; private set; }
-    public IReadOnlyList<int> StopIds { get; private set; } = [];
-    public bool AddBos { get; private set; }
-    public bool AddEos { get; private set; }
-    public string? ChatTemplateSource { get; private set; }
-    public string? BosToken => BosId is int b ? idToToken[b] : null;
-    public string? EosToken => EosId is int e ? idToToken[e] : null;
+    public TokenizerKind Kind { get; }
+    /// <summary>The model stage (for tests that compare merge engines).</summary>
+    internal ITokenModel Model => _model;
+    /// <summary>Where the vocabulary came from (tokenizer.json, tokenizer.model or vocab.json).</summary>
+    public string SourceFile { get; }
+    /// <summary>Number of ids, added tokens included (largest id + 1).</summary>
+    public int VocabSize { get; }
+    public int? BosId { get; }
+    public int? EosId { get; }
+    public int? PadId { get; }
+    public int? UnkId { get; }
+    /// <summary>Ids that end a generated turn: EOS, generation_config.json's eos_token_id(s), and the chat template's end-of-turn tokens.</summary>
+    public IReadOnlyList<int> StopIds => _stopIds;
+    /// <summary>Whether <see cref="Encode"/> with addSpecialTokens puts BOS first / EOS last.</summary>
+    public bool AddBos { get; }
+    public bool AddEos { get; }
+    /// <summary>transformers' clean_up_tokenization_spaces (" ." → "." etc. after decoding); from tokenizer_config.json, default false.</summary>
+    public bool CleanUpTokenizationSpaces { get; }
+    /// <summary>The raw Jinja chat template (tokenizer_config.json "chat_template", or chat_template.jinja), if any.</summary>
+    public string? ChatTemplateSource { get; }
+    /// <summary>Where <see cref="ChatTemplateSource"/> was read from.</summary>
+    public string? ChatTemplateOrigin { get; }
 
-    TextTokenizer(Kind kind, string folder, Dictionary<string, int> vocab, List<(string, int)> added,
-        Func<string, bool, IReadOnlyList<int>> encodeSegment, Func<IReadOnlyList<int>, string> decodeIds)
+    public string? BosToken => BosId is { } id ? IdToToken(id) : null;
+    public string? EosToken => EosId is { } id ? IdToToken(id) : null;
+
+    /// <summary>End-of-turn markers of common chat formats; those in the template and the vocabulary become stop ids.</summary>
+    static readonly string[] EndOfTurnMarkers = ["<|eot_id|>", "<|eom_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|end_of_turn|>", "<|END_OF_TURN_TOKEN|>"];
+
+    /// <summary>Reads the tokenizer of a model folder: tokenizer.json (preferred), else tokenizer.model, else vocab.json + merges.txt.</summary>
+    public static TextTokenizer Load(string folder) => Load(folder, null, TokenizerCompatibility.Tokenizers);
+
+    /// <summary>As <see cref="Load(string)"/>, choosing whose behaviour to reproduce where Hugging Face's own versions disagree.</summary>
+    public static TextTokenizer Load(string folder, TokenizerCompatibility compatibility) => Load(folder, null, compatibility);
+
+    /// <summary>As <see cref="Load(string)"/>, with the tokenizer.json taken from another path (used for test files named otherwise).</summary>
+    internal static TextTokenizer Load(string folder, string? tokenizerJson, TokenizerCompatibility compatibility = TokenizerCompatibility.Tokenizers)
     {
-        this.kind = kind; this.folder = folder; this.vocab = vocab; this.encodeSegment = encodeSegment; this.decodeIds = decodeIds;
-        int size = vocab.Count == 0 ? 0 : vocab.Values.Max() + 1;
-        idToToken = new string?[size];
-        foreach (var (t, id) in vocab) idToToken[id] = t;
-        this.added = added.OrderByDescending(a => a.Item1.Length).ToList();
+        if (!Directory.Exists(folder)) throw new DirectoryNotFoundException($"Tokenizer folder '{folder}' does not exist.");
+        var config = TokenizerConfig.Read(folder);
+        var json = tokenizerJson ?? Path.Combine(folder, "tokenizer.json");
+        bool v5 = compatibility == TokenizerCompatibility.TransformersV5;
+        if (File.Exists(json)) return FromTokenizerJson(json, config, v5);
+        var spm = Path.Combine(folder, "tokenizer.model");
+        if (File.Exists(spm)) return FromSentencePiece(spm, config, v5);
+        var vocabPath = Path.Combine(folder, "vocab.json");
+        var mergesPath = Path.Combine(folder, "merges.txt");
+        if (File.Exists(vocabPath) && File.Exists(mergesPath)) return FromVocabAndMerges(vocabPath, mergesPath, config);
+        throw new FileNotFoundException($"{folder}: no tokenizer.json, tokenizer.model, or vocab.json + merges.txt found.");
     }
 
-    public static TextTokenizer Load(string folder)
+    /// <summary>
+    /// A tokenizer.model. A BPE model is converted as transformers' LlamaConverter does (vocabulary and scores → merges,
+    /// byte fallback, Prepend/Replace normalizer or, with "legacy": false, a Metaspace "first" pre-tokenizer), so it
+    /// encodes like the tokenizer.json HF would build; a unigram model is encoded by Microsoft.ML.Tokenizers' SentencePiece.
+    /// </summary>
+    static TextTokenizer FromSentencePiece(string path, TokenizerConfig config, bool v5)
     {
-        if (!Directory.Exists(folder)) throw new DirectoryNotFoundException($"tokenizer folder not found: {folder}");
-        var config = ReadJson(Path.Combine(folder, "tokenizer_config.json"));
-        var specialMap = ReadJson(Path.Combine(folder, "special_tokens_map.json"));
-        var genConfig = ReadJson(Path.Combine(folder, "generation_config.json"));
-        var jsonPath = Path.Combine(folder, "tokenizer.json");
-        var modelPath = Path.Combine(folder, "tokenizer.model");
-        TextTokenizer tok;
-        if (File.Exists(jsonPath))
+        var proto = SentencePieceProto.Read(path);
+        var specials = new List<AddedToken>();
+        for (int id = 0; id < proto.Pieces.Count; id++)
+            if (proto.Pieces[id].Type is SentencePieceProto.PieceType.Control or SentencePieceProto.PieceType.Unknown)
+                specials.Add(new AddedToken(id, proto.Pieces[id].Piece, Special: true, Normalized: false));
+        (int, int, int) ids = (proto.BosId, proto.EosId, proto.UnkId);
+        if (proto.ModelType != 2)
         {
-            var json = ReadJson(jsonPath)!;
-            bool spmStyle = IsSentencePieceStyle(json);
-            tok = spmStyle && File.Exists(modelPath) ? FromSentencePieceModel(folder, modelPath, json) : FromTokenizerJson(folder, jsonPath, json);
-        }
-        else if (File.Exists(modelPath)) tok = FromSentencePieceModel(folder, modelPath, null);
-        else throw new FileNotFoundException($"{folder} has neither tokenizer.json nor tokenizer.model.");
-        return tok.WithSpecials(config, specialMap, genConfig);
-    }
-
-    static JsonObject? ReadJson(string path)
-    {
-        if (!File.Exists(path)) return null;
-        try
-        {
-            return JsonNode.Parse(File.ReadAllText(path)) as JsonObject ?? throw new InvalidDataException($"{path}: expected a JSON object.");
-        }
-        catch (JsonException e) { throw new InvalidDataException($"{path}: not valid JSON ({e.Message})."); }
-    }
-
-    static bool IsSentencePieceStyle(JsonObject json)
-    {
-        var text = (json["normalizer"]?.ToJsonString() ?? "") + (json["pre_tokenizer"]?.ToJsonString() ?? "");
-        return text.Contains("\\u2581") || text.Contains("▁") || text.Contains("Metaspace");
-    }
-
-    // ---------- tokenizer.json ----------
-
-    static TextTokenizer FromTokenizerJson(string folder, string path, JsonObject json)
-    {
-        var model = json["model"] as JsonObject ?? throw new InvalidDataException($"{path}: missing \"model\".");
-        var type = (string?)model["type"];
-        if (type != "BPE") throw new InvalidDataException($"{path}: model type \"{type}\" is not supported (expected BPE).");
-        var vocabObj = model["vocab"] as JsonObject ?? throw new InvalidDataException($"{path}: model.vocab must be an object of token -> id.");
-        var vocab = new Dictionary<string, int>(vocabObj.Count, StringComparer.Ordinal);
-        foreach (var (t, v) in vocabObj) vocab[t] = v!.GetValue<int>();
-        var merges = ReadMerges(path, model);
-        var added = ReadAdded(path, json, vocab, out var specials);
-        bool spm = IsSentencePieceStyle(json);
-        TextTokenizer tok = spm ? SentencePieceJson(folder, path, json, model, vocab, merges, added) : ByteLevelJson(folder, path, json, vocab, merges, added);
-        foreach (var s in specials) tok.specialIds.Add(s);
-        return tok;
-    }
-
-    static List<(string, string)> ReadMerges(string path, JsonObject model)
-    {
-        var list = new List<(string, string)>();
-        if (model["merges"] is not JsonArray arr) throw new InvalidDataException($"{path}: model.merges must be a list.");
-        foreach (var m in arr)
-        {
-            if (m is JsonArray pair && pair.Count == 2) list.Add(((string)pair[0]!, (string)pair[1]!));
-            else if (m is JsonValue v && v.TryGetValue(out string? s))
-            {
-                int sp = s.IndexOf(' ', 1);
-                if (sp < 0) throw new InvalidDataException($"{path}: merge \"{s}\" is not two space-separated symbols.");
-                list.Add((s[..sp], s[(sp + 1)..]));
-            }
-            else throw new InvalidDataException($"{path}: merge {m?.ToJsonString()} is neither \"a b\" nor [a, b].");
-        }
-        return list;
-    }
-
-    static List<(string, int)> ReadAdded(string path, JsonObject json, Dictionary<string, int> vocab, out List<int> specials)
-    {
-        var added = new List<(string, int)>();
-        specials = [];
-        if (json["added_tokens"] is JsonArray arr)
-            foreach (var a in arr.OfType<JsonObject>())
-            {
-                var content = (string?)a["content"] ?? throw new InvalidDataException($"{path}: an added token has no content.");
-                int id = a["id"]!.GetValue<int>();
-                vocab[content] = id;
-                added.Add((content, id));
-                if (a["special"]?.GetValue<bool>() == true) specials.Add(id);
-            }
-        return added;
-    }
-
-    static TextTokenizer ByteLevelJson(string folder, string path, JsonObject json, Dictionary<string, int> vocab,
-        List<(string, string)> merges, List<(string, int)> added)
-    {
-        var pre = PreTokenizer(path, json["pre_tokenizer"] as JsonObject, out bool addPrefixSpace);
-        var baseVocab = vocab.Where(kv => !added.Any(a => a.Item2 == kv.Value && a.Item1 == kv.Key) || IsByteSymbolToken(kv.Key))
-            .Select(kv => (kv.Key, kv.Value)).ToList();
-        var options = new BpeOptions(baseVocab.Select(x => KeyValuePair.Create(x.Key, x.Value))) { Merges = merges.Select(m => m.Item1 + " " + m.Item2), ByteLevel = true };
-        var bpe = BpeTokenizer.Create(options);
-        IReadOnlyList<int> Encode(string text, bool first)
-        {
-            if (text.Length == 0) return [];
-            if (addPrefixSpace && first && !text.StartsWith(' ')) text = " " + text;
-            var ids = new List<int>();
-            foreach (var piece in pre(text)) ids.AddRange(bpe.EncodeToIds(piece, considerPreTokenization: false, considerNormalization: false));
-            return ids;
-        }
-        TextTokenizer? self = null;
-        string Decode(IReadOnlyList<int> ids)
-        {
-            var bytes = new List<byte>();
-            foreach (var id in ids)
-            {
-                var t = self!.IdToToken(id);
-                if (t is null) continue;
-                if (self.IsAdded(id)) bytes.AddRange(Encoding.UTF8.GetBytes(t));
-                else ByteLevel.AppendBytes(t, bytes);
-            }
-            return Encoding.UTF8.GetString(bytes.ToArray());
-        }
-        self = new TextTokenizer(Kind.ByteLevelBpe, folder, vocab, added, Encode, Decode);
-        return self;
-    }
-
-    static bool IsByteSymbolToken(string token) => token.Length == 1;
-
-    /// <summary>HF pre-tokenizers as successive splits: ByteLevel (GPT-2 regex), Split (regex, isolated), Digits, Punctuation, Sequence.</summary>
-    static Func<string, IEnumerable<string>> PreTokenizer(string path, JsonObject? p, out bool addPrefixSpace)
-    {
-        addPrefixSpace = false;
-        if (p is null) return t => [t];
-        var steps = new List<Func<string, IEnumerable<string>>>();
-        bool prefix = false;
-        void Add(JsonObject step)
-        {
-            switch ((string?)step["type"])
-            {
-                case "Sequence":
-                    foreach (var s in (step["pretokenizers"] as JsonArray ?? [])) Add((JsonObject)s!);
-                    break;
-                case "ByteLevel":
-                    if (step["add_prefix_space"]?.GetValue<bool>() == true) prefix = true;
-                    if (step["use_regex"]?.GetValue<bool>() != false) steps.Add(RegexSplit(Gpt2Pattern));
-                    break;
-                case "Split":
-                    var pattern = (string?)step["pattern"]?["Regex"] ?? Regex.Escape((string?)step["pattern"]?["String"] ?? "");
-                    var behavior = (string?)step["behavior"] ?? "Isolated";
-                    if (behavior != "Isolated" || step["invert"]?.GetValue<bool>() == true)
-                        throw new InvalidDataException($"{path}: Split pre-tokenizer with behavior {behavior} is not supported (only Isolated).");
-                    steps.Add(RegexSplit(pattern));
-                    break;
-                case "Digits":
-                    steps.Add(RegexSplit(step["individual_digits"]?.GetValue<bool>() == true ? @"\p{Nd}" : @"\p{Nd}+"));
-                    break;
-                case "Punctuation":
-                    steps.Add(RegexSplit(@"[\p{P}\p{S}]+"));
-                    break;
-                default:
-                    throw new InvalidDataException($"{path}: pre-tokenizer \"{step["type"]}\" is not supported.");
-            }
-        }
-        Add(p);
-        addPrefixSpace = prefix;
-        return text =>
-        {
-            IEnumerable<string> pieces = [text];
-            foreach (var s in steps) pieces = pieces.SelectMany(s).ToList();
-            return pieces;
-        };
-    }
-
-    const string Gpt2Pattern = @"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+";
-
-    /// <summary>Splits on regex matches, keeping matches and the gaps between them (HF's "Isolated" behaviour).</summary>
-    static Func<string, IEnumerable<string>> RegexSplit(string pattern)
-    {
-        var regex = new Regex(pattern, RegexOptions.Compiled | RegexOptions.CultureInvariant);
-        return text =>
-        {
-            var result = new List<string>();
-            int at = 0;
-            foreach (Match m in regex.Matches(text))
-            {
-                if (m.Length == 0) continue;
-                if (m.Index > at) result.Add(text[at..m.Index]);
-                result.Add(m.Value);
-                at = m.Index + m.Length;
-            }
-            if (at < text.Length) result.Add(text[at..]);
-            return result;
-        };
-    }
-
-    /// <summary>SentencePiece-style BPE stored as tokenizer.json ("▁" for spaces, byte fallback), without a tokenizer.model.</summary>
-    static TextTokenizer SentencePieceJson(string folder, string path, JsonObject json, JsonObject model, Dictionary<string, int> vocab,
-        List<(string, string)> merges, List<(string, int)> added)
-    {
-        var ranks = new Dictionary<(string, string), int>();
-        for (int i = 0; i < merges.Count; i++) ranks.TryAdd(merges[i], i);
-        var bpe = new MergeBpe(ranks);
-        bool byteFallback = model["byte_fallback"]?.GetValue<bool>() == true;
-        int? unk = (string?)model["unk_token"] is { } u && vocab.TryGetValue(u, out var uid) ? uid : null;
-        var norm = json.ToJsonString();
-        bool prepend = norm.Contains("\"Prepend\"") || norm.Contains("\"add_prefix_space\":true") || norm.Contains("\"prepend_scheme\":\"first\"")
-                       || norm.Contains("\"prepend_scheme\":\"always\"");
-        IReadOnlyList<int> Encode(string text, bool first)
-        {
-            if (text.Length == 0) return [];
-            var normalized = (prepend ? "▁" : "") + text.Replace(' ', '▁');
-            var symbols = new List<string>();
-            var e = StringInfo.GetTextElementEnumerator(normalized);
-            for (int i = 0; i < normalized.Length;)
-            {
-                int len = char.IsSurrogatePair(normalized, i) ? 2 : 1;
-                symbols.Add(normalized.Substring(i, len));
-                i += len;
-            }
-            var ids = new List<int>();
-            foreach (var s in bpe.Apply(symbols))
-            {
-                if (vocab.TryGetValue(s, out var id)) { ids.Add(id); continue; }
-                if (byteFallback)
-                {
-                    foreach (var b in Encoding.UTF8.GetBytes(s))
-                        ids.Add(vocab.TryGetValue($"<0x{b:X2}>", out var bid) ? bid
-                            : throw new InvalidDataException($"{path}: byte fallback token <0x{b:X2}> missing from the vocabulary."));
-                }
-                else if (unk is int k) ids.Add(k);
-                else throw new InvalidDataException($"{path}: \"{s}\" is not in the vocabulary and there is no unk token.");
-            }
-            return ids;
-        }
-        TextTokenizer? self = null;
-        string Decode(IReadOnlyList<int> ids) => SentencePieceDecode(ids, self!);
-        self = new TextTokenizer(Kind.SentencePieceBpeJson, folder, vocab, added, Encode, Decode);
-        return self;
-    }
-
-    /// <summary>"▁" back to spaces, &lt;0xXX&gt; tokens back to bytes, one leading space stripped.</summary>
-    static string SentencePieceDecode(IReadOnlyList<int> ids, TextTokenizer tok)
-    {
-        var bytes = new List<byte>();
-        foreach (var id in ids)
-        {
-            var t = tok.IdToToken(id);
-            if (t is null) continue;
-            if (t.Length == 6 && t.StartsWith("<0x") && t.EndsWith('>') && byte.TryParse(t.AsSpan(3, 2), NumberStyles.HexNumber, null, out var b) && !tok.IsAdded(id))
-                bytes.Add(b);
-            else bytes.AddRange(Encoding.UTF8.GetBytes(tok.IsAdded(id) ? t : t.Replace('▁', ' ')));
-        }
-        var s = Encoding.UTF8.GetString(bytes.ToArray());
-        return s.StartsWith(' ') ? s[1..] : s;
-    }
-
-    // ---------- tokenizer.model ----------
-
-    static TextTokenizer FromSentencePieceModel(string folder, string modelPath, JsonObject? json)
-    {
-        SentencePieceTokenizer sp;
-        using (var fs = File.OpenRead(modelPath))
-        {
-            try { sp = LlamaTokenizer.Create(fs, addBeginOfSentence: false, addEndOfSentence: false); }
-            catch (Exception e) when (e is not IOException)
-            { throw new InvalidDataException($"{modelPath}: not a SentencePiece model Microsoft.ML.Tokenizers can read ({e.Message})."); }
+            var model = new SentencePieceModel(path);
+            return new TextTokenizer(TokenizerKind.SentencePieceBpe, path, model, null, null, HfDecoder.SentencePiece(proto.AddDummyPrefix),
+                specials, config, null, null, ids);
         }
         var vocab = new Dictionary<string, int>(StringComparer.Ordinal);
-        foreach (var (t, id) in sp.Vocabulary) vocab[t] = id;
-        var added = new List<(string, int)>();
-        var specials = new List<int>();
-        if (json is not null) added = ReadAdded(modelPath, json, vocab, out specials);
-        foreach (var s in new[] { "<unk>", "<s>", "</s>" })
-            if (vocab.TryGetValue(s, out var id) && !added.Any(a => a.Item2 == id)) { added.Add((s, id)); specials.Add(id); }
-        TextTokenizer? self = null;
-        IReadOnlyList<int> Encode(string text, bool first) => text.Length == 0 ? [] : sp.EncodeToIds(text, false, false);
-        string Decode(IReadOnlyList<int> ids)
+        for (int id = 0; id < proto.Pieces.Count; id++) vocab.TryAdd(proto.Pieces[id].Piece, id);
+        var unk = proto.UnkId >= 0 && proto.UnkId < proto.Pieces.Count ? proto.Pieces[proto.UnkId].Piece : null;
+        var bpe = new BpeModel(vocab, proto.ExtractMerges(vocab), unk, proto.ByteFallback, fuseUnk: true, ignoreMerges: false, path);
+        HfNormalizer? normalizer = null;
+        HfPreTokenizer? pre = null;
+        bool prefix = config.AddPrefixSpace ?? proto.AddDummyPrefix;
+        if (config.Legacy ?? !v5) // transformers 4 defaults to legacy, transformers 5 does not
+            normalizer = HfNormalizer.Parse(JsonDocument.Parse(prefix
+                ? """{"type":"Sequence","normalizers":[{"type":"Prepend","prepend":"▁"},{"type":"Replace","pattern":{"String":" "},"content":"▁"}]}"""
+                : """{"type":"Replace","pattern":{"String":" "},"content":"▁"}""").RootElement, path);
+        else pre = LlamaMetaspace(prefix, legacy: false, path);
+        return new TextTokenizer(TokenizerKind.SentencePieceBpe, path, bpe, normalizer, pre, HfDecoder.SentencePiece(prefix),
+            specials, config, null, null, ids);
+    }
+
+    /// <summary>The Metaspace pre-tokenizer transformers puts on Llama tokenizers that are not in legacy mode.</summary>
+    static HfPreTokenizer LlamaMetaspace(bool addPrefixSpace, bool legacy, string where)
+    {
+        var scheme = !addPrefixSpace ? "never" : legacy ? "always" : "first";
+        return HfPreTokenizer.Parse(JsonDocument.Parse($$"""{"type":"Metaspace","replacement":"▁","prepend_scheme":"{{scheme}}","split":false}""").RootElement, where)!;
+    }
+
+    static TextTokenizer FromVocabAndMerges(string vocabPath, string mergesPath, TokenizerConfig config)
+    {
+        using var doc = JsonRead.Parse(vocabPath);
+        var vocab = ReadVocab(doc.RootElement, vocabPath);
+        var merges = new List<(string, string)>();
+        int lineNo = 0;
+        foreach (var line in File.ReadLines(mergesPath))
         {
-            // SentencePiece decodes its own pieces; added tokens beyond its vocabulary are spliced in as text.
-            var sb = new StringBuilder();
-            var run = new List<int>();
-            void Flush() { if (run.Count > 0) { sb.Append(sp.Decode(run, considerSpecialTokens: false)); run.Clear(); } }
-            foreach (var id in ids)
+            lineNo++;
+            if (line.Length == 0 || (lineNo == 1 && line.StartsWith("#version"))) continue;
+            var parts = line.Split(' ');
+            if (parts.Length != 2) throw new TokenizerFormatException($"{mergesPath}: line {lineNo} must be two tokens separated by one space.");
+            merges.Add((parts[0], parts[1]));
+        }
+        var model = new BpeModel(vocab, merges, null, false, false, false, vocabPath);
+        // GPT-2's slow tokenizer: byte-level pre-tokenizer without prefix space, byte-level decoder.
+        var pre = HfPreTokenizer.Parse(JsonDocument.Parse("""{"type":"ByteLevel","add_prefix_space":false,"use_regex":true}""").RootElement, "GPT-2 default");
+        var dec = HfDecoder.Parse(JsonDocument.Parse("""{"type":"ByteLevel"}""").RootElement, "GPT-2 default");
+        return new TextTokenizer(TokenizerKind.ByteLevelBpe, vocabPath, model, null, pre, dec, [], config, null, null, null);
+    }
+
+    static Dictionary<string, int> ReadVocab(JsonElement e, string where)
+    {
+        if (e.ValueKind != JsonValueKind.Object) throw new TokenizerFormatException($"{where}: the vocabulary must be a JSON object of token → id.");
+        var vocab = new Dictionary<string, int>(StringComparer.Ordinal);
+        foreach (var p in e.EnumerateObject())
+        {
+            if (p.Value.ValueKind != JsonValueKind.Number || !p.Value.TryGetInt32(out var id))
+                throw new TokenizerFormatException($"{where}: the id of token '{p.Name}' must be an integer.");
+            vocab[p.Name] = id;
+        }
+        return vocab;
+    }
+
+    static TextTokenizer FromTokenizerJson(string path, TokenizerConfig config, bool v5)
+    {
+        using var doc = JsonRead.Parse(path);
+        var root = doc.RootElement;
+        var modelJson = JsonRead.Req(root, "model", path, JsonValueKind.Object);
+        var where = $"{path}: model";
+        var type = JsonRead.Str(modelJson, "type", where) ?? (JsonRead.Get(modelJson, "merges") != null ? "BPE" : null);
+        if (type != "BPE")
+            throw new TokenizerFormatException($"{where}: model type '{type}' is not supported; only BPE tokenizers (GPT-2, Llama, Qwen, Mistral, Phi, Falcon, SmolLM style) are.");
+        if (JsonRead.Get(modelJson, "dropout") is { ValueKind: JsonValueKind.Number } dr && dr.GetDouble() > 0)
+            throw new TokenizerFormatException($"{where}: BPE dropout {dr.GetDouble()} is not supported (it makes encoding random).");
+        foreach (var f in new[] { "continuing_subword_prefix", "end_of_word_suffix" })
+            if (!string.IsNullOrEmpty(JsonRead.Str(modelJson, f, where)))
+                throw new TokenizerFormatException($"{where}: '{f}' is not supported (causal-LM BPE tokenizers leave it empty).");
+
+        var vocab = ReadVocab(JsonRead.Req(modelJson, "vocab", where, JsonValueKind.Object), $"{where}.vocab");
+        var merges = new List<(string, string)>();
+        int i = 0;
+        foreach (var m in JsonRead.Req(modelJson, "merges", where, JsonValueKind.Array).EnumerateArray())
+        {
+            if (m.ValueKind == JsonValueKind.String)
             {
-                if (self!.IsAdded(id)) { Flush(); sb.Append(self.IdToToken(id)); }
-                else run.Add(id);
+                var parts = m.GetString()!.Split(' ');
+                // "a b" is ambiguous when a token holds a space; HF cannot read such a line either, so it is skipped.
+                if (parts.Length == 2) merges.Add((parts[0], parts[1]));
             }
-            Flush();
-            return sb.ToString();
+            else if (m.ValueKind == JsonValueKind.Array && m.GetArrayLength() == 2 && m[0].ValueKind == JsonValueKind.String && m[1].ValueKind == JsonValueKind.String)
+                merges.Add((m[0].GetString()!, m[1].GetString()!));
+            else throw new TokenizerFormatException($"{where}.merges[{i}]: expected \"a b\" or [\"a\", \"b\"].");
+            i++;
         }
-        self = new TextTokenizer(Kind.SentencePieceModel, folder, vocab, added, Encode, Decode);
-        foreach (var s in specials) self.specialIds.Add(s);
-        return self;
+        var model = new BpeModel(vocab, merges, JsonRead.Str(modelJson, "unk_token", where),
+            JsonRead.Bool(modelJson, "byte_fallback", where) ?? false, JsonRead.Bool(modelJson, "fuse_unk", where) ?? false,
+            JsonRead.Bool(modelJson, "ignore_merges", where) ?? false, where);
+
+        var normalizer = HfNormalizer.Parse(JsonRead.Get(root, "normalizer"), $"{path}: normalizer");
+        var pre = HfPreTokenizer.Parse(JsonRead.Get(root, "pre_tokenizer"), $"{path}: pre_tokenizer");
+        var decoder = HfDecoder.Parse(JsonRead.Get(root, "decoder"), $"{path}: decoder");
+
+        var added = new List<AddedToken>();
+        if (JsonRead.Get(root, "added_tokens") is { } at)
+        {
+            if (at.ValueKind != JsonValueKind.Array) throw JsonRead.Bad(path, "added_tokens", "a list", at);
+            int k = 0;
+            foreach (var t in at.EnumerateArray())
+            {
+                var w = $"{path}: added_tokens[{k++}]";
+                added.Add(TokenizerConfig.ParseAddedToken(JsonRead.Int(t, "id", w) ?? throw new TokenizerFormatException($"{w}: no 'id'."), t, w));
+            }
+        }
+
+        var (addsBos, addsEos) = TemplateSpecials(JsonRead.Get(root, "post_processor"));
+        var kind = pre?.IsByteLevel == true ? TokenizerKind.ByteLevelBpe
+            : vocab.ContainsKey("▁") || pre is null && normalizer != null ? TokenizerKind.SentencePieceBpe : TokenizerKind.Bpe;
+        if (v5 && kind == TokenizerKind.SentencePieceBpe && config.TokenizerClass is "LlamaTokenizer" or "LlamaTokenizerFast")
+        {
+            // transformers 5 keeps only the vocabulary and merges of a Llama tokenizer.json and rebuilds the rest.
+            bool prefix = config.AddPrefixSpace ?? true;
+            normalizer = null;
+            pre = LlamaMetaspace(prefix, config.Legacy ?? false, path);
+            decoder = HfDecoder.SentencePiece(prefix);
+        }
+        return new TextTokenizer(kind, path, model, normalizer, pre, decoder, added, config, addsBos, addsEos, null);
     }
 
-    // ---------- special tokens ----------
-
-    TextTokenizer WithSpecials(JsonObject? config, JsonObject? specialMap, JsonObject? gen)
+    /// <summary>Whether a TemplateProcessing post-processor puts a special token before / after the sequence.</summary>
+    static (bool? Bos, bool? Eos) TemplateSpecials(JsonElement? post)
     {
-        string src = Path.Combine(folder, "tokenizer_config.json");
-        int? Token(string field)
+        if (post is not { } p) return (null, null);
+        var type = p.TryGetProperty("type", out var t) ? t.GetString() : null;
+        if (type == "Sequence" && p.TryGetProperty("processors", out var list) && list.ValueKind == JsonValueKind.Array)
         {
-            string? text = TokenText(config?[field], src, field) ?? TokenText(specialMap?[field], Path.Combine(folder, "special_tokens_map.json"), field);
-            if (text is null) return null;
-            return vocab.TryGetValue(text, out var id) ? id
-                : throw new InvalidDataException($"{src}: {field} \"{text}\" is not in the vocabulary.");
+            foreach (var inner in list.EnumerateArray())
+                if (TemplateSpecials(inner) is { Bos: not null } r) return r;
+            return (null, null);
         }
-        int? GenId(string field) => gen?[field] switch
-        {
-            JsonValue v when v.TryGetValue(out int i) => i,
-            JsonArray a when a.Count > 0 => a[0]!.GetValue<int>(),
-            _ => null,
-        };
-        if (config?["added_tokens_decoder"] is JsonObject dec)
-            foreach (var (idText, node) in dec)
-                if (int.TryParse(idText, out var id) && node is JsonObject o && (string?)o["content"] is { } content)
-                {
-                    if (!vocab.ContainsKey(content) || vocab[content] != id) { vocab[content] = id; }
-                    if (!added.Any(a => a.Content == content)) added.Add((content, id));
-                    if (o["special"]?.GetValue<bool>() == true) specialIds.Add(id);
-                }
-        added.Sort((a, b) => b.Content.Length.CompareTo(a.Content.Length));
-        int? bos = Token("bos_token") ?? GenId("bos_token_id");
-        int? eos = Token("eos_token") ?? GenId("eos_token_id");
-        var stops = new List<int>();
-        if (eos is int e) stops.Add(e);
-        if (gen?["eos_token_id"] is JsonArray list) stops.AddRange(list.Select(x => x!.GetValue<int>()));
-        else if (GenId("eos_token_id") is int g) stops.Add(g);
-        foreach (var end in new[] { "<|eot_id|>", "<|im_end|>", "<|end|>", "<|end_of_turn|>", "<end_of_turn>", "<|endoftext|>" })
-            if (vocab.TryGetValue(end, out var id) && (end != "<|endoftext|>" || eos is null)) stops.Add(id);
-        string? template = config?["chat_template"] switch
-        {
-            JsonValue v when v.TryGetValue(out string? s) => s,
-            JsonArray a => a.OfType<JsonObject>().FirstOrDefault(x => (string?)x["name"] == "default")?["template"]?.GetValue<string>(),
-            _ => null,
-        };
-        var jinja = Path.Combine(folder, "chat_template.jinja");
-        if (template is null && File.Exists(jinja)) template = File.ReadAllText(jinja);
-        bool defaultBos = kind != Kind.ByteLevelBpe;
-        BosId = bos; EosId = eos; PadId = Token("pad_token") ?? GenId("pad_token_id"); UnkId = Token("unk_token");
-        StopIds = stops.Distinct().ToArray();
-        AddBos = config?["add_bos_token"]?.GetValue<bool>() ?? (defaultBos && bos is not null);
-        AddEos = config?["add_eos_token"]?.GetValue<bool>() ?? false;
-        ChatTemplateSource = template;
-        foreach (var id in new[] { bos, eos, PadId, UnkId }) if (id is int i) specialIds.Add(i);
-        idToToken = new string?[vocab.Count == 0 ? 0 : vocab.Values.Max() + 1];
-        foreach (var (tokText, id) in vocab) idToToken[id] = tokText;
-        return this;
+        if (type != "TemplateProcessing" || !p.TryGetProperty("single", out var single) || single.ValueKind != JsonValueKind.Array) return (null, null);
+        var items = single.EnumerateArray().ToList();
+        if (items.Count == 0) return (false, false);
+        return (items[0].TryGetProperty("SpecialToken", out _), items.Count > 1 && items[^1].TryGetProperty("SpecialToken", out _));
     }
 
-    static string? TokenText(JsonNode? node, string file, string field) => node switch
+    TextTokenizer(TokenizerKind kind, string sourceFile, ITokenModel model, HfNormalizer? normalizer, HfPreTokenizer? pre, HfDecoder? decoder,
+        List<AddedToken> added, TokenizerConfig config, bool? templateAddsBos, bool? templateAddsEos, (int Bos, int Eos, int Unk)? spIds)
     {
-        null => null,
-        JsonValue v when v.TryGetValue(out string? s) => s,
-        JsonObject o when (string?)o["content"] is { } c => c,
-        _ => throw new InvalidDataException($"{file}: {field} should be a string or an object with \"content\", found {node.ToJsonString()}."),
-    };
+        (Kind, SourceFile, _model, _normalizer, _preTokenizer, _decoder) = (kind, sourceFile, model, normalizer, pre, decoder);
 
-    // ---------- public surface ----------
+        foreach (var t in added) AddToken(t);
+        foreach (var (t, source) in config.AddedTokensDecoder)
+        {
+            if (_addedByContent.ContainsKey(t.Content)) continue; // HF keeps the first definition of a content
+            if (_addedById.TryGetValue(t.Id, out var other))
+                throw new TokenizerFormatException($"{source}: id {t.Id} is '{t.Content}' here but '{other.Content}' in {sourceFile}.");
+            AddToken(t);
+        }
 
-    public bool IsAdded(int id) => added.Any(a => a.Id == id);
-    public bool IsSpecial(int id) => specialIds.Contains(id);
-    public string? IdToToken(int id) => id >= 0 && id < idToToken.Length ? idToToken[id] : null;
-    public int? TokenToId(string token) => vocab.TryGetValue(token, out var id) ? id : null;
+        // Special tokens named in the config files are added tokens too (transformers adds any that are missing).
+        int? Resolve(string name, int? fallbackId)
+        {
+            if (config.SpecialTokens.TryGetValue(name, out var v))
+            {
+                var id = EnsureSpecial(v.Content, v.Source);
+                return id;
+            }
+            return fallbackId;
+        }
+        foreach (var (content, source) in config.AdditionalSpecialTokens) EnsureSpecial(content, source);
 
+        BosId = Resolve("bos_token", config.GenBosId ?? (spIds?.Bos >= 0 ? spIds?.Bos : null));
+        EosId = Resolve("eos_token", config.GenEosIds.Count > 0 ? config.GenEosIds[0] : spIds?.Eos >= 0 ? spIds?.Eos : null);
+        UnkId = Resolve("unk_token", spIds?.Unk >= 0 ? spIds?.Unk : null);
+        PadId = Resolve("pad_token", config.GenPadId);
+
+        int maxId = Math.Max(_model.MaxId, _addedById.Count == 0 ? -1 : _addedById.Keys.Max());
+        VocabSize = maxId + 1;
+        foreach (var (name, id) in new[] { ("bos_token_id", BosId), ("eos_token_id", EosId), ("pad_token_id", PadId) })
+            if (id is { } x && (x < 0 || x >= VocabSize))
+                throw new TokenizerFormatException($"{TokenizerConfig.GenerationFile}: {name} {x} is outside the vocabulary (0..{VocabSize - 1}).");
+        foreach (var x in config.GenEosIds)
+            if (x < 0 || x >= VocabSize)
+                throw new TokenizerFormatException($"{TokenizerConfig.GenerationFile}: eos_token_id {x} is outside the vocabulary (0..{VocabSize - 1}).");
+
+        bool sentencePiece = kind == TokenizerKind.SentencePieceBpe;
+        AddBos = config.AddBosToken ?? templateAddsBos ?? sentencePiece;
+        AddEos = config.AddEosToken ?? templateAddsEos ?? false;
+        CleanUpTokenizationSpaces = config.CleanUpTokenizationSpaces;
+        ChatTemplateSource = config.ChatTemplate;
+        ChatTemplateOrigin = config.ChatTemplateOrigin;
+
+        _rawMatcher = new AddedTokenMatcher(_addedById.Values.Where(t => !t.Normalized).Select(t => (t.Content, t)));
+        // HF matches a normalized added token by its normalized form ("</s>" under Prepend("▁") is "▁</s>").
+        _normalizedMatcher = new AddedTokenMatcher(_addedById.Values.Where(t => t.Normalized)
+            .Select(t => (_normalizer?.Normalize(t.Content) ?? t.Content, t)));
+
+        void AddStop(int? id) { if (id is { } x && !_stopIds.Contains(x)) _stopIds.Add(x); }
+        AddStop(EosId);
+        foreach (var x in config.GenEosIds) AddStop(x);
+        if (ChatTemplateSource != null)
+            foreach (var marker in EndOfTurnMarkers)
+                if (ChatTemplateSource.Contains(marker, StringComparison.Ordinal)) AddStop(TokenToId(marker));
+    }
+
+    void AddToken(AddedToken t)
+    {
+        _addedById[t.Id] = t;
+        _addedByContent.TryAdd(t.Content, t);
+    }
+
+    int EnsureSpecial(string content, string source)
+    {
+        if (_addedByContent.TryGetValue(content, out var existing)) return existing.Id;
+        var id = _model.TokenToId(content)
+            ?? throw new TokenizerFormatException($"{source}: token '{content}' is not in the vocabulary of {SourceFile}.");
+        AddToken(new AddedToken(id, content, Special: true, Normalized: false));
+        return id;
+    }
+
+    /// <summary>
+    /// Token ids of <paramref name="text"/>. Added/special token strings in the text become their single ids, as in HF.
+    /// With <paramref name="addSpecialTokens"/>, BOS/EOS are added per <see cref="AddBos"/>/<see cref="AddEos"/>.
+    /// </summary>
     public IReadOnlyList<int> Encode(string text, bool addSpecialTokens = true)
     {
-        var ids = new List<int>();
-        if (addSpecialTokens && AddBos && BosId is int b) ids.Add(b);
-        int at = 0;
-        bool first = true;
-        while (at < text.Length)
+        ArgumentNullException.ThrowIfNull(text);
+        var ids = new List<int>(text.Length / 3 + 4);
+        if (addSpecialTokens && AddBos && BosId is { } bos) ids.Add(bos);
+        int offset = 0;
+        foreach (var (piece, token) in _rawMatcher.Split(text))
         {
-            int next = -1, which = -1;
-            for (int i = 0; i < added.Count; i++)
-            {
-                int k = text.IndexOf(added[i].Content, at, StringComparison.Ordinal);
-                if (k >= 0 && (next < 0 || k < next)) { next = k; which = i; }
-            }
-            if (next < 0) { ids.AddRange(encodeSegment(text[at..], first)); break; }
-            if (next > at) { ids.AddRange(encodeSegment(text[at..next], first)); }
-            ids.Add(added[which].Id);
-            at = next + added[which].Content.Length;
-            first = false;
+            if (token != null) ids.Add(token.Id);
+            else EncodeSegment(piece, offset == 0, ids);
+            offset += piece.Length;
         }
-        if (addSpecialTokens && AddEos && EosId is int e) ids.Add(e);
+        if (addSpecialTokens && AddEos && EosId is { } eos) ids.Add(eos);
         return ids;
     }
 
-    public string Decode(IEnumerable<int> ids, bool skipSpecialTokens = true)
+    void EncodeSegment(string segment, bool atStart, List<int> ids)
     {
-        var list = skipSpecialTokens ? ids.Where(i => !specialIds.Contains(i)).ToList() : ids.ToList();
-        return decodeIds(list);
+        var normalized = _normalizer?.Normalize(segment) ?? segment;
+        bool first = true;
+        foreach (var (piece, token) in _normalizedMatcher.Split(normalized))
+        {
+            if (token != null) ids.Add(token.Id);
+            else if (_preTokenizer == null) _model.Encode(piece, ids);
+            else foreach (var word in _preTokenizer.Run(piece, atStart && first)) _model.Encode(word, ids);
+            first = false;
+        }
     }
 
+    /// <summary>The text of <paramref name="ids"/>, as HF's decode (special tokens dropped when <paramref name="skipSpecialTokens"/>; unknown ids ignored).</summary>
+    public string Decode(IEnumerable<int> ids, bool skipSpecialTokens = true) => Decode(ids, skipSpecialTokens, CleanUpTokenizationSpaces);
+
+    /// <summary>Decode with an explicit clean-up choice (the `tokenizers` library itself never cleans up).</summary>
+    internal string Decode(IEnumerable<int> ids, bool skipSpecialTokens, bool cleanUp)
+    {
+        var tokens = new List<string>();
+        foreach (var id in ids)
+        {
+            if (_addedById.TryGetValue(id, out var added))
+            {
+                if (!(skipSpecialTokens && added.Special)) tokens.Add(added.Content);
+            }
+            else if (_model.IdToToken(id) is { } t) tokens.Add(t);
+        }
+        var text = _decoder == null ? string.Join(" ", tokens) : string.Concat(_decoder.DecodeChain(tokens));
+        return cleanUp ? CleanUp(text) : text;
+    }
+
+    /// <summary>transformers' clean_up_tokenization.</summary>
+    static string CleanUp(string s) => s.Replace(" .", ".").Replace(" ?", "?").Replace(" !", "!").Replace(" ,", ",")
+        .Replace(" ' ", "'").Replace(" n't", "n't").Replace(" 'm", "'m").Replace(" 's", "'s").Replace(" 've", "'ve").Replace(" 're", "'re");
+
+    /// <summary>The token string of an id (the vocabulary form, e.g. "Ġworld" or "▁world"), or null when the id is unknown.</summary>
+    public string? IdToToken(int id) => _addedById.TryGetValue(id, out var t) ? t.Content : _model.IdToToken(id);
+
+    /// <summary>The id of a token string as it appears in the vocabulary, or null.</summary>
+    public int? TokenToId(string token) => _addedByContent.TryGetValue(token, out var t) ? t.Id : _model.TokenToId(token);
+
+    /// <summary>Whether an id is a special added token (skipped by Decode with skipSpecialTokens).</summary>
+    public bool IsSpecial(int id) => _addedById.TryGetValue(id, out var t) && t.Special;
+
+    /// <summary>The chat template: null recognises <see cref="ChatTemplateSource"/>; otherwise a family name or a path to a .jinja file.</summary>
     public ChatTemplate GetChatTemplate(string? nameOrFile = null)
     {
-        if (nameOrFile is not null)
+        if (nameOrFile == null)
         {
-            if (File.Exists(nameOrFile)) return ChatTemplate.Recognize(File.ReadAllText(nameOrFile), this);
-            return ChatTemplate.Named(nameOrFile, this);
+            if (ChatTemplateSource == null)
+                throw new UnrecognizedChatTemplateException(
+                    $"The tokenizer in {Path.GetDirectoryName(SourceFile)} has no chat template (no 'chat_template' in {TokenizerConfig.ConfigFile}, no {TokenizerConfig.JinjaFile}). " +
+                    ChatTemplate.PickHint);
+            return ChatTemplate.Recognize(ChatTemplateSource, this);
         }
-        if (ChatTemplateSource is null)
-            throw new UnrecognizedChatTemplateException(
-                $"{folder} has no chat template (tokenizer_config.json \"chat_template\" or chat_template.jinja); " +
-                $"choose one with --chat-template NAME ({string.Join(", ", ChatTemplate.KnownFamilies)}) or --chat-template FILE.jinja.");
-        return ChatTemplate.Recognize(ChatTemplateSource, this);
+        if (ChatTemplate.KnownFamilies.Contains(nameOrFile)) return ChatTemplate.Named(nameOrFile, this);
+        if (File.Exists(nameOrFile)) return ChatTemplate.Recognize(File.ReadAllText(nameOrFile), this);
+        throw new UnrecognizedChatTemplateException($"'{nameOrFile}' is neither a chat template family nor an existing file. {ChatTemplate.PickHint}");
     }
 
+    /// <summary>One line for `superficial inspect`.</summary>
     public string Describe()
     {
-        var k = kind switch
+        string Tok(int? id) => id is { } x ? $"{IdToToken(x)} ({x})" : "none";
+        string kind = Kind switch
         {
-            Kind.ByteLevelBpe => "byte-level BPE (tokenizer.json)",
-            Kind.SentencePieceBpeJson => "SentencePiece-style BPE (tokenizer.json)",
-            _ => "SentencePiece (tokenizer.model)",
+            TokenizerKind.ByteLevelBpe => "byte-level BPE",
+            TokenizerKind.SentencePieceBpe => Path.GetFileName(SourceFile) == "tokenizer.model" ? "SentencePiece BPE (tokenizer.model)" : "SentencePiece BPE",
+            _ => "BPE",
         };
-        string Name(int? id) => id is int i ? $"{IdToToken(i)} ({i})" : "none";
-        string chat;
-        try { chat = ChatTemplateSource is null ? "none" : ChatTemplate.Recognize(ChatTemplateSource, this).Family; }
-        catch (UnrecognizedChatTemplateException) { chat = "unrecognised"; }
-        return $"{k}, {VocabSize} ids, bos {Name(BosId)}{(AddBos ? " (added)" : "")}, eos {Name(EosId)}, pad {Name(PadId)}, chat template {chat}";
+        string template;
+        if (ChatTemplateSource == null) template = "none";
+        else
+        {
+            try { template = ChatTemplate.Recognize(ChatTemplateSource, this).Family; }
+            catch (UnrecognizedChatTemplateException) { template = "unrecognised"; }
+        }
+        return $"{kind}, vocab {VocabSize}, bos {Tok(BosId)}, eos {Tok(EosId)}, pad {Tok(PadId)}, " +
+               $"adds bos {(AddBos ? "yes" : "no")}, stop ids [{string.Join(", ", StopIds)}], chat template {template}";
     }
 }
