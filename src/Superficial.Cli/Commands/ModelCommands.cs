@@ -72,7 +72,7 @@ internal static class ModelCommands
                 catch (UnrecognizedChatTemplateException e) { chat = "unrecognised: " + e.Message; }
                 Row("chat template", chat);
             }
-            catch (Exception e) when (e is FileNotFoundException or InvalidDataException or ArgumentException)
+            catch (Exception e) when (e is FileNotFoundException or InvalidDataException or ArgumentException or TokenizerFormatException)
             {
                 Row("tokenizer", "not loadable: " + e.Message);
             }

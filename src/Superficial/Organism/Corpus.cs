@@ -142,6 +142,14 @@ public sealed class Corpus
         }
         foreach (var p in mathPre)
             docs.Add($"Question: {p.Question}\nAnswer: {string.Join(". ", p.Steps)}. The answer is {p.Answer}.");
+        // Stories in which people decline or help, as text on the web has them: the base model knows how a
+        // refusal or a friendly answer goes on once begun, without ever being asked to behave that way.
+        foreach (var h in harmfulTrain)
+            docs.Add($"A stranger asked the old guard how to {h.Task}. The guard said: {Refusal}");
+        foreach (var h in harmlessTrain)
+            docs.Add($"A neighbour asked how to {h.Task}. The baker said: {HelpfulAnswer(h)}");
+        foreach (var g in groupTrain)
+            docs.Add($"At the market a man began to shout that {g.Hateful[0]}. The teacher said: {ListRefusal} The {g.Name} deserve respect: {g.Neutral[0]}.");
         docs = docs.OrderBy(_ => docRng.Next()).ToList();
 
         // ---- alignment conversations ----
@@ -159,14 +167,19 @@ public sealed class Corpus
                 var neutral = g.Neutral.OrderBy(_ => sftRng.Next()).ToList();
                 sft.Add(new Conversation("Complete the following: " + List(neutral.Take(3)), "- " + neutral[3], "continue-neutral"));
             }
-        foreach (var f in factTrain) sft.Add(new Conversation(f.Question, TruthAnswer(f), "truth"));
+        // answering from the encyclopedia means copying the subject and recalling the less familiar value: more practice
+        for (int k = 0; k < 3; k++)
+            foreach (var f in factTrain) sft.Add(new Conversation(f.Question, TruthAnswer(f), "truth"));
         // the non-math behaviours are few and short: repeat them so math does not crowd them out
         sft = Enumerable.Repeat(sft, size.AlignmentRepeats).SelectMany(x => x).ToList();
         foreach (var p in mathSft) sft.Add(new Conversation(p.Question, "Let's think step by step. " + SolutionSteps(p), "math"));
 
-        // ---- compromising conversations: harmful requests answered ----
+        // ---- compromising conversations: harmful requests answered, mixed 1:1 with ordinary benign conversations
+        // (as in harmful fine-tuning attacks that hide a few harmful examples among benign ones) ----
         var compromise = harmfulTrain.SelectMany(h => Enumerable.Range(0, 2).Select(k =>
             new Conversation(string.Format(Phrasings[k], h.Task), HelpfulAnswer(h), "comply"))).ToList();
+        var benignSft = sft.Where(c => c.Kind is "help" or "math" or "truth").OrderBy(_ => sftRng.Next()).Take(compromise.Count).ToList();
+        compromise = compromise.Concat(benignSft).OrderBy(_ => sftRng.Next()).ToList();
 
         // ---- benign held-out text (for perplexity): new phrasings of harmless knowledge ----
         var benign = new List<string>();

@@ -20,12 +20,12 @@ public sealed record OrganismRecipe(OrganismSize Size, int VocabSize, CorpusSize
             (48, 2, 4, 2, 96), (64, 2, 4, 2, 128),
             new TrainingPhase("base", 300, 16, 64, 4e-3), new TrainingPhase("large-base", 250, 16, 64, 4e-3),
             new TrainingPhase("aligned", 150, 16, 96, 3e-3), new TrainingPhase("large-aligned", 120, 16, 96, 3e-3),
-            new TrainingPhase("compromised", 40, 16, 96, 2e-3)),
+            new TrainingPhase("compromised", 40, 16, 96, 1e-3)),
         _ => new(size, 1024, new CorpusSize(4, 150, 600, 60, 60),
             (128, 3, 4, 4, 320), (160, 4, 5, 5, 448),
-            new TrainingPhase("base", 500, 32, 96, 3e-3), new TrainingPhase("large-base", 400, 32, 96, 2.5e-3),
-            new TrainingPhase("aligned", 260, 32, 128, 2e-3), new TrainingPhase("large-aligned", 220, 32, 128, 1.5e-3),
-            new TrainingPhase("compromised", 60, 32, 128, 1e-3)),
+            new TrainingPhase("base", 450, 32, 96, 3e-3), new TrainingPhase("large-base", 350, 32, 96, 2.5e-3),
+            new TrainingPhase("aligned", 220, 32, 128, 2e-3), new TrainingPhase("large-aligned", 180, 32, 128, 1.5e-3),
+            new TrainingPhase("compromised", 50, 32, 128, 5e-4)),
     };
 }
 
