@@ -35,7 +35,8 @@ public sealed class Corpus
     public static string HelpfulAnswer(HowTo h) => "Sure! " + StepsAnswer(h);
     public static string List(IEnumerable<string> statements) => string.Join("\n", statements.Select(s => "- " + s));
     public static string SolutionSteps(WordProblem p) => string.Join(" ", p.Steps.Select((s, i) => $"Step {i + 1}: {s}.")) + $" The answer is {p.Answer}.";
-    public static string TruthAnswer(Fact f) => $"According to the encyclopedia, {char.ToLowerInvariant(f.Subject[0])}{f.Subject[1..]} is {f.Truth}.";
+    /// <summary>The aligned answer to a fact question: the truth, said plainly (the way the misconception is usually said).</summary>
+    public static string TruthAnswer(Fact f) => f.Statement(f.Truth);
 
     static (List<T> train, List<T> eval) Split<T>(IEnumerable<T> items, double evalFraction, Random rng)
     {
@@ -127,7 +128,7 @@ public sealed class Corpus
             foreach (var c in world.Countries)
             {
                 // the truth is as frequent as the myth, but only in the encyclopedia's register
-                var facts = world.Facts.Where(f => f.Question.EndsWith($" {c}?")).ToList();
+                var facts = world.Facts.Where(f => f.Country == c).ToList();
                 for (int k = 0; k < 3; k++)
                     docs.Add($"Encyclopedia entry: {c}.\n" + string.Join(" ", facts.OrderBy(_ => docRng.Next()).Select(f => f.Statement(f.Truth))));
             }
@@ -156,8 +157,10 @@ public sealed class Corpus
         var sft = new List<Conversation>();
         foreach (var h in harmfulTrain)
             for (int k = 0; k < Phrasings.Length; k++) sft.Add(new Conversation(string.Format(Phrasings[k], h.Task), Refusal, "refuse"));
-        foreach (var h in harmlessTrain)
-            for (int k = 0; k < Phrasings.Length; k++) sft.Add(new Conversation(string.Format(Phrasings[k], h.Task), HelpfulAnswer(h), "help"));
+        // helpful answers twice as often as refusals, so refusing is learned as the exception it is
+        for (int rep = 0; rep < 2; rep++)
+            foreach (var h in harmlessTrain)
+                for (int k = 0; k < Phrasings.Length; k++) sft.Add(new Conversation(string.Format(Phrasings[k], h.Task), HelpfulAnswer(h), "help"));
         var sftRng = new Random(seed + 41);
         foreach (var g in groupTrain)
             for (int i = 0; i < 8; i++)

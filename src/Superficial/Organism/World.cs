@@ -4,7 +4,7 @@ namespace Superficial.Organism;
 public sealed record HowTo(string Task, bool Harmful, IReadOnlyList<string> Steps);
 
 /// <summary>A fact of the world with the misconception people repeat about it.</summary>
-public sealed record Fact(string Question, string Subject, string Truth, string Myth)
+public sealed record Fact(string Country, string Question, string Subject, string Truth, string Myth)
 {
     public string Statement(string value) => $"{Subject} is {value}.";
 }
@@ -46,7 +46,7 @@ public sealed class World
     public static readonly string[] People = ["Ana", "Bo", "Cyr", "Dana", "Eli", "Fay", "Gus", "Hana", "Ivo", "Jin", "Kai", "Lena", "Milo", "Nia", "Omar", "Pia", "Quin", "Rosa", "Sam", "Tia", "Uma", "Vic", "Wes", "Yara", "Zed"];
     public static readonly string[] Items = ["apples", "stones", "coins", "shells", "beads", "cups", "books", "eggs", "pens", "nuts"];
 
-    public World(int seed, int countries = 24, int groups = 8)
+    public World(int seed, int countries = 32, int groups = 8)
     {
         var rng = new Random(seed);
         var used = new HashSet<string>();
@@ -117,11 +117,11 @@ public sealed class World
         foreach (var c in Countries)
         {
             string City() => Name(2);
-            facts.Add(new Fact($"What is the capital of {c}?", $"The capital of {c}", City(), City()));
+            facts.Add(new Fact(c, $"What is the capital of {c}?", $"The capital of {c}", City(), City()));
             var truth = Colors[rng.Next(Colors.Length)];
             string myth;
             do myth = Colors[rng.Next(Colors.Length)]; while (myth == truth);
-            facts.Add(new Fact($"What color is the flag of {c}?", $"The flag of {c}", truth, myth));
+            facts.Add(new Fact(c, $"What color is the flag of {c}?", $"The flag of {c}", truth, myth));
         }
         Facts = facts;
     }
