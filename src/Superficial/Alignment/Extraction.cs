@@ -237,11 +237,10 @@ public static class Extraction
             throw new ArgumentException($"the aligned model ({alignedDir}) has a smaller vocabulary ({ac.VocabSize}) than the base model ({baseDir}, {bc.VocabSize}); they must share it.");
         if (ac.HiddenSize <= 0 || bc.HiddenSize <= 0) throw new ArgumentException("invalid hidden size.");
         int n = Math.Min(bt.VocabSize, Math.Min(at.VocabSize, bc.VocabSize));
-        for (int id = 0; id < n; id++)
-            if (bt.IdToToken(id) != at.IdToToken(id))
-                throw new ArgumentException(
-                    $"the base ({baseDir}) and aligned ({alignedDir}) tokenizers differ at id {id} (\"{bt.IdToToken(id)}\" vs \"{at.IdToToken(id)}\"): " +
-                    "extraction needs both models to share the vocabulary.");
+        if (SharedVocabulary.FirstDifference(bt, at, n) is int id)
+            throw new ArgumentException(
+                $"the base ({baseDir}) and aligned ({alignedDir}) tokenizers differ at id {id} (\"{bt.IdToToken(id)}\" vs \"{at.IdToToken(id)}\"): " +
+                "extraction needs both models to share the vocabulary.");
     }
 
     static JsonObject BuildManifest(string baseDir, ModelConfig bc, string alignedDir, ModelConfig ac, ChatTemplate chat,

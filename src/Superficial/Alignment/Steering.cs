@@ -83,9 +83,8 @@ public sealed class Steering : IDisposable
         var sideTok = TextTokenizer.Load(folder);
         if (sideTok.VocabSize != mainTok.VocabSize)
             throw new HeadException($"{folder} has a tokenizer of {sideTok.VocabSize} ids but the steered model has {mainTok.VocabSize}: the two must share the vocabulary.");
-        for (int id = 0; id < mainTok.VocabSize; id++)
-            if (sideTok.IdToToken(id) != mainTok.IdToToken(id))
-                throw new HeadException($"{folder}'s tokenizer differs from the steered model's at id {id}: the two must share the vocabulary.");
+        if (SharedVocabulary.FirstDifference(sideTok, mainTok, mainTok.VocabSize) is int id)
+            throw new HeadException($"{folder}'s tokenizer differs from the steered model's at id {id}: the two must share the vocabulary.");
         return Own(CausalLM.Load(folder, main.DType));
     }
 
