@@ -60,6 +60,64 @@ public static class HeadTrainer
         return (h + delta).matmul(w.t());
     }
 
+    /// <summary>Rows of a batch processed together by <see cref="LossAndGradient"/>: bounds memory at rows x vocab.</summary>
+    public const int ChunkRows = 256;
+
+    /// <summary>
+    /// The training hot path: <see cref="Loss"/> summed over the batch, the count of rows whose argmax is
+    /// the teacher's top-1, and (when <paramref name="accumulateGrad"/>) the gradient of the loss averaged
+    /// over <paramref name="meanOver"/> rows, added to the parameters' <c>.grad</c>. The gradient is written
+    /// out by hand because it is simple, d KL / d z = softmax(z) - p (p scattered over the vocabulary),
+    /// and because this lets one preallocated [rows, vocab] buffer hold the logits, then the softmax, then
+    /// that gradient, chunk after chunk; autograd would allocate several fresh batch x vocab tensors per
+    /// step, and on CPU their page faults cost more than the two matmuls. Checked against autograd and
+    /// finite differences in the tests.
+    /// </summary>
+    public static (double LossSum, long Top1) LossAndGradient(Tensor h, Tensor w, Tensor? a, Tensor? u, Tensor? v,
+        Tensor topIds, Tensor topLogits, Tensor buffer, bool accumulateGrad, long meanOver)
+    {
+        using var noGrad = no_grad();
+        using var scope = NewDisposeScope();
+        long n = h.shape[0];
+        int rowsMax = (int)buffer.shape[0];
+        double lossSum = 0;
+        long top1 = 0;
+        Tensor? gA = null, gU = null, gV = null;
+        for (long s = 0; s < n; s += rowsMax)
+        {
+            using var inner = NewDisposeScope();
+            long c = Math.Min(rowsMax, n - s);
+            var hc = h.narrow(0, s, c);
+            var ids = topIds.narrow(0, s, c);
+            var tl = topLogits.narrow(0, s, c);
+            var t = a is null ? hc.matmul(v!.t()) : null;                 // [c, r] for the low-rank head
+            var hp = a is not null ? hc + hc.matmul(a.t()) : hc + t!.matmul(u!.t());
+            var z = buffer.narrow(0, 0, c);
+            z.addmm_(hp, w.t(), beta: 0, alpha: 1);                        // student logits, in place
+            top1 += z.argmax(-1).eq(ids.select(1, 0)).sum().item<long>();
+            var zk = z.gather(1, ids);
+            var max = z.amax([-1], keepdim: true);
+            var sum = z.sub_(max).exp_().sum(-1, keepdim: true);           // z now holds exp(z - max)
+            var p = tl.softmax(-1);
+            // KL(p || q) per row = sum_k p_k (log p_k - z_k) + logsumexp(z)
+            lossSum += ((p * (tl.log_softmax(-1) - zk)).sum(-1) + (max + sum.log()).squeeze(-1)).sum().to_type(ScalarType.Float64).item<double>();
+            if (!accumulateGrad) continue;
+            z.div_(sum).scatter_add_(1, ids, -p);                          // d loss_row / d z = q - p
+            var gh = z.matmul(w).div_(meanOver);                           // [c, H], gradient of the batch mean
+            if (a is not null) gA = Add(gA, gh.t().matmul(hc));
+            else { gU = Add(gU, gh.t().matmul(t!)); gV = Add(gV, u!.t().matmul(gh.t()).matmul(hc)); }
+        }
+        foreach (var (param, g) in new[] { (a, gA), (u, gU), (v, gV) })
+        {
+            if (param is null || g is null) continue;
+            if (param.grad is null) param.grad = g.detach().clone().DetachFromDisposeScope();
+            else param.grad.add_(g);
+        }
+        return (lossSum, top1);
+
+        static Tensor Add(Tensor? acc, Tensor x) => acc is null ? x.MoveToOuterDisposeScope() : acc.add_(x);
+    }
+
     public static HeadTrainingResult Train(ExtractionData data, Tensor lmHead, string outPath, HeadTrainingOptions o,
         IProgress<HeadTrainingProgress>? progress = null, CancellationToken ct = default)
     {
@@ -107,6 +165,7 @@ public static class HeadTrainer
         }
 
         long total = data.Positions;
+        using var buffer = empty(Math.Min(ChunkRows, o.BatchSize), data.VocabSize, ScalarType.Float32);
         for (int epoch = startEpoch; epoch <= o.Epochs; epoch++)
         {
             ct.ThrowIfCancellationRequested();
@@ -118,18 +177,16 @@ public static class HeadTrainer
                 using var scope = NewDisposeScope();
                 using var _ = batch;
                 opt.zero_grad();
-                var z = Student(batch.Hidden, w, a, u, v);
-                var loss = Loss(z, batch.TopIds, batch.TopLogits);
-                loss.backward();
-                opt.step();
                 int n = batch.Count;
-                klSum += loss.item<float>() * n;
-                top1Sum += z.argmax(-1).eq(batch.TopIds.select(1, 0)).sum().item<long>();
+                var (lossSum, top1) = LossAndGradient(batch.Hidden, w, a, u, v, batch.TopIds, batch.TopLogits, buffer, true, n);
+                opt.step();
+                klSum += lossSum;
+                top1Sum += top1;
                 seen += n;
                 progress?.Report(new HeadTrainingProgress(epoch, o.Epochs, seen, total, klSum / seen, null, null));
             }
             var train = new HeadMetrics(seen == 0 ? 0 : klSum / seen, seen == 0 ? 0 : top1Sum / seen, seen);
-            var held = Evaluate(data, w, a, u, v, o, topK);
+            var held = Evaluate(data, w, a, u, v, o, topK, buffer);
             history.Add(new JsonObject
             {
                 ["epoch"] = epoch, ["train_kl"] = train.Kl, ["train_top1"] = train.Top1,
@@ -150,7 +207,7 @@ public static class HeadTrainer
     }
 
     /// <summary>KL and top-1 agreement of the current head on the held-out positions.</summary>
-    static HeadMetrics Evaluate(ExtractionData data, Tensor w, Tensor? a, Tensor? u, Tensor? v, HeadTrainingOptions o, int topK)
+    static HeadMetrics Evaluate(ExtractionData data, Tensor w, Tensor? a, Tensor? u, Tensor? v, HeadTrainingOptions o, int topK, Tensor buffer)
     {
         using var noGrad = no_grad();
         double kl = 0, top1 = 0;
@@ -159,9 +216,9 @@ public static class HeadTrainer
         {
             using var scope = NewDisposeScope();
             using var _ = batch;
-            var z = Student(batch.Hidden, w, a, u, v);
-            kl += Loss(z, batch.TopIds, batch.TopLogits).item<float>() * batch.Count;
-            top1 += z.argmax(-1).eq(batch.TopIds.select(1, 0)).sum().item<long>();
+            var (lossSum, agree) = LossAndGradient(batch.Hidden, w, a, u, v, batch.TopIds, batch.TopLogits, buffer, false, batch.Count);
+            kl += lossSum;
+            top1 += agree;
             n += batch.Count;
         }
         return n == 0 ? new HeadMetrics(0, 0, 0) : new HeadMetrics(kl / n, top1 / n, n);

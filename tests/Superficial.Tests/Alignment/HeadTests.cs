@@ -41,6 +41,41 @@ public class HeadTests
         Assert.Equal(kl, loss.item<double>(), 1e-9);
     }
 
+    [Theory]
+    [InlineData(null)]
+    [InlineData(3)]
+    public void HandWrittenGradientInChunksEqualsAutograd(int? rank)
+    {
+        var gen = new TorchSharp.torch.Generator(9);
+        int n = 7, h = 6, v = 13, k = 5;
+        var hid = randn([n, h], ScalarType.Float64, generator: gen);
+        var w = randn([v, h], ScalarType.Float64, generator: gen);
+        var topLogits = randn([n, k], ScalarType.Float64, generator: gen).sort(1, descending: true).Values;
+        var topIds = stack(Enumerable.Range(0, n).Select(_ => randperm(v, generator: gen).narrow(0, 0, k)).ToArray());
+        Tensor? a = null, u = null, vv = null;
+        if (rank is int r)
+        {
+            u = (randn([h, r], ScalarType.Float64, generator: gen) * 0.3).requires_grad_(true);
+            vv = (randn([r, h], ScalarType.Float64, generator: gen) * 0.3).requires_grad_(true);
+        }
+        else a = (randn([h, h], ScalarType.Float64, generator: gen) * 0.3).requires_grad_(true);
+        var student = HeadTrainer.Student(hid, w, a, u, vv);
+        var loss = HeadTrainer.Loss(student, topIds, topLogits);
+        loss.backward();
+        var expected = new[] { a, u, vv }.Where(p => p is not null).Select(p => p!.grad!.clone()).ToArray();
+        long expectedTop1 = student.argmax(-1).eq(topIds.select(1, 0)).sum().item<long>();
+        foreach (var p in new[] { a, u, vv }) p?.grad?.zero_();
+
+        using var buffer = empty([3, v], ScalarType.Float64); // 3 rows per chunk: 7 rows take three chunks
+        var (lossSum, top1) = HeadTrainer.LossAndGradient(hid, w, a, u, vv, topIds, topLogits, buffer, true, n);
+        Assert.Equal(loss.item<double>() * n, lossSum, 1e-9);
+        Assert.Equal(expectedTop1, top1);
+        var actual = new[] { a, u, vv }.Where(p => p is not null).Select(p => p!.grad!).ToArray();
+        for (int i = 0; i < expected.Length; i++)
+            Assert.True(expected[i].allclose(actual[i], rtol: 1e-9, atol: 1e-12),
+                $"gradient {i}: max diff {(expected[i] - actual[i]).abs().max().item<double>()}");
+    }
+
     /// <summary>Writes an extraction folder whose teacher is a known head: top-k of W(h + A* h).</summary>
     static string PlantedExtraction(string dir, Tensor w, Tensor aStar, int positions, int topK, int seed)
     {
