@@ -118,6 +118,8 @@ public static class ReportCharts
         return plot.GetImageBytes(width, height, ImageFormat.Png);
     }
 
+    const double MinPortionShown = -2, MaxPortionShown = 3;
+
     /// <summary>
     /// The portion against alpha, one line per task: the trade-off view of a sweep (e.g. how much of the
     /// safety change is reached while how much of the math change is lost). Undefined portions are left out.
@@ -138,14 +140,17 @@ public static class ReportCharts
             var line = plot.Add.Scatter(xs, ys, SeriesColor(k + 1));
             line.LineWidth = 2;
             line.MarkerSize = 9;
-            line.LegendText = tasks[k].Task;
+            // the axis stops at [-2, 3]; say so in the legend rather than let a task silently leave the chart
+            var off = ys.Where(y => y < MinPortionShown || y > MaxPortionShown).ToArray();
+            line.LegendText = off.Length == 0 ? tasks[k].Task
+                : $"{tasks[k].Task} ({off.Length} point{(off.Length == 1 ? "" : "s")} off the axis, {off.Min():0.##} to {off.Max():0.##})";
             AddWhiskers(plot, xs, ys, points.Select(x => x.Second.Value!.Value - x.Second.Ci95!.Value.Low).ToArray(),
                 points.Select(x => x.Second.Ci95!.Value.High - x.Second.Value!.Value).ToArray(), SeriesColor(k + 1));
             lo = Math.Min(lo, points.Min(x => x.Second.Ci95!.Value.Low));
             hi = Math.Max(hi, points.Max(x => x.Second.Ci95!.Value.High));
         }
         var pad = (alphas.Max() - alphas.Min()) * 0.05 + 0.05;
-        plot.Axes.SetLimits(alphas.Min() - pad, alphas.Max() + pad, Math.Max(lo, -2) - 0.1, Math.Min(hi, 3) + 0.1);
+        plot.Axes.SetLimits(alphas.Min() - pad, alphas.Max() + pad, Math.Max(lo, MinPortionShown) - 0.1, Math.Min(hi, MaxPortionShown) + 0.1);
         plot.XLabel("alpha");
         plot.YLabel("portion of the low → high change");
         LegendBelow(plot);
