@@ -1,12 +1,17 @@
 using System.Runtime.CompilerServices;
 
+// Tests run one at a time, as the product runs libtorch: from one thread. With collections in parallel, about
+// one full run in four failed inside libtorch (a corrupted Scalar in the tiny organism's clip_grad_norm_,
+// "Expected false to be true ... toFloat") while another test drove libtorch from a second thread.
+[assembly: CollectionBehavior(DisableTestParallelization = true)]
+
 namespace Superficial.Tests;
 
 internal static class TestSetup
 {
     /// <summary>
-    /// xunit runs test collections in parallel; one libtorch thread per test keeps the 2 cores busy without
-    /// OpenMP threads spinning against each other (which slows tiny-model training many times over).
+    /// One libtorch thread: the tests' models are tiny, and OpenMP threads spinning against other processes
+    /// on a 2-core machine slow tiny-model training many times over; it also keeps results independent of the core count.
     /// </summary>
     [ModuleInitializer]
     internal static void SingleThreadedTorch() => TorchSharp.torch.set_num_threads(1);
