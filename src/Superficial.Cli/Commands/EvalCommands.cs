@@ -36,6 +36,7 @@ internal static class EvalCommands
         public string? Compromised { get; init; }
         public string? RecoverWith { get; init; }
         public string? ViaBase { get; init; }
+        public string ViaBaseReads { get; init; } = "raw";
         public IReadOnlyList<double> Alphas { get; init; } = [1.0];
         public string? ChatTemplate { get; init; }
 
@@ -86,7 +87,7 @@ internal static class EvalCommands
                     variants.Add(new VariantSpec("compromised+head" + suffix, Compromised, true, new SteeringRequest { RecoverWith = RecoverWith, Alpha = a }, ChatTemplate));
                     if (ViaBase is not null)
                         variants.Add(new VariantSpec("compromised+head-via-base" + suffix, Compromised, true,
-                            new SteeringRequest { RecoverWith = RecoverWith, ViaBase = ViaBase, Alpha = a }, ChatTemplate));
+                            new SteeringRequest { RecoverWith = RecoverWith, ViaBase = ViaBase, ViaBaseReads = ViaBaseReads, Alpha = a }, ChatTemplate));
                 }
                 comparisons.Add(Comparison.Recovery);
                 if (ViaBase is not null) comparisons.Add(new Comparison("recovery-via-base", "compromised", "compromised+head-via-base", "aligned"));
@@ -187,6 +188,8 @@ internal static class EvalCommands
         var compromised = Opt<string?>("--compromised", "A compromised model (aligned, then fine-tuned on harmful data) to recover.");
         var recoverWith = Opt<string?>("--recover-with", "Head applied to --compromised (trained on the original base/aligned pair).");
         var viaBase = Opt<string?>("--via-base", "Also recover with the logit shift computed by this original base model beside --compromised.");
+        var viaBaseReads = Opt("--via-base-reads", "What the --via-base model reads: raw (the raw prompt, as at extraction) or same (the chat-formatted tokens).",
+            defaultValue: () => "raw");
         var alpha = Opt<string?>("--alpha", "Comma-separated scales of the head's shift for a sweep, e.g. 0.5,1,1.5,2 (default 1).");
         var tasks = Opt<string>("--tasks", "Comma-separated task names.", required: true);
         var data = Opt<string?>("--data", "Folder of the real benchmark files (advbench/, gsm/, toxigen/, truthfulqa/).");
@@ -199,7 +202,7 @@ internal static class EvalCommands
         var judgeModel = Opt<string?>("--judge-model", "Judge model name; judges are used only when one is given (or SUPERFICIAL_JUDGE_MODEL is set).");
         var labeller = Opt("--toxicity-labeller", "classifier (ML.NET, trained on ToxiGen statements) or judge.", defaultValue: () => "classifier");
         var cmd = new Command("eval", "Evaluate base, base + head and aligned (and transfer / recovery variants) on tasks; write summary and report.")
-            { baseDir, aligned, head, transferFrom, transferMode, largeBase, largeAligned, compromised, recoverWith, viaBase, alpha, tasks, data, organism, limit, batch, output, template, judgeUrl, judgeModel, labeller };
+            { baseDir, aligned, head, transferFrom, transferMode, largeBase, largeAligned, compromised, recoverWith, viaBase, viaBaseReads, alpha, tasks, data, organism, limit, batch, output, template, judgeUrl, judgeModel, labeller };
         cmd.SetAction(Action((p, ct) =>
         {
             var plan = new EvalPlan
@@ -207,7 +210,7 @@ internal static class EvalCommands
                 Base = p.GetValue(baseDir), Aligned = p.GetValue(aligned), Head = p.GetValue(head), TransferFrom = p.GetValue(transferFrom),
                 TransferMode = p.GetValue(transferMode)!, LargeBase = p.GetValue(largeBase), LargeAligned = p.GetValue(largeAligned),
                 Compromised = p.GetValue(compromised), RecoverWith = p.GetValue(recoverWith), ViaBase = p.GetValue(viaBase),
-                Alphas = ParseAlphas(p.GetValue(alpha)), ChatTemplate = p.GetValue(template),
+                ViaBaseReads = p.GetValue(viaBaseReads)!, Alphas = ParseAlphas(p.GetValue(alpha)), ChatTemplate = p.GetValue(template),
             };
             var taskList = p.GetValue(tasks)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
                 .Select(n => TaskCatalog.Create(n, p.GetValue(data), p.GetValue(organism), p.GetValue(limit))).ToList();

@@ -117,13 +117,18 @@ internal static class ModelCommands
         public readonly Option<string> TransferMode = Opt("--transfer-mode", "offset (run the small model beside) or direct (same hidden size only).", defaultValue: () => "offset");
         public readonly Option<string?> RecoverWith = Opt<string?>("--recover-with", "Head that restores a compromised model's alignment.");
         public readonly Option<string?> ViaBase = Opt<string?>("--via-base", "With --recover-with: original base model run beside, whose shift is added.");
+        public readonly Option<string> ViaBaseReads = Opt("--via-base-reads",
+            "What the --via-base model reads: raw (the raw prompt, as at extraction) or same (the chat-formatted tokens).", defaultValue: () => "raw");
 
-        public void AddTo(Command c) { c.Options.Add(Head); c.Options.Add(TransferFrom); c.Options.Add(TransferMode); c.Options.Add(RecoverWith); c.Options.Add(ViaBase); }
+        public void AddTo(Command c)
+        {
+            foreach (var o in new Option[] { Head, TransferFrom, TransferMode, RecoverWith, ViaBase, ViaBaseReads }) c.Options.Add(o);
+        }
 
         public SteeringRequest Read(ParseResult p, double alpha) => new()
         {
             Head = p.GetValue(Head), TransferFrom = p.GetValue(TransferFrom), TransferMode = p.GetValue(TransferMode)!,
-            RecoverWith = p.GetValue(RecoverWith), ViaBase = p.GetValue(ViaBase), Alpha = alpha,
+            RecoverWith = p.GetValue(RecoverWith), ViaBase = p.GetValue(ViaBase), ViaBaseReads = p.GetValue(ViaBaseReads)!, Alpha = alpha,
         };
     }
 
@@ -160,7 +165,10 @@ internal static class ModelCommands
             };
             if (steer.Transform is not null) AnsiConsole.MarkupLine($"[grey]logit transform: {Markup.Escape(steer.Description)}[/]");
             var watch = System.Diagnostics.Stopwatch.StartNew();
-            var result = new TextGenerator(m, tok).Generate([ids], options, steer.Transform, null, ct)[0];
+            // a side model that reads its own prompt (recovery via the base) gets the raw prompt
+            IReadOnlyList<IReadOnlyList<int>>? side = chatTemplate is not null && steer.Transform?.ReadsOwnPrompt == true
+                ? [PromptFormat.Encode(tok, spec, null)] : null;
+            var result = new TextGenerator(m, tok).Generate([ids], options, steer.Transform, null, ct, side)[0];
             Console.WriteLine(result.Text);
             AnsiConsole.MarkupLine($"[grey]{result.TokenIds.Count} tokens in {watch.Elapsed.TotalSeconds:0.00} s, stopped by {result.Finish.ToString().ToLowerInvariant()}[/]");
             return 0;

@@ -198,7 +198,7 @@ public static class Extraction
     {
         public string Description => $"restrict to the base vocabulary ({vocab} ids)";
         public void CheckCompatible(CausalLM model) { }
-        public ILogitSession Begin(int batch, int capacity) => new Session(vocab);
+        public ILogitSession Begin(int batch, int capacity, IReadOnlyList<SidePrompt>? sidePrompts = null) => new Session(vocab);
         sealed class Session(int vocab) : ILogitSession
         {
             public Tensor Apply(StepContext step, Tensor hidden, Tensor select, Tensor logits) =>

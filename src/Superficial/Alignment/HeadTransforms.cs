@@ -17,7 +17,7 @@ public sealed class HeadTransform(SuperficialHead head, double alpha = 1.0) : IL
 
     public void CheckCompatible(CausalLM m) { head.CheckFits(m); model = m; }
 
-    public ILogitSession Begin(int batch, int capacity) =>
+    public ILogitSession Begin(int batch, int capacity, IReadOnlyList<SidePrompt>? sidePrompts = null) =>
         new Session(head, model ?? throw new InvalidOperationException("CheckCompatible was not called."), alpha);
 
     internal static string AlphaText(double alpha) => alpha == 1.0 ? "" : $", alpha {alpha:0.###}";
@@ -41,11 +41,19 @@ public sealed class HeadTransform(SuperficialHead head, double alpha = 1.0) : IL
 /// (with its own KV cache): z + alpha W_s (A h_s). With a small base model and its head this is offsite
 /// alignment of a larger model; with the original base model beside a compromised model it is recovery
 /// via the base. The two models must share the vocabulary (same token ids).
+/// With <paramref name="readsOwnPrompt"/>, the side model reads its own rendering of each prompt (given to
+/// <see cref="Begin"/> as <see cref="SidePrompt"/>s) and then the same generated or scored tokens: a base
+/// model beside a chat model should see the raw prompt, as it did when the head was extracted, not a chat
+/// template whose special tokens it never learned.
 /// </summary>
-public sealed class SideModelOffset(CausalLM side, SuperficialHead head, double alpha = 1.0, string role = "transfer") : ILogitTransform
+public sealed class SideModelOffset(CausalLM side, SuperficialHead head, double alpha = 1.0, string role = "transfer", bool readsOwnPrompt = false)
+    : ILogitTransform
 {
     public string Description =>
-        $"superficial logit shift from {role} model {side.SourceFolder ?? "(in memory)"} (hidden {side.HiddenSize}){HeadTransform.AlphaText(alpha)}";
+        $"superficial logit shift from {role} model {side.SourceFolder ?? "(in memory)"} (hidden {side.HiddenSize}" +
+        $"{(readsOwnPrompt ? "; it reads the raw prompt" : "")}){HeadTransform.AlphaText(alpha)}";
+
+    public bool ReadsOwnPrompt => readsOwnPrompt;
 
     public void CheckCompatible(CausalLM main)
     {
@@ -56,7 +64,19 @@ public sealed class SideModelOffset(CausalLM side, SuperficialHead head, double 
                 "the logit shift can only be added when both models share the vocabulary (same tokenizer).");
     }
 
-    public ILogitSession Begin(int batch, int capacity) => new Session(side, head, alpha, side.NewCache(batch, capacity));
+    public ILogitSession Begin(int batch, int capacity, IReadOnlyList<SidePrompt>? sidePrompts = null)
+    {
+        if (!readsOwnPrompt || sidePrompts is null) return new Session(side, head, alpha, side.NewCache(batch, capacity));
+        if (sidePrompts.Count != batch) throw new ArgumentException($"{sidePrompts.Count} side prompts for a batch of {batch}.");
+        return new OwnPromptSession(side, head, alpha, sidePrompts, capacity);
+    }
+
+    static Tensor AddShift(CausalLM side, SuperficialHead head, double alpha, Tensor hs, Tensor select, Tensor logits)
+    {
+        var h = hs.reshape(-1, hs.shape[^1]).index_select(0, select);
+        var shift = side.Logits(head.Delta(h)).to_type(logits.dtype);
+        return alpha == 1.0 ? logits + shift : logits + alpha * shift;
+    }
 
     sealed class Session(CausalLM side, SuperficialHead head, double alpha, KvCache cache) : ILogitSession
     {
@@ -64,11 +84,94 @@ public sealed class SideModelOffset(CausalLM side, SuperficialHead head, double 
         {
             using var scope = NewDisposeScope();
             var hs = side.Forward(step.InputIds, step.PositionIds, cache, step.AttentionMask);
-            var h = hs.reshape(-1, hs.shape[^1]).index_select(0, select);
-            var shift = side.Logits(head.Delta(h)).to_type(logits.dtype);
-            return (alpha == 1.0 ? logits + shift : logits + alpha * shift).MoveToOuterDisposeScope();
+            return AddShift(side, head, alpha, hs, select, logits).MoveToOuterDisposeScope();
         }
         public void KeepRows(Tensor rows) => cache.SelectRows(rows);
         public void Dispose() => cache.Dispose();
+    }
+
+    /// <summary>
+    /// The side model reads its own prompt per row, then every later token of the main model. At the first
+    /// step (the main model's prompt, plus any scored continuation) each row's main prompt is replaced by the
+    /// side prompt, left-padded afresh; positions the main model asks logits for are mapped to the side
+    /// sequence (same offset from the end of the prompt). Later steps (decoding) feed the same tokens.
+    /// </summary>
+    sealed class OwnPromptSession(CausalLM side, SuperficialHead head, double alpha, IReadOnlyList<SidePrompt> prompts, int capacity) : ILogitSession
+    {
+        KvCache? cache;
+        Tensor? mask;       // [B, side capacity]: 1 for the side model's tokens so far, 0 for left padding
+        Tensor? nextPos;    // [B] position of each row's next side token
+        int past;           // side tokens (columns) in the cache
+
+        public Tensor Apply(StepContext step, Tensor hidden, Tensor select, Tensor logits)
+        {
+            using var scope = NewDisposeScope();
+            var dev = step.InputIds.device;
+            int b = (int)step.InputIds.shape[0], t = (int)step.InputIds.shape[1];
+            Tensor hs, sel;
+            if (cache is null)
+            {
+                if (step.AttentionMask.shape[1] != t) throw new InvalidOperationException("the first step of a session must hold the whole prompt.");
+                var ids = step.InputIds.cpu().data<long>().ToArray();
+                var m = step.AttentionMask.cpu().data<long>().ToArray();
+                var seqs = new List<long>[b];
+                var realLen = new int[b];
+                for (int r = 0; r < b; r++)
+                {
+                    var real = Enumerable.Range(0, t).Where(j => m[r * t + j] != 0).Select(j => ids[r * t + j]).ToList();
+                    var p = prompts[r];
+                    if (real.Count < p.MainPromptLength)
+                        throw new InvalidOperationException($"row {r}: the main model read {real.Count} tokens, fewer than its prompt's {p.MainPromptLength}.");
+                    if (p.Ids.Count == 0) throw new ArgumentException($"row {r}: the side prompt has no tokens.");
+                    realLen[r] = real.Count;
+                    seqs[r] = p.Ids.Select(x => (long)x).Concat(real.Skip(p.MainPromptLength)).ToList();
+                }
+                int ts = seqs.Max(x => x.Count), cap = ts + Math.Max(0, capacity - t);
+                var sideIds = new long[b * ts];
+                var sideMask = new long[b * cap];
+                for (int r = 0; r < b; r++)
+                {
+                    int off = ts - seqs[r].Count;
+                    for (int j = 0; j < seqs[r].Count; j++) { sideIds[r * ts + off + j] = seqs[r][j]; sideMask[r * cap + off + j] = 1; }
+                }
+                // main flat index r*t + j -> same offset from the end of the prompt in the side row
+                var sels = select.cpu().data<long>().ToArray().Select(s =>
+                {
+                    int r = (int)(s / t), j = (int)(s % t);
+                    int k = j - (t - realLen[r]) - prompts[r].MainPromptLength;   // position relative to the first token after the prompt
+                    if (k < -1) throw new InvalidOperationException($"row {r}: logits asked inside the prompt, where the side model reads other tokens.");
+                    return (long)r * ts + (ts - seqs[r].Count) + prompts[r].Ids.Count + k;
+                }).ToArray();
+                mask = tensor(sideMask, [b, cap], ScalarType.Int64).to(dev).DetachFromDisposeScope();
+                var input = tensor(sideIds, [b, ts], ScalarType.Int64).to(dev);
+                var attn = mask.narrow(1, 0, ts);
+                var positions = (attn.cumsum(1) - 1).clamp_min(0);
+                cache = side.NewCache(b, cap);
+                hs = side.Forward(input, positions, cache, attn);
+                sel = tensor(sels, ScalarType.Int64).to(dev);
+                nextPos = tensor(seqs.Select(x => (long)x.Count).ToArray(), ScalarType.Int64).to(dev).DetachFromDisposeScope();
+                past = ts;
+            }
+            else
+            {
+                // later steps: the main model's new tokens, with its mask for them
+                mask!.narrow(1, past, t).copy_(step.AttentionMask.narrow(1, step.AttentionMask.shape[1] - t, t));
+                var positions = nextPos!.unsqueeze(1) + arange(t, ScalarType.Int64, dev).unsqueeze(0);
+                hs = side.Forward(step.InputIds, positions, cache, mask.narrow(1, 0, past + t));
+                sel = select;
+                nextPos.add_(t);
+                past += t;
+            }
+            return AddShift(side, head, alpha, hs, sel, logits).MoveToOuterDisposeScope();
+        }
+
+        public void KeepRows(Tensor rows)
+        {
+            cache?.SelectRows(rows);
+            if (mask is not null) { var m = mask.index_select(0, rows).DetachFromDisposeScope(); mask.Dispose(); mask = m; }
+            if (nextPos is not null) { var n = nextPos.index_select(0, rows).DetachFromDisposeScope(); nextPos.Dispose(); nextPos = n; }
+        }
+
+        public void Dispose() { cache?.Dispose(); mask?.Dispose(); nextPos?.Dispose(); }
     }
 }

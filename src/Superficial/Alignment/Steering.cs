@@ -17,6 +17,11 @@ public sealed record SteeringRequest
     public string? RecoverWith { get; init; }
     /// <summary>With <see cref="RecoverWith"/>: compute the shift with this original base model beside the compromised one.</summary>
     public string? ViaBase { get; init; }
+    /// <summary>
+    /// What the base beside a chat model reads: "raw" (default: the raw prompt, as when the head was
+    /// extracted) or "same" (exactly the compromised model's tokens, chat template included).
+    /// </summary>
+    public string ViaBaseReads { get; init; } = "raw";
     public double Alpha { get; init; } = 1.0;
 
     public bool IsEmpty => Head is null && RecoverWith is null;
@@ -43,12 +48,14 @@ public sealed class Steering : IDisposable
                 throw new ArgumentException("--transfer-from needs --head: the head trained on that small base model.");
             if (r.ViaBase is not null && r.RecoverWith is null)
                 throw new ArgumentException("--via-base is used with --recover-with.");
+            if (r.ViaBaseReads is not ("raw" or "same"))
+                throw new ArgumentException($"--via-base-reads {r.ViaBaseReads}: expected raw or same.");
             if (r.RecoverWith is not null)
             {
                 var head = s.Own(SuperficialHead.Load(r.RecoverWith));
                 s.Transform = r.ViaBase is null
                     ? new HeadTransform(head, r.Alpha)
-                    : new SideModelOffset(s.LoadSide(r.ViaBase, model, tokenizer), head, r.Alpha, "recovery base");
+                    : new SideModelOffset(s.LoadSide(r.ViaBase, model, tokenizer), head, r.Alpha, "recovery base", readsOwnPrompt: r.ViaBaseReads == "raw");
             }
             else if (r.Head is not null)
             {

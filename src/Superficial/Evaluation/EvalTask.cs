@@ -92,6 +92,13 @@ public interface IModelVariant
         IProgress<int>? progress = null, CancellationToken ct = default);
 
     /// <summary>
+    /// What this variant is, as a fingerprint (models, heads, prompt form, settings), recorded beside its
+    /// predictions so that resuming into a folder made by a different variant of the same name is refused
+    /// rather than silently mixing results. Null: not checked.
+    /// </summary>
+    string? Identity => null;
+
+    /// <summary>
     /// The prompt text exactly as this variant's model reads it, recorded in prediction files. Chat variants
     /// should override it with their rendered chat template; the default is <see cref="PromptSpec.Raw"/> for
     /// raw variants and, for chat variants, the user turn and response prefix without template markup.

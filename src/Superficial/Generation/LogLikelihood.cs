@@ -3,8 +3,11 @@ using static TorchSharp.torch;
 
 namespace Superficial.Generation;
 
-/// <summary>One scoring request: the log-probability of <paramref name="Continuation"/> following <paramref name="Context"/>.</summary>
-public sealed record LogLikelihoodRequest(IReadOnlyList<int> Context, IReadOnlyList<int> Continuation);
+/// <summary>
+/// One scoring request: the log-probability of <paramref name="Continuation"/> following <paramref name="Context"/>.
+/// <paramref name="SideContext"/>: what a transform's side model reads instead of the context (see <see cref="SidePrompt"/>).
+/// </summary>
+public sealed record LogLikelihoodRequest(IReadOnlyList<int> Context, IReadOnlyList<int> Continuation, IReadOnlyList<int>? SideContext = null);
 
 /// <summary>The summed log-probability and the token count of a continuation.</summary>
 public readonly record struct LogLikelihoodResult(double LogProb, int Tokens, bool IsGreedy);
@@ -72,7 +75,9 @@ public static class LogLikelihood
         var logits = model.Logits(hidden.reshape(b * len, -1).index_select(0, sel));
         if (transform is not null)
         {
-            using var session = transform.Begin(b, len);
+            var side = reqs.Any(r => r.SideContext is not null)
+                ? reqs.Select(r => new SidePrompt(r.Context.Count, r.SideContext ?? r.Context)).ToArray() : null;
+            using var session = transform.Begin(b, len, side);
             logits = session.Apply(new StepContext(input, positions, attn), hidden, sel, logits);
         }
         var logp = logits.to_type(ScalarType.Float32).log_softmax(-1);

@@ -12,6 +12,14 @@ namespace Superficial.Generation;
 public readonly record struct StepContext(Tensor InputIds, Tensor PositionIds, Tensor AttentionMask);
 
 /// <summary>
+/// What a side model reads in place of one row's prompt: the main model's first
+/// <paramref name="MainPromptLength"/> tokens are its prompt (e.g. in a chat template), the side model reads
+/// <paramref name="Ids"/> instead (e.g. the raw prompt a base model was extracted on); all tokens after the
+/// prompt (generated, or a scored continuation) are read by both.
+/// </summary>
+public sealed record SidePrompt(int MainPromptLength, IReadOnlyList<int> Ids);
+
+/// <summary>
 /// A change to the next-token logits of a model: the superficial head, a logit offset computed by a
 /// second model, a transferred head. <see cref="Begin"/> starts a session for one batch of sequences.
 /// </summary>
@@ -21,7 +29,10 @@ public interface ILogitTransform
     string Description { get; }
     /// <summary>Checks that the transform fits the model it will modify; throws with a clear message if not.</summary>
     void CheckCompatible(Models.CausalLM model);
-    ILogitSession Begin(int batch, int capacity);
+    /// <summary>Whether the transform runs a side model that should read its own rendering of each prompt (see <see cref="SidePrompt"/>).</summary>
+    bool ReadsOwnPrompt => false;
+    /// <summary>Starts a session for a batch; <paramref name="sidePrompts"/> (one per row) only matter when <see cref="ReadsOwnPrompt"/>.</summary>
+    ILogitSession Begin(int batch, int capacity, IReadOnlyList<SidePrompt>? sidePrompts = null);
 }
 
 /// <summary>The per-batch state of a transform (e.g. a second model's KV cache).</summary>
@@ -44,7 +55,9 @@ public sealed class ChainedTransform(IReadOnlyList<ILogitTransform> parts) : ILo
 {
     public string Description => string.Join(" + ", parts.Select(p => p.Description));
     public void CheckCompatible(Models.CausalLM model) { foreach (var p in parts) p.CheckCompatible(model); }
-    public ILogitSession Begin(int batch, int capacity) => new Session(parts.Select(p => p.Begin(batch, capacity)).ToArray());
+    public bool ReadsOwnPrompt => parts.Any(p => p.ReadsOwnPrompt);
+    public ILogitSession Begin(int batch, int capacity, IReadOnlyList<SidePrompt>? sidePrompts = null) =>
+        new Session(parts.Select(p => p.Begin(batch, capacity, sidePrompts)).ToArray());
 
     sealed class Session(ILogitSession[] sessions) : ILogitSession
     {

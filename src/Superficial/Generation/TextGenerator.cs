@@ -45,9 +45,13 @@ public sealed class TextGenerator(CausalLM model, TextTokenizer? tokenizer)
     public TextTokenizer Tokenizer => tokenizer ?? throw new InvalidOperationException("this generator has no tokenizer.");
 
     /// <summary>Generates for any number of prompts in batches of <see cref="GenerationOptions.BatchSize"/>; results keep prompt order.</summary>
+    /// <param name="sidePrompts">Per prompt, what a transform's side model reads instead (see <see cref="SidePrompt"/>); used only by transforms that read their own prompt.</param>
     public IReadOnlyList<GenerationResult> GenerateAll(IReadOnlyList<IReadOnlyList<int>> prompts, GenerationOptions options,
-        ILogitTransform? transform = null, IProgress<int>? progress = null, CancellationToken ct = default)
+        ILogitTransform? transform = null, IProgress<int>? progress = null, CancellationToken ct = default,
+        IReadOnlyList<IReadOnlyList<int>>? sidePrompts = null)
     {
+        if (sidePrompts is not null && sidePrompts.Count != prompts.Count)
+            throw new ArgumentException($"{sidePrompts.Count} side prompts for {prompts.Count} prompts.");
         var order = Enumerable.Range(0, prompts.Count).OrderBy(i => prompts[i].Count).ToArray();
         var results = new GenerationResult[prompts.Count];
         int done = 0;
@@ -55,7 +59,8 @@ public sealed class TextGenerator(CausalLM model, TextTokenizer? tokenizer)
         {
             ct.ThrowIfCancellationRequested();
             var idx = order.Skip(start).Take(options.BatchSize).ToArray();
-            var batch = Generate(idx.Select(i => prompts[i]).ToArray(), options with { Seed = options.Seed + start }, transform, null, ct);
+            var batch = Generate(idx.Select(i => prompts[i]).ToArray(), options with { Seed = options.Seed + start }, transform, null, ct,
+                sidePrompts is null ? null : idx.Select(i => sidePrompts[i]).ToArray());
             for (int j = 0; j < idx.Length; j++) results[idx[j]] = batch[j];
             done += idx.Length;
             progress?.Report(done);
@@ -65,7 +70,8 @@ public sealed class TextGenerator(CausalLM model, TextTokenizer? tokenizer)
 
     /// <summary>Generates one batch (all prompts together).</summary>
     public IReadOnlyList<GenerationResult> Generate(IReadOnlyList<IReadOnlyList<int>> prompts, GenerationOptions options,
-        ILogitTransform? transform = null, IGenerationObserver? observer = null, CancellationToken ct = default)
+        ILogitTransform? transform = null, IGenerationObserver? observer = null, CancellationToken ct = default,
+        IReadOnlyList<IReadOnlyList<int>>? sidePrompts = null)
     {
         if (prompts.Count == 0) return [];
         if (prompts.Any(p => p.Count == 0)) throw new ArgumentException("a prompt has no tokens; give at least one (e.g. BOS).");
@@ -96,7 +102,8 @@ public sealed class TextGenerator(CausalLM model, TextTokenizer? tokenizer)
         var nextPos = tensor(prompts.Select(p => (long)p.Count).ToArray(), ScalarType.Int64).to(dev);
 
         using var cache = model.NewCache(b, len + maxNew);
-        using var session = transform?.Begin(b, len + maxNew);
+        using var session = transform?.Begin(b, len + maxNew,
+            sidePrompts?.Select((sp, r) => new SidePrompt(prompts[r].Count, sp)).ToArray());
         var gen = new torch.Generator((ulong)options.Seed, dev);
         var generated = Enumerable.Range(0, b).Select(_ => new List<int>()).ToArray();
         var finish = new FinishReason[b];

@@ -72,6 +72,77 @@ public class TransferTests
         }
     }
 
+    static readonly int[][] SidePrompts = [[7, 7, 7, 7, 7, 7, 7], [5], [3, 30, 33]];
+
+    [Fact]
+    public void ASideModelReadingItsOwnPromptMatchesRecomputation()
+    {
+        // the main model reads Prompts (think: a chat template), the side model SidePrompts (the raw prompt),
+        // then both read the same generated tokens; every step is checked against full forwards without caches
+        using var small = Small();
+        using var large = Large();
+        using var head = new SuperficialHead(randn(32, 32, generator: new TorchSharp.torch.Generator(6)) * 0.3, small.VocabSize);
+        var transform = new SideModelOffset(small, head, 1.5, readsOwnPrompt: true);
+        var gen = new TextGenerator(large, null);
+        var result = gen.Generate(Prompts, Greedy, transform, null, default, SidePrompts);
+        using var noGrad = no_grad();
+        for (int r = 0; r < Prompts.Length; r++)
+        {
+            var main = Prompts[r].Select(x => (long)x).ToList();
+            var side = SidePrompts[r].Select(x => (long)x).ToList();
+            foreach (var expected in result[r].TokenIds)
+            {
+                var z = large.Logits(large.Forward(tensor(main.ToArray(), [1, main.Count])))[0, -1];
+                var hs = small.Forward(tensor(side.ToArray(), [1, side.Count]))[0, -1].unsqueeze(0);
+                var shift = small.Logits(head.Delta(hs))[0];
+                Assert.Equal(expected, (z + 1.5 * shift).argmax().item<long>());
+                main.Add(expected);
+                side.Add(expected);
+            }
+        }
+        // a batch gives what each row gives alone, and rows that finish early leave the batch cleanly
+        for (int r = 0; r < Prompts.Length; r++)
+            Assert.Equal(result[r].TokenIds, gen.Generate([Prompts[r]], Greedy, transform, null, default, [SidePrompts[r]])[0].TokenIds);
+        var stopping = gen.Generate(Prompts, Greedy with { StopIds = [result[1].TokenIds[2]] }, transform, null, default, SidePrompts);
+        for (int r = 0; r < Prompts.Length; r++)
+        {
+            int cut = result[r].TokenIds.ToList().IndexOf(result[1].TokenIds[2]);
+            Assert.Equal(cut < 0 ? result[r].TokenIds : result[r].TokenIds.Take(cut + 1), stopping[r].TokenIds);
+        }
+        // given the main prompts as side prompts, it is the ordinary lockstep transform
+        var same = gen.Generate(Prompts, Greedy, transform, null, default, Prompts);
+        Assert.Equal(gen.Generate(Prompts, Greedy, new SideModelOffset(small, head, 1.5)).Select(x => x.TokenIds), same.Select(x => x.TokenIds));
+    }
+
+    [Fact]
+    public void LogLikelihoodWithASideModelReadingItsOwnContextMatchesRecomputation()
+    {
+        using var small = Small();
+        using var large = Large();
+        using var head = new SuperficialHead(randn(32, 32, generator: new TorchSharp.torch.Generator(8)) * 0.3, small.VocabSize);
+        var transform = new SideModelOffset(small, head, 0.7, readsOwnPrompt: true);
+        var reqs = new[]
+        {
+            new LogLikelihoodRequest([1, 2, 3], [4, 5, 6], SideContext: [9, 9, 9, 9, 9]),
+            new LogLikelihoodRequest([7, 8, 9, 10, 11], [12], SideContext: [2]),
+        };
+        var got = LogLikelihood.Compute(large, reqs, transform);
+        using var noGrad = no_grad();
+        for (int i = 0; i < reqs.Length; i++)
+        {
+            var main = reqs[i].Context.Concat(reqs[i].Continuation).Select(x => (long)x).ToArray();
+            var side = reqs[i].SideContext!.Concat(reqs[i].Continuation).Select(x => (long)x).ToArray();
+            var z = large.Logits(large.Forward(tensor(main, [1, main.Length])))[0];
+            var hs = small.Forward(tensor(side, [1, side.Length]))[0];
+            int n = reqs[i].Continuation.Count;
+            var zc = z.narrow(0, main.Length - n - 1, n);
+            var shift = small.Logits(head.Delta(hs.narrow(0, side.Length - n - 1, n)));
+            var logp = (zc + 0.7 * shift).log_softmax(-1);
+            double expected = Enumerable.Range(0, n).Sum(j => logp[j, reqs[i].Continuation[j]].item<float>());
+            Assert.Equal(expected, got[i].LogProb, 1e-4);
+        }
+    }
+
     [Fact]
     public void MismatchedVocabularyOrHiddenSizeIsRefused()
     {
@@ -102,5 +173,11 @@ public class TransferTests
         Assert.Contains("small base", offset.Description);
         using var recovery = Steering.Build(large, tok, new SteeringRequest { RecoverWith = tmp.File("head.safetensors"), ViaBase = smallDir });
         Assert.Contains("recovery base", recovery.Description);
+        Assert.True(recovery.Transform!.ReadsOwnPrompt); // by default the base reads the raw prompt
+        using var same = Steering.Build(large, tok, new SteeringRequest { RecoverWith = tmp.File("head.safetensors"), ViaBase = smallDir, ViaBaseReads = "same" });
+        Assert.False(same.Transform!.ReadsOwnPrompt);
+        var bad = Assert.Throws<ArgumentException>(() =>
+            Steering.Build(large, tok, new SteeringRequest { RecoverWith = tmp.File("head.safetensors"), ViaBase = smallDir, ViaBaseReads = "chat" }));
+        Assert.Contains("--via-base-reads chat", bad.Message);
     }
 }

@@ -83,6 +83,7 @@ public sealed class EvalRunner
     {
         var path = PredictionFile.PathFor(_outputDir, task.Name, variant.Name);
         var existing = PredictionFile.Read(path, repair: true);
+        if (variant.Identity is string identity) PredictionFile.CheckIdentity(path, variant.Name, identity);
         foreach (var r in existing)
             if (r.Task != task.Name || r.Variant != variant.Name)
                 throw new EvalRunException($"{path}: holds a record of task '{r.Task}', variant '{r.Variant}' (example '{r.Id}'); " +

@@ -60,6 +60,26 @@ public static class PredictionFile
         return records;
     }
 
+    /// <summary>
+    /// Records which variant a prediction file belongs to (in FILE.variant.json beside it) and refuses to
+    /// continue a file written by a different variant under the same name (another head, model or alpha).
+    /// </summary>
+    public static void CheckIdentity(string path, string variantName, string identity)
+    {
+        var idPath = Path.ChangeExtension(path, ".variant.json");
+        if (File.Exists(idPath))
+        {
+            var previous = File.ReadAllText(idPath);
+            if (previous != identity)
+                throw new EvalRunException(
+                    $"{path} holds predictions of a different '{variantName}' than this run's (see {idPath}):\n  was: {previous}\n  now: {identity}\n" +
+                    "Use another --out, or delete that file (and its .variant.json) to evaluate this variant afresh.");
+            return;
+        }
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        IO.AtomicFile.WriteAllText(idPath, identity);
+    }
+
     /// <summary>Appends whole records as one write and flushes them to disk.</summary>
     public static void Append(string path, IEnumerable<PredictionRecord> records)
     {

@@ -97,6 +97,28 @@ public class EvalRunnerTests
     }
 
     [Fact]
+    public async Task Resuming_into_predictions_of_a_different_variant_of_the_same_name_is_refused()
+    {
+        using var tmp = TestPaths.NewTempDir("runner-identity");
+        IEvalTask[] Tasks() => [new FakeSafetyTask(4)];
+        FakeVariant Head(string id) => new("base+head", false, _ => "I cannot help with that.") { Identity = id };
+        await new EvalRunner(tmp.Path, Options()).RunAsync(Tasks(), [Scripts.Base(), Head("head A"), Scripts.Aligned()]);
+        var before = File.ReadAllBytes(Pred(tmp.Path, "safety", "base+head"));
+        var again = Head("head A");
+        await new EvalRunner(tmp.Path, Options()).RunAsync(Tasks(), [Scripts.Base(), again, Scripts.Aligned()]);
+        Assert.Empty(again.Generated); // same variant: everything is reused
+
+        var other = Head("head B");
+        var e = await Assert.ThrowsAsync<EvalRunException>(() =>
+            new EvalRunner(tmp.Path, Options()).RunAsync(Tasks(), [Scripts.Base(), other, Scripts.Aligned()]));
+        Assert.Contains("different 'base+head'", e.Message);
+        Assert.Contains("head A", e.Message);
+        Assert.Contains("head B", e.Message);
+        Assert.Empty(other.Generated);
+        Assert.Equal(before, File.ReadAllBytes(Pred(tmp.Path, "safety", "base+head")));
+    }
+
+    [Fact]
     public async Task Cancelling_while_scoring_writes_no_part_of_the_batch()
     {
         using var tmp = TestPaths.NewTempDir("runner-score");

@@ -8,6 +8,7 @@ public sealed class FakeVariant(string name, bool chat, Func<PromptSpec, string>
 {
     public string Name => name;
     public bool UsesChatTemplate => chat;
+    public string? Identity { get; init; }
     /// <summary>User texts of every prompt passed to Generate, in order (including a batch later cancelled).</summary>
     public List<string> Generated { get; } = [];
     public List<int> BatchSizes { get; } = [];
