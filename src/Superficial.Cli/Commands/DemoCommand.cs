@@ -94,7 +94,7 @@ internal static class DemoCommand
         {
             Base = Model("base"), Aligned = Model("aligned"), Head = headPath,
             LargeBase = Model("large-base"), LargeAligned = Model("large-aligned"),
-            Compromised = Model("compromised"), RecoverWith = headPath, ViaBase = Model("base"),
+            Compromised = Model("compromised"), RecoverWith = headPath, ViaBase = Model("base"), ViaBaseReads = ["raw", "same"],
             Alphas = [0.5, 1.0, 2.0],
         };
         var tasks = EvalTasks.Select(t => TaskCatalog.Create(t, null, organism.Folder)).ToList();

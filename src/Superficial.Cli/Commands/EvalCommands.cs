@@ -36,7 +36,8 @@ internal static class EvalCommands
         public string? Compromised { get; init; }
         public string? RecoverWith { get; init; }
         public string? ViaBase { get; init; }
-        public string ViaBaseReads { get; init; } = "raw";
+        /// <summary>What the --via-base model reads: "raw" (variant compromised+head-via-base) and/or "same" (compromised+head-via-base-same).</summary>
+        public IReadOnlyList<string> ViaBaseReads { get; init; } = ["raw"];
         public IReadOnlyList<double> Alphas { get; init; } = [1.0];
         public string? ChatTemplate { get; init; }
 
@@ -86,15 +87,25 @@ internal static class EvalCommands
                     var suffix = a == 1.0 ? "" : $"{Comparison.AlphaTag}{a.ToString(CultureInfo.InvariantCulture)}";
                     variants.Add(new VariantSpec("compromised+head" + suffix, Compromised, true, new SteeringRequest { RecoverWith = RecoverWith, Alpha = a }, ChatTemplate));
                     if (ViaBase is not null)
-                        variants.Add(new VariantSpec("compromised+head-via-base" + suffix, Compromised, true,
-                            new SteeringRequest { RecoverWith = RecoverWith, ViaBase = ViaBase, ViaBaseReads = ViaBaseReads, Alpha = a }, ChatTemplate));
+                        foreach (var reads in ViaBaseReads.Distinct())
+                            variants.Add(new VariantSpec(ViaBaseName(reads) + suffix, Compromised, true,
+                                new SteeringRequest { RecoverWith = RecoverWith, ViaBase = ViaBase, ViaBaseReads = reads, Alpha = a }, ChatTemplate));
                 }
                 comparisons.Add(Comparison.Recovery);
-                if (ViaBase is not null) comparisons.Add(new Comparison("recovery-via-base", "compromised", "compromised+head-via-base", "aligned"));
+                if (ViaBase is not null)
+                    foreach (var reads in ViaBaseReads.Distinct())
+                        comparisons.Add(new Comparison(ViaBaseName(reads).Replace("compromised+head", "recovery"), "compromised", ViaBaseName(reads), "aligned"));
             }
             if (variants.Count == 0) throw new ArgumentException("nothing to evaluate: give --base, --aligned and --head (and optionally --compromised ...).");
             return (variants, comparisons);
         }
+
+        static string ViaBaseName(string reads) => reads switch
+        {
+            "raw" => "compromised+head-via-base",
+            "same" => "compromised+head-via-base-same",
+            _ => throw new ArgumentException($"--via-base-reads {reads}: expected raw and/or same (comma-separated)."),
+        };
 
         static void Require(string? value, string what)
         {
@@ -188,7 +199,8 @@ internal static class EvalCommands
         var compromised = Opt<string?>("--compromised", "A compromised model (aligned, then fine-tuned on harmful data) to recover.");
         var recoverWith = Opt<string?>("--recover-with", "Head applied to --compromised (trained on the original base/aligned pair).");
         var viaBase = Opt<string?>("--via-base", "Also recover with the logit shift computed by this original base model beside --compromised.");
-        var viaBaseReads = Opt("--via-base-reads", "What the --via-base model reads: raw (the raw prompt, as at extraction) or same (the chat-formatted tokens).",
+        var viaBaseReads = Opt("--via-base-reads",
+            "What the --via-base model reads: raw (the raw prompt, as at extraction), same (the chat-formatted tokens), or raw,same for both.",
             defaultValue: () => "raw");
         var alpha = Opt<string?>("--alpha", "Comma-separated scales of the head's shift for a sweep, e.g. 0.5,1,1.5,2 (default 1).");
         var tasks = Opt<string>("--tasks", "Comma-separated task names.", required: true);
@@ -210,7 +222,7 @@ internal static class EvalCommands
                 Base = p.GetValue(baseDir), Aligned = p.GetValue(aligned), Head = p.GetValue(head), TransferFrom = p.GetValue(transferFrom),
                 TransferMode = p.GetValue(transferMode)!, LargeBase = p.GetValue(largeBase), LargeAligned = p.GetValue(largeAligned),
                 Compromised = p.GetValue(compromised), RecoverWith = p.GetValue(recoverWith), ViaBase = p.GetValue(viaBase),
-                ViaBaseReads = p.GetValue(viaBaseReads)!, Alphas = ParseAlphas(p.GetValue(alpha)), ChatTemplate = p.GetValue(template),
+                ViaBaseReads = p.GetValue(viaBaseReads)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries), Alphas = ParseAlphas(p.GetValue(alpha)), ChatTemplate = p.GetValue(template),
             };
             var taskList = p.GetValue(tasks)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
                 .Select(n => TaskCatalog.Create(n, p.GetValue(data), p.GetValue(organism), p.GetValue(limit))).ToList();
