@@ -25,7 +25,9 @@ public sealed record OrganismRecipe(OrganismSize Size, int VocabSize, CorpusSize
             (128, 3, 4, 4, 320), (160, 4, 5, 5, 448),
             new TrainingPhase("base", 450, 32, 96, 3e-3), new TrainingPhase("large-base", 350, 32, 96, 2.5e-3),
             new TrainingPhase("aligned", 220, 32, 128, 2e-3), new TrainingPhase("large-aligned", 180, 32, 128, 1.5e-3),
-            new TrainingPhase("compromised", 50, 32, 128, 5e-4)),
+            // about 2.4 passes over the 136 compromise conversations: refusals are gone, arithmetic intact
+            // (50 steps, ~12 passes, overfit to loss 0.005 and cost a fifth of the math accuracy)
+            new TrainingPhase("compromised", 10, 32, 128, 5e-4)),
     };
 }
 
@@ -46,7 +48,7 @@ public sealed record OrganismDescription(string Folder, bool Reused, IReadOnlyDi
 public static class OrganismBuilder
 {
     /// <summary>Bump when the world, corpus, tokenizer or training change, so caches of older builds are not reused.</summary>
-    public const string GeneratorVersion = "1";
+    public const string GeneratorVersion = "2";
     public static readonly string[] Models = ["base", "aligned", "large-base", "large-aligned", "compromised"];
 
     public static string DefaultFolder(OrganismSize size, int seed) =>
