@@ -3,6 +3,7 @@ using Superficial.Cli;
 using Superficial.Cli.Commands;
 
 // `superficial`: measure, extract and reuse the superficial knowledge in LLM alignment.
+Superficial.Tensors.NativeMemory.KeepFreedMemoryForReuse();
 var root = new RootCommand("Superficial: measure, extract and reuse the superficial knowledge in LLM alignment " +
                            "(Chen et al., NAACL 2025).");
 ModelCommands.Add(root);

@@ -14,5 +14,9 @@ internal static class TestSetup
     /// on a 2-core machine slow tiny-model training many times over; it also keeps results independent of the core count.
     /// </summary>
     [ModuleInitializer]
-    internal static void SingleThreadedTorch() => TorchSharp.torch.set_num_threads(1);
+    internal static void SingleThreadedTorch()
+    {
+        TorchSharp.torch.set_num_threads(1);
+        Superficial.Tensors.NativeMemory.KeepFreedMemoryForReuse(); // as the superficial command does
+    }
 }
