@@ -10,15 +10,22 @@ namespace Superficial.Tests.Alignment;
 /// <summary>The head's loss and gradients, training on a planted head, and the head as a logit transform.</summary>
 public class HeadTests
 {
-    [Fact]
-    public void LossGradientMatchesFiniteDifferences()
+    /// <summary>Float64 base states h [n, H], an LM head W [V, H] and a teacher's top-k (distinct ids, sorted logits) per row.</summary>
+    static (TorchSharp.torch.Generator Gen, Tensor Hidden, Tensor W, Tensor TopIds, Tensor TopLogits) RandomTeacher(int seed, int n, int h, int v, int k)
     {
-        var gen = new TorchSharp.torch.Generator(5);
-        int n = 6, h = 5, v = 11, k = 4;
+        var gen = new TorchSharp.torch.Generator((ulong)seed);
         var hid = randn([n, h], ScalarType.Float64, generator: gen);
         var w = randn([v, h], ScalarType.Float64, generator: gen);
         var topLogits = randn([n, k], ScalarType.Float64, generator: gen).sort(1, descending: true).Values;
         var topIds = stack(Enumerable.Range(0, n).Select(_ => randperm(v, generator: gen).narrow(0, 0, k)).ToArray());
+        return (gen, hid, w, topIds, topLogits);
+    }
+
+    [Fact]
+    public void LossGradientMatchesFiniteDifferences()
+    {
+        int n = 6, h = 5, v = 11, k = 4;
+        var (gen, hid, w, topIds, topLogits) = RandomTeacher(5, n, h, v, k);
         var a = (randn([h, h], ScalarType.Float64, generator: gen) * 0.3).requires_grad_(true);
         var loss = HeadTrainer.Loss(HeadTrainer.Student(hid, w, a, null, null), topIds, topLogits);
         loss.backward();
@@ -46,12 +53,8 @@ public class HeadTests
     [InlineData(3)]
     public void HandWrittenGradientInChunksEqualsAutograd(int? rank)
     {
-        var gen = new TorchSharp.torch.Generator(9);
         int n = 7, h = 6, v = 13, k = 5;
-        var hid = randn([n, h], ScalarType.Float64, generator: gen);
-        var w = randn([v, h], ScalarType.Float64, generator: gen);
-        var topLogits = randn([n, k], ScalarType.Float64, generator: gen).sort(1, descending: true).Values;
-        var topIds = stack(Enumerable.Range(0, n).Select(_ => randperm(v, generator: gen).narrow(0, 0, k)).ToArray());
+        var (gen, hid, w, topIds, topLogits) = RandomTeacher(9, n, h, v, k);
         Tensor? a = null, u = null, vv = null;
         if (rank is int r)
         {
