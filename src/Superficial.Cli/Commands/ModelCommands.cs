@@ -165,9 +165,7 @@ internal static class ModelCommands
             };
             if (steer.Transform is not null) AnsiConsole.MarkupLine($"[grey]logit transform: {Markup.Escape(steer.Description)}[/]");
             var watch = System.Diagnostics.Stopwatch.StartNew();
-            // a side model that reads its own prompt (recovery via the base) gets the raw prompt
-            IReadOnlyList<IReadOnlyList<int>>? side = chatTemplate is not null && steer.Transform?.ReadsOwnPrompt == true
-                ? [PromptFormat.Encode(tok, spec, null)] : null;
+            IReadOnlyList<IReadOnlyList<int>>? side = PromptFormat.SideEncode(tok, spec, chatTemplate, steer.Transform) is { } s ? [s] : null;
             var result = new TextGenerator(m, tok).Generate([ids], options, steer.Transform, null, ct, side)[0];
             Console.WriteLine(result.Text);
             AnsiConsole.MarkupLine($"[grey]{result.TokenIds.Count} tokens in {watch.Elapsed.TotalSeconds:0.00} s, stopped by {result.Finish.ToString().ToLowerInvariant()}[/]");

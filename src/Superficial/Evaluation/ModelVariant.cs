@@ -20,9 +20,6 @@ public sealed class ModelVariant(string name, CausalLM model, TextTokenizer toke
         $"{model.SourceFolder ?? "(in memory)"}; {(chat is null ? "raw prompts" : $"chat template {chat.Family}")}" +
         (transform is null ? "" : $"; {transform.Description}");
 
-    /// <summary>A side model (recovery via the base) reads the raw prompt while this chat model reads its template.</summary>
-    bool SideReadsRaw => chat is not null && transform?.ReadsOwnPrompt == true;
-
     public string RenderPrompt(PromptSpec prompt) => chat is null ? PromptFormat.Raw(prompt) : PromptFormat.Chat(chat, prompt);
 
     public IReadOnlyList<string> Generate(IReadOnlyList<PromptSpec> prompts, int maxNewTokens, IReadOnlyList<string> stopStrings,
@@ -30,8 +27,9 @@ public sealed class ModelVariant(string name, CausalLM model, TextTokenizer toke
     {
         var ids = prompts.Select(p => PromptFormat.Encode(tokenizer, p, chat)).ToArray();
         var options = new GenerationOptions { MaxNewTokens = maxNewTokens, StopStrings = stopStrings, BatchSize = batchSize };
-        var side = SideReadsRaw ? prompts.Select(p => PromptFormat.Encode(tokenizer, p, null)).ToArray() : null;
-        return new TextGenerator(model, tokenizer).GenerateAll(ids, options, transform, progress, ct, side).Select(r => r.Text).ToArray();
+        var side = prompts.Select(p => PromptFormat.SideEncode(tokenizer, p, chat, transform)).ToArray();
+        return new TextGenerator(model, tokenizer).GenerateAll(ids, options, transform, progress, ct,
+            side.Any(s => s is null) ? null : side!).Select(r => r.Text).ToArray();
     }
 
     public IReadOnlyList<double> LogLikelihood(IReadOnlyList<(PromptSpec Prompt, string Continuation)> requests,
@@ -52,6 +50,6 @@ public sealed class ModelVariant(string name, CausalLM model, TextTokenizer toke
         var whole = tokenizer.Encode(contextText + continuation, special);
         bool prefix = whole.Count > context.Count && context.SequenceEqual(whole.Take(context.Count));
         var cont = prefix ? whole.Skip(context.Count).ToArray() : tokenizer.Encode(continuation, false).ToArray();
-        return new LogLikelihoodRequest(context, cont, SideReadsRaw ? PromptFormat.Encode(tokenizer, prompt, null) : null);
+        return new LogLikelihoodRequest(context, cont, PromptFormat.SideEncode(tokenizer, prompt, chat, transform));
     }
 }

@@ -22,4 +22,12 @@ public static class PromptFormat
     /// <summary>Token ids of a prompt: raw text with the tokenizer's special tokens (BOS), or the rendered chat text as is.</summary>
     public static IReadOnlyList<int> Encode(TextTokenizer tokenizer, PromptSpec p, ChatTemplate? chat) =>
         chat is null ? tokenizer.Encode(Raw(p), addSpecialTokens: true) : tokenizer.Encode(Chat(chat, p), addSpecialTokens: false);
+
+    /// <summary>
+    /// What a transform's side model reads instead of the prompt (see <see cref="SidePrompt"/>): the raw prompt,
+    /// when the main model reads a chat template and the transform's side model reads its own prompt (recovery
+    /// via the base); otherwise null, and the side model reads the main model's tokens.
+    /// </summary>
+    public static IReadOnlyList<int>? SideEncode(TextTokenizer tokenizer, PromptSpec p, ChatTemplate? chat, ILogitTransform? transform) =>
+        chat is not null && transform?.ReadsOwnPrompt == true ? Encode(tokenizer, p, null) : null;
 }
