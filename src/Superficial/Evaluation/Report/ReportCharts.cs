@@ -18,7 +18,11 @@ public static class ReportCharts
 
     /// <summary>Grouped bars: one group per task (label under it), one bar per series, with 95% interval whiskers.</summary>
     public static byte[] GroupedBars(string title, IReadOnlyList<string> groupLabels, IReadOnlyList<string> seriesLabels,
-        IReadOnlyList<IReadOnlyList<BarValue>> values, int width = 900, int height = 430)
+        IReadOnlyList<IReadOnlyList<BarValue>> values, int width = 900, int height = 430) =>
+        GroupedBarsPlot(title, groupLabels, seriesLabels, values).GetImageBytes(width, height, ImageFormat.Png);
+
+    internal static Plot GroupedBarsPlot(string title, IReadOnlyList<string> groupLabels, IReadOnlyList<string> seriesLabels,
+        IReadOnlyList<IReadOnlyList<BarValue>> values)
     {
         var plot = NewPlot(title);
         var s = seriesLabels.Count;
@@ -44,7 +48,7 @@ public static class ReportCharts
         plot.Axes.SetLimits(-0.8, groupLabels.Count * (s + 1) - 1.2, lo, hi + (hi - lo) * 0.18);
         plot.YLabel("metric (mean over examples)");
         LegendBelow(plot);
-        return plot.GetImageBytes(width, height, ImageFormat.Png);
+        return plot;
     }
 
     /// <summary>
@@ -52,7 +56,10 @@ public static class ReportCharts
     /// portion is undefined get a grey cross at 0 labelled "undefined" and the short reason (the full one is in the table beside it).
     /// </summary>
     public static byte[] Portions(string title, IReadOnlyList<string> taskLabels, IReadOnlyList<PortionEstimate> portions,
-        int width = 900, int height = 380)
+        int width = 900, int height = 380) =>
+        PortionsPlot(title, taskLabels, portions).GetImageBytes(width, height, ImageFormat.Png);
+
+    internal static Plot PortionsPlot(string title, IReadOnlyList<string> taskLabels, IReadOnlyList<PortionEstimate> portions)
     {
         var plot = NewPlot(title);
         AddReference(plot, 0, "0 = low");
@@ -95,7 +102,7 @@ public static class ReportCharts
         plot.Axes.SetLimits(-0.6, taskLabels.Count - 0.4, lo - 0.1, hi + 0.25);
         plot.YLabel("(mid − low) / (high − low)");
         LegendBelow(plot);
-        return plot.GetImageBytes(width, height, ImageFormat.Png);
+        return plot;
     }
 
     /// <summary>A metric against the head's scale alpha, with 95% intervals, and the low and high variants as reference lines.</summary>
@@ -186,11 +193,17 @@ public static class ReportCharts
         line.LegendText = label;
     }
 
-    static void AddWhiskers(Plot plot, IReadOnlyList<double> xs, IReadOnlyList<double> ys, IReadOnlyList<double> neg, IReadOnlyList<double> pos, Color color)
+    // By property name: ScottPlot's constructor takes the positive (upper) errors before the negative ones,
+    // so passing them positionally drew every asymmetric interval upside down.
+    static void AddWhiskers(Plot plot, IReadOnlyList<double> xs, IReadOnlyList<double> ys, IReadOnlyList<double> below, IReadOnlyList<double> above, Color color)
     {
         var zeros = new double[xs.Count];
-        var eb = new ScottPlot.Plottables.ErrorBar(xs, ys, zeros, zeros, neg.Select(Math.Abs).ToArray(), pos.Select(Math.Abs).ToArray())
+        var eb = new ScottPlot.Plottables.ErrorBar(xs, ys, zeros, zeros, zeros, zeros)
         {
+            YErrorNegative = below.Select(Math.Abs).ToArray(),
+            YErrorPositive = above.Select(Math.Abs).ToArray(),
+            XErrorNegative = null,
+            XErrorPositive = null,
             Color = color,
             LineWidth = 1.5f,
             CapSize = 6,
