@@ -71,35 +71,55 @@ internal static class AlignmentCommands
         var template = Opt<string?>("--chat-template", "The aligned model's chat template (family name or .jinja file), if its tokenizer_config has none or it is not recognised.");
         var shard = Opt<string?>("--shard", "K/N: process the K-th (0-based) of N disjoint slices; default from SLURM_ARRAY_TASK_ID/COUNT or JOB_COMPLETION_INDEX.");
         var shardCount = Opt<int?>("--shard-count", "N for a Kubernetes Indexed Job (JOB_COMPLETION_INDEX gives K).");
+        var overwrite = Opt<bool>("--overwrite", "Discard an extraction already in --out that was made with other settings (its manifest and chunks).");
+        var run = new ModelRunOptions(seedHelp: "Recorded only: extraction decodes greedily.");
         var cmd = new Command("extract", "Step 1: the aligned model generates; record its top-k logits and the base model's hidden states.")
-            { baseDir, aligned, prompts, output, data, organism, topK, maxNew, batch, chunk, prefix, limit, f32, template, shard, shardCount };
+            { baseDir, aligned, prompts, output, data, organism, topK, maxNew, batch, chunk, prefix, limit, f32, template, shard, shardCount, overwrite };
+        run.AddTo(cmd);
         cmd.SetAction(Action((p, ct) =>
         {
+            var settings = run.Read(p);
+            var outDir = p.GetValue(output)!;
+            if (p.GetValue(overwrite) && File.Exists(Path.Combine(outDir, Extraction.ManifestName)))
+            {
+                Note($"--overwrite: discarding the extraction in {Path.GetFullPath(outDir)}");
+                File.Delete(Path.Combine(outDir, Extraction.ManifestName));
+                if (Directory.Exists(Path.Combine(outDir, "chunks"))) Directory.Delete(Path.Combine(outDir, "chunks"), true);
+            }
+            RunRecord.Write(p, outDir, Cli.Args);
             var (list, source, stops) = ReadPrompts(p.GetValue(prompts)!, p.GetValue(data), p.GetValue(organism), p.GetValue(limit));
             var spec = ShardSpec.Resolve(p.GetValue(shard), p.GetValue(shardCount));
             var options = new ExtractionOptions
             {
                 TopK = p.GetValue(topK), MaxNewTokens = p.GetValue(maxNew), BatchSize = p.GetValue(batch), ChunkSize = p.GetValue(chunk),
                 ResponsePrefix = p.GetValue(prefix), StopStrings = stops, HiddenF32 = p.GetValue(f32), ChatTemplate = p.GetValue(template),
-                Shard = spec,
+                Shard = spec, Dtype = settings.Dtype,
             };
-            AnsiConsole.MarkupLine($"extracting from {list.Count} prompts ({Markup.Escape(source)}), worker {spec}");
-            var summary = WithProgress("extract", report => Extraction.Run(p.GetValue(baseDir)!, p.GetValue(aligned)!, list, source,
+            Note($"extracting from {list.Count} prompts ({source}), worker {spec}");
+            var summary = WithProgress("extract", "chunks", progress => Extraction.Run(p.GetValue(baseDir)!, p.GetValue(aligned)!, list, source,
                 p.GetValue(output)!, options,
-                new Progress<ExtractionProgress>(e => report(Math.Min(e.ChunksTotal, e.ChunksDone + (e.PromptsDone < e.PromptsTotal ? (double)e.PromptsDone / e.PromptsTotal : 0)), e.ChunksTotal,
-                    $"chunk {e.ChunksDone}/{e.ChunksTotal}, {e.Positions} positions")), ct));
-            AnsiConsole.MarkupLine($"{summary.ChunksDone} chunks extracted, {summary.ChunksSkipped} already complete; " +
-                                   $"{summary.Positions} positions in {summary.Seconds:0.0} s" +
-                                   (summary.Seconds > 0 && summary.Positions > 0 ? $" ({summary.Positions / summary.Seconds:0.0} generated tokens/s)" : "") +
-                                   $" -> {Markup.Escape(Path.GetFullPath(p.GetValue(output)!))}");
+                new Progress<ExtractionProgress>(e => progress.Report(ChunkFraction(e), e.ChunksTotal, $"{e.Positions} positions")), ct));
+            Say($"{summary.ChunksDone} chunks extracted, {summary.ChunksSkipped} already complete; " +
+                $"{summary.Positions} positions in {summary.Seconds:0.0} s" +
+                (summary.Seconds > 0 && summary.Positions > 0 ? $" ({summary.Positions / summary.Seconds:0.0} generated tokens/s)" : "") +
+                $" -> {Path.GetFullPath(p.GetValue(output)!)}");
             return 0;
         }));
         return cmd;
     }
 
+    /// <summary>Chunks done, counting the chunk in progress by its share of prompts done (one counter, never two).</summary>
+    public static double ChunkFraction(ExtractionProgress e) =>
+        Math.Min(e.ChunksTotal, e.ChunksDone + (e.PromptsTotal > 0 && e.PromptsDone < e.PromptsTotal ? (double)e.PromptsDone / e.PromptsTotal : 0));
+
     static Command TrainHead()
     {
-        var data = new Option<string[]>("--data") { Description = "Extraction folder(s).", Required = true, AllowMultipleArgumentsPerToken = true };
+        var data = new Option<string[]>("--extractions")
+        {
+            Description = "Extraction folder(s) (superficial extract --out). The old name --data still works but is deprecated.",
+            Required = true, AllowMultipleArgumentsPerToken = true,
+        };
+        data.Aliases.Add("--data");
         var baseDir = Opt<string>("--base", "The base model the extraction used (its LM head W is needed).", required: true);
         var output = Opt<string>("--out", "Head file to write (.safetensors); a checkpoint folder beside it allows resuming.", required: true);
         var rank = Opt<int?>("--rank", "Low-rank head A = U V of this rank (default: full hidden x hidden).");
@@ -113,6 +133,8 @@ internal static class AlignmentCommands
             { data, baseDir, output, rank, init, lr, batch, epochs, topK, seed };
         cmd.SetAction(Action((p, ct) =>
         {
+            if (p.GetResult(data)?.IdentifierToken?.Value == "--data")
+                Note("warning: train-head --data is deprecated (elsewhere --data means benchmark files); use --extractions.");
             var ext = ExtractionData.Open(p.GetValue(data)!);
             var identity = ModelIdentity.Of(p.GetValue(baseDir)!);
             if (identity != ext.BaseIdentity)
@@ -123,17 +145,16 @@ internal static class AlignmentCommands
                 Rank = p.GetValue(rank), Init = p.GetValue(init)!, LearningRate = p.GetValue(lr), BatchSize = p.GetValue(batch),
                 Epochs = p.GetValue(epochs), TopK = p.GetValue(topK), Seed = p.GetValue(seed),
             };
-            AnsiConsole.MarkupLine($"training on {ext.Positions} positions from {ext.Folders.Count} extraction folder(s); hidden {ext.HiddenSize}, vocab {ext.VocabSize}");
-            var result = WithProgress("train-head", report => HeadTrainer.Train(ext, w, p.GetValue(output)!, o,
+            Note($"training on {ext.Positions} positions from {ext.Folders.Count} extraction folder(s); hidden {ext.HiddenSize}, vocab {ext.VocabSize}");
+            var result = WithProgress("train-head", "epochs", progress => HeadTrainer.Train(ext, w, p.GetValue(output)!, o,
                 new Progress<HeadTrainingProgress>(e =>
                 {
-                    report(e.Epoch - 1 + (double)e.PositionsDone / Math.Max(1, e.PositionsTotal), e.Epochs,
-                        e.HeldOut is { } h ? $"epoch {e.Epoch}: held-out KL {h.Kl:0.0000}, top-1 {h.Top1:P1}" : $"epoch {e.Epoch}: KL {e.RunningKl:0.0000}");
+                    progress.Report(e.Epoch - 1 + (double)e.PositionsDone / Math.Max(1, e.PositionsTotal), e.Epochs, $"epoch {e.Epoch}: running KL {e.RunningKl:0.0000}");
                     if (e.HeldOut is { } held && e.Train is { } tr)
-                        AnsiConsole.MarkupLine($"epoch {e.Epoch}: train KL {tr.Kl:0.0000} top-1 {tr.Top1:P1} | held-out KL {held.Kl:0.0000} top-1 {held.Top1:P1} ({held.Positions} positions)");
+                        progress.Event($"epoch {e.Epoch}: train KL {tr.Kl:0.0000} top-1 {tr.Top1:P1} | held-out KL {held.Kl:0.0000} top-1 {held.Top1:P1} ({held.Positions} positions)");
                 }), ct));
-            AnsiConsole.MarkupLine($"{(result.Resumed ? "resumed; " : "")}best epoch {result.BestEpoch}: held-out KL {result.BestHeldOut.Kl:0.0000}, " +
-                                   $"top-1 agreement {result.BestHeldOut.Top1:P1} -> {Markup.Escape(Path.GetFullPath(p.GetValue(output)!))}");
+            Say($"{(result.Resumed ? "resumed; " : "")}best epoch {result.BestEpoch}: held-out KL {result.BestHeldOut.Kl:0.0000}, " +
+                $"top-1 agreement {result.BestHeldOut.Top1:P1} -> {Path.GetFullPath(p.GetValue(output)!)}");
             result.Head.Dispose();
             return 0;
         }));

@@ -210,6 +210,14 @@ public sealed class ReportBuilder(EvalSummary summary, string runDir, ReportOpti
                 $"Time spent by the last run (examples recorded by earlier, interrupted runs are not counted); total {summary.TotalSeconds.ToString("0.0", CultureInfo.InvariantCulture)} s."));
     }
 
+    void KeyValues(string title, IReadOnlyDictionary<string, System.Text.Json.Nodes.JsonNode?> map) =>
+        KeyValues(title, map.ToDictionary(kv => kv.Key, kv => kv.Value switch
+        {
+            null => "",
+            System.Text.Json.Nodes.JsonValue v when v.TryGetValue<string>(out var str) => str,
+            var n => n.ToJsonString(),
+        }));
+
     void KeyValues(string title, IReadOnlyDictionary<string, string> map)
     {
         if (map.Count == 0) return;
