@@ -176,6 +176,7 @@ internal static class EvalCommands
         ModelRunSettings? run = null, int? limit = null)
     {
         var (specs, comparisons) = plan.Build();
+        foreach (var spec in specs) SteeringPreflight.Check(spec.Model, spec.Steering); // before any model loads
         using var pool = new ModelPool(specs, run?.Dtype);
         var variants = specs.Select(s => new LazyModelVariant(s, pool, batch)).ToList();
         var models = specs.ToDictionary(s => s.Name, s =>

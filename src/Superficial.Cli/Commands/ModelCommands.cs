@@ -161,9 +161,11 @@ internal static class ModelCommands
         {
             var settings = run.Read(p);
             var dir = p.GetValue(model)!;
+            var request = steering.Read(p, p.GetValue(alpha));
+            SteeringPreflight.Check(dir, request); // before the model loads
             var tok = TextTokenizer.Load(dir);
             using var m = LoadModel(dir, settings.Dtype);
-            using var steer = Steering.Build(m, tok, steering.Read(p, p.GetValue(alpha)));
+            using var steer = Steering.Build(m, tok, request);
             var spec = new PromptSpec(p.GetValue(prompt)!, p.GetValue(prompt)!);
             var chatTemplate = p.GetValue(chat) || p.GetValue(template) is not null ? tok.GetChatTemplate(p.GetValue(template)) : null;
             var ids = PromptFormat.Encode(tok, spec, chatTemplate);

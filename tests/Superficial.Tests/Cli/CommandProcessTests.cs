@@ -70,6 +70,13 @@ public class CommandProcessTests(TinyOrganism organism)
         CliProcess.Ok("train-head", "--data", ext, "--base", Model("base"), "--out", head, "--epochs", "2", "--batch", "32", "--lr", "0.003");
         using (var f = SafeTensorsFile.Open(head)) Assert.NotEmpty(f.Entries);
 
+        // a head that does not fit is reported before any work, with the option that fits
+        var misfit = CliProcess.Run("eval", "--base", Model("large-base"), "--aligned", Model("large-aligned"), "--head", head,
+            "--tasks", "organism-safety", "--organism", Org, "--out", tmp.File("misfit"));
+        Assert.Equal(2, misfit.ExitCode);
+        Assert.Contains("--transfer-from", misfit.Stderr);
+        Assert.False(Directory.Exists(Path.Combine(tmp.File("misfit"), "predictions")));
+
         // the run's settings come from a config file; the command line overrides its --limit
         var config = tmp.File("run.json");
         File.WriteAllText(config, $$"""{"tasks": "organism-safety,organism-benign-nll", "organism": "{{Org}}", "limit": 5, "batch": 3, "seed": 7}""");
