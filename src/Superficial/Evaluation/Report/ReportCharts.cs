@@ -62,8 +62,8 @@ public static class ReportCharts
     internal static Plot PortionsPlot(string title, IReadOnlyList<string> taskLabels, IReadOnlyList<PortionEstimate> portions)
     {
         var plot = NewPlot(title);
-        AddReference(plot, 0, "0 = low");
-        AddReference(plot, 1, "1 = high");
+        AddReference(plot, 0, "0 = low", SeriesColor(0), LinePattern.Dotted);
+        AddReference(plot, 1, "1 = high", SeriesColor(2), LinePattern.Dashed);
         var xs = new List<double>(); var ys = new List<double>(); var neg = new List<double>(); var pos = new List<double>();
         double lo = -0.1, hi = 1.1;
         for (var i = 0; i < portions.Count; i++)
@@ -110,8 +110,8 @@ public static class ReportCharts
         (string Label, double Value) low, (string Label, double Value) high, int width = 560, int height = 360)
     {
         var plot = NewPlot(title);
-        AddReference(plot, low.Value, low.Label, SeriesColor(0));
-        AddReference(plot, high.Value, high.Label, SeriesColor(2));
+        AddReference(plot, low.Value, low.Label, SeriesColor(0), LinePattern.Dotted);
+        AddReference(plot, high.Value, high.Label, SeriesColor(2), LinePattern.Dashed);
         var xs = alphas.ToArray();
         var ys = values.Select(v => v.Mean).ToArray();
         var line = plot.Add.Scatter(xs, ys, SeriesColor(1));
@@ -127,6 +127,9 @@ public static class ReportCharts
 
     const double MinPortionShown = -2, MaxPortionShown = 3;
 
+    static readonly MarkerShape[] Markers =
+        [MarkerShape.FilledCircle, MarkerShape.FilledSquare, MarkerShape.FilledTriangleUp, MarkerShape.FilledDiamond, MarkerShape.FilledTriangleDown, MarkerShape.OpenCircle];
+
     /// <summary>
     /// The portion against alpha, one line per task: the trade-off view of a sweep (e.g. how much of the
     /// safety change is reached while how much of the math change is lost). Undefined portions are left out.
@@ -135,8 +138,8 @@ public static class ReportCharts
         int width = 900, int height = 400)
     {
         var plot = NewPlot(title);
-        AddReference(plot, 0, "0 = low");
-        AddReference(plot, 1, "1 = high");
+        AddReference(plot, 0, "0 = low", SeriesColor(0), LinePattern.Dotted);
+        AddReference(plot, 1, "1 = high", SeriesColor(2), LinePattern.Dashed);
         double lo = -0.1, hi = 1.1;
         for (var k = 0; k < tasks.Count; k++)
         {
@@ -144,15 +147,16 @@ public static class ReportCharts
             if (points.Length == 0) continue;
             var xs = points.Select(x => x.First).ToArray();
             var ys = points.Select(x => x.Second.Value!.Value).ToArray();
-            var line = plot.Add.Scatter(xs, ys, SeriesColor(k + 1));
+            var line = plot.Add.Scatter(xs, ys, SeriesColor(k + 3));
             line.LineWidth = 2;
             line.MarkerSize = 9;
+            line.MarkerShape = Markers[k % Markers.Length]; // told apart without colour, too
             // the axis stops at [-2, 3]; say so in the legend rather than let a task silently leave the chart
             var off = ys.Where(y => y < MinPortionShown || y > MaxPortionShown).ToArray();
             line.LegendText = off.Length == 0 ? tasks[k].Task
                 : $"{tasks[k].Task} ({off.Length} point{(off.Length == 1 ? "" : "s")} off the axis, {off.Min():0.##} to {off.Max():0.##})";
             AddWhiskers(plot, xs, ys, points.Select(x => x.Second.Value!.Value - x.Second.Ci95!.Value.Low).ToArray(),
-                points.Select(x => x.Second.Ci95!.Value.High - x.Second.Value!.Value).ToArray(), SeriesColor(k + 1));
+                points.Select(x => x.Second.Ci95!.Value.High - x.Second.Value!.Value).ToArray(), SeriesColor(k + 3));
             lo = Math.Min(lo, points.Min(x => x.Second.Ci95!.Value.Low));
             hi = Math.Max(hi, points.Max(x => x.Second.Ci95!.Value.High));
         }
@@ -187,9 +191,10 @@ public static class ReportCharts
         plot.Legend.Orientation = Orientation.Horizontal;
     }
 
-    static void AddReference(Plot plot, double y, string label, Color? color = null)
+    // Reference lines differ in colour and pattern, so their legend entries can be told apart (and from the data).
+    static void AddReference(Plot plot, double y, string label, Color color, LinePattern pattern)
     {
-        var line = plot.Add.HorizontalLine(y, 1.5f, color ?? Colors.Gray, LinePattern.Dashed);
+        var line = plot.Add.HorizontalLine(y, 1.5f, color, pattern);
         line.LegendText = label;
     }
 

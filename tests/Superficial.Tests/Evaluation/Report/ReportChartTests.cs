@@ -34,4 +34,14 @@ public class ReportChartTests
         var w = Whiskers(plot).OrderBy(x => x.X).ToList();
         Assert.Equal([(0.0, 0.0, 0.42), (1.0, 0.2, 1.0)], w.Select(x => (x.X, Math.Round(x.Bottom, 9), Math.Round(x.Top, 9))));
     }
+
+    [Fact]
+    public void Reference_lines_can_be_told_apart_in_the_legend()
+    {
+        var plot = ReportCharts.PortionsPlot("t", ["a"], [new PortionEstimate(0.5, new(0.2, 0.8), "")]);
+        var lines = plot.GetPlottables().OfType<HorizontalLine>().Select(l => (l.LineColor, l.LinePattern, l.LegendText)).ToArray();
+        Assert.Equal(2, lines.Length);
+        Assert.NotEqual(lines[0].LineColor, lines[1].LineColor);
+        Assert.NotEqual(lines[0].LinePattern, lines[1].LinePattern);
+    }
 }
