@@ -208,7 +208,7 @@ internal sealed class StageProgress
         lock (this)
         {
             // resumed work is not counted in the rate; a counter that starts again (the next model of a build) restarts the clock
-            if (double.IsNaN(_start) || done < _done) { _start = done; _watch.Restart(); }
+            if (double.IsNaN(_start) || done < _done) { _start = done; _watch.Restart(); _printedFinal = false; }
             _done = done; _total = total; _note = note ?? _note;
             if (_bar is not null) { _bar(done, total, note); return; }
             var final = total > 0 && done >= total;

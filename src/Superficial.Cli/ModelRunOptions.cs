@@ -24,20 +24,23 @@ public sealed class ModelRunOptions
     public const string ThreadsVariable = "SUPERFICIAL_THREADS";
 
     public readonly Option<string> Device = Cli.Opt("--device", "cpu, or cuda / cuda:N (needs the CUDA build: TORCH_BACKEND=cuda scripts/setup).", defaultValue: () => "cpu");
-    public readonly Option<string?> Dtype = Cli.Opt<string?>("--dtype", "Compute dtype: float32 (default on CPU), bfloat16 or float16.");
+    public readonly Option<string?>? Dtype;
     public readonly Option<int?> Threads = Cli.Opt<int?>("--threads", $"CPU threads libtorch uses (default: all cores, or {ThreadsVariable}).");
-    public readonly Option<long> Seed;
+    public readonly Option<long>? Seed;
 
     /// <param name="seedDefault">The command's default seed.</param>
-    /// <param name="seedHelp">What the seed drives in this command.</param>
-    public ModelRunOptions(long seedDefault = 0, string seedHelp = "Seed for everything random in this command.")
+    /// <param name="seedHelp">What the seed drives in this command; null when the command defines its own --seed.</param>
+    /// <param name="dtypeHelp">What --dtype sets in this command; null when it computes in one fixed dtype.</param>
+    public ModelRunOptions(long seedDefault = 0, string? seedHelp = "Seed for everything random in this command.",
+        string? dtypeHelp = "Compute dtype: float32 (default on CPU), bfloat16 or float16.")
     {
-        Seed = Cli.Opt("--seed", seedHelp, defaultValue: () => seedDefault);
+        if (seedHelp is not null) Seed = Cli.Opt("--seed", seedHelp, defaultValue: () => seedDefault);
+        if (dtypeHelp is not null) Dtype = Cli.Opt<string?>("--dtype", dtypeHelp);
     }
 
     public void AddTo(Command c)
     {
-        foreach (var o in new Option[] { Device, Dtype, Threads, Seed }) c.Options.Add(o);
+        foreach (var o in new Option?[] { Device, Dtype, Threads, Seed }) if (o is not null) c.Options.Add(o);
     }
 
     /// <summary>Parses and checks the options, sets libtorch's thread count and default device.</summary>
@@ -48,7 +51,7 @@ public sealed class ModelRunOptions
         if (threads is < 1) throw new ArgumentException($"--threads {threads}: expected at least 1.");
         if (threads is int t) set_num_threads(t);
         if (device != "cpu") set_default_device(new TorchSharp.torch.Device(device));
-        return new ModelRunSettings(device, ParseDtype(p.GetValue(Dtype)), threads, p.GetValue(Seed));
+        return new ModelRunSettings(device, Dtype is null ? null : ParseDtype(p.GetValue(Dtype)), threads, Seed is null ? 0 : p.GetValue(Seed));
     }
 
     /// <summary>Applies SUPERFICIAL_THREADS (if set) at start-up; --threads overrides it.</summary>

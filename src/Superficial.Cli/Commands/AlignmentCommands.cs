@@ -129,10 +129,13 @@ internal static class AlignmentCommands
         var epochs = Opt("--epochs", "Passes over the training positions.", defaultValue: () => 20);
         var topK = Opt<int?>("--top-k", "Teacher logits used per position (default: all stored).");
         var seed = Opt("--seed", "Seed for the split, shuffling and random init.", defaultValue: () => 0);
+        var run = new ModelRunOptions(seedHelp: null, dtypeHelp: null); // its own --seed; the head trains in float32
         var cmd = new Command("train-head", "Step 2: distil the superficial head A so that W(h + A h) matches the aligned model's top-k.")
             { data, baseDir, output, rank, init, lr, batch, epochs, topK, seed };
+        run.AddTo(cmd);
         cmd.SetAction(Action((p, ct) =>
         {
+            run.Read(p);
             if (p.GetResult(data)?.IdentifierToken?.Value == "--data")
                 Note("warning: train-head --data is deprecated (elsewhere --data means benchmark files); use --extractions.");
             var ext = ExtractionData.Open(p.GetValue(data)!);
