@@ -65,7 +65,8 @@ public sealed class ReportBuilder(EvalSummary summary, string runDir, ReportOpti
         var c = main.Comparison;
         var shares = main.Tasks.Where(IsShare).Select(t =>
         {
-            if (t.Portion.Value is not double v || t.Portion.Ci95 is not { } ci) return $"{t.Task}: portion undefined ({t.Portion.Note.TrimEnd('.')})";
+            if (t.Portion.Value is not double v || t.Portion.Ci95 is not { } ci)
+                return $"{t.Task}: portion undefined ({System.Text.RegularExpressions.Regex.Replace(t.Portion.Note, "^undefined:\\s*", "").TrimEnd('.')})";
             var verdict = ci.Low >= 0.5 ? "largely superficial" : ci.High < 0.5 ? "mostly not superficial" : "partly superficial (the interval spans 0.5)";
             return $"{t.Task} {ReportFormat.Fixed(v, "0.00")} [{ReportFormat.Fixed(ci.Low, "0.00")}, {ReportFormat.Fixed(ci.High, "0.00")}]: {verdict}";
         }).ToArray();
