@@ -47,6 +47,8 @@ internal static class AlignmentCommands
             if (limit is int l) prompts = prompts.Take(l).ToList();
             return (prompts, $"file {Path.GetFullPath(src)}", []);
         }
+        if (src.EndsWith(".jsonl", StringComparison.OrdinalIgnoreCase) || src.Contains('/'))
+            throw new FileNotFoundException($"--prompts {src}: no such file (a task name or a JSONL file of {{\"prompt\": ...}} lines).");
         var task = TaskCatalog.Create(src, dataDir, organismDir);
         var split = task.ExtractionSplit();
         var list = (limit is int k ? split.Take(k) : split).Select(e => new ExtractionPrompt(e.Id, task.BuildPrompt(e))).ToList();

@@ -19,7 +19,7 @@ internal static class DemoCommand
 {
     public static void Add(RootCommand root)
     {
-        var size = Opt("--size", "tiny (~2 min on 2 shared cores) or demo (~8 min, of which the organism ~4 min when not cached).", defaultValue: () => "demo");
+        var size = Opt("--size", "tiny (the tests' size, quickest) or demo (larger models). README (Timings) gives measured times; progress shows an ETA.", defaultValue: () => "demo");
         var output = Opt("--out", "Output folder.", defaultValue: () => "superficial-demo");
         var seed = Opt("--seed", "Organism seed.", defaultValue: () => 0);
         var organismDir = Opt<string?>("--organism", "Use this organism folder instead of the cached build.");

@@ -15,8 +15,9 @@ internal static class OrganismCommands
         root.Subcommands.Add(organism);
     }
 
-    /// <summary>Measured build times (see README: Timings), so --help promises what a user will see.</summary>
-    public const string OrganismSizeHelp = "tiny (tests; builds in ~40 s on 2 shared cores) or demo (the README's demo; builds in ~4 min on 2 shared cores).";
+    /// <summary>No promised durations here: they vary many times over with the machine's load (README: Timings has measured ones), and the progress lines give a live ETA.</summary>
+    public const string OrganismSizeHelp = "tiny (the tests' size, quickest) or demo (the README's demo, larger models). Built once into the cache; " +
+                                           "progress shows an ETA; README (Timings) gives measured build times.";
 
     public static OrganismSize ParseSize(string s) => s switch
     {
