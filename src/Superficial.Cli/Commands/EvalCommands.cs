@@ -290,9 +290,10 @@ internal static class EvalCommands
             foreach (var t in c.Tasks)
             {
                 static string V(VariantResult v) => ReportFormat.WithInterval(v.Mean, v.Ci95);
-                var portion = t.Portion.Value is double pv && t.Portion.Ci95 is { } pci
+                var portion = !ReportFormat.IsShare(t) ? ReportFormat.PortionOrCost(t, c.Comparison)
+                    : t.Portion.Value is double pv && t.Portion.Ci95 is { } pci
                     ? $"{ReportFormat.Fixed(pv, "0.00")} [{ReportFormat.Fixed(pci.Low, "0.00")}, {ReportFormat.Fixed(pci.High, "0.00")}]" : "n/a *";
-                if (t.Portion.Value is null) notes.Add($"* {t.Task}: {t.Portion.Note}");
+                if (ReportFormat.IsShare(t) && t.Portion.Value is null) notes.Add($"* {t.Task}: {t.Portion.Note}");
                 table.AddRow(Markup.Escape(t.Task), Markup.Escape(t.Metric + (t.HigherIsBetter ? " (higher better)" : " (lower better)")),
                     t.N.ToString(), Markup.Escape(V(t.Low)), Markup.Escape(V(t.Mid)), Markup.Escape(V(t.High)), Markup.Escape(portion));
             }

@@ -78,17 +78,9 @@ public sealed class ReportBuilder(EvalSummary summary, string runDir, ReportOpti
         return text;
     }
 
-    static string Signed(double x) => (x > 0 ? "+" : "") + ReportFormat.Number(x);
-
-    /// <summary>
-    /// A task whose metric is a rate in [0, 1] (all three means and intervals) has a portion that is a share of the
-    /// change; others (e.g. benign NLL per character) are a cost, shown as the middle variant's change against the high one.
-    /// </summary>
-    static bool IsShare(ComparisonTaskResult t) =>
-        new[] { t.Low, t.Mid, t.High }.All(v => v.Mean is >= 0 and <= 1 && v.Ci95.Low >= 0 && v.Ci95.High <= 1);
-
-    static string PortionOrCost(ComparisonTaskResult t, Comparison c) => IsShare(t) ? ReportFormat.Portion(t.Portion)
-        : $"cost: {Signed(t.Mid.Mean - t.High.Mean)} {t.Metric} vs {c.High} ({c.Mid} {ReportFormat.Number(t.Mid.Mean)}, {c.High} {ReportFormat.Number(t.High.Mean)})";
+    static string Signed(double x) => ReportFormat.Signed(x);
+    static bool IsShare(ComparisonTaskResult t) => ReportFormat.IsShare(t);
+    static string PortionOrCost(ComparisonTaskResult t, Comparison c) => ReportFormat.PortionOrCost(t, c);
 
     /// <summary>Variants in reading order: as the comparisons name them (low, mid, high), alpha sweeps by alpha, then any others.</summary>
     IReadOnlyList<string> OrderVariants(IEnumerable<string> names)
