@@ -35,10 +35,9 @@ public sealed class MiniLmEncoder : IDisposable
         var assembly = PackageAssembly;
         byte[] model;
         using (var s = OpenResource(assembly, ModelResource))
-        using (var ms = new MemoryStream())
         {
-            s.CopyTo(ms);
-            model = ms.ToArray();
+            model = new byte[s.Length];
+            s.ReadExactly(model);
         }
         ModelSha256 = Convert.ToHexStringLower(SHA256.HashData(model));
         using (var v = OpenResource(assembly, VocabResource))
@@ -79,7 +78,7 @@ public sealed class MiniLmEncoder : IDisposable
     }
 
     /// <summary>Unit-length embeddings of <paramref name="texts"/>, in order; texts of similar length are run together in batches.</summary>
-    public float[][] Encode(IReadOnlyList<string> texts, int batchSize = 32, CancellationToken ct = default)
+    public float[][] Encode(IReadOnlyList<string> texts, int batchSize = 16, CancellationToken ct = default)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(batchSize, 1);
         var tokens = texts.Select(Tokenize).ToArray();
