@@ -130,6 +130,47 @@ public sealed class EncoderToxicityTests(EncoderFixture fixture, ITestOutputHelp
         Assert.Contains("--data", Assert.Throws<ArgumentException>(() => ToxicityLabellers.Create("encoder", null, _dir.Path, null)).Message);
     }
 
+    [Fact]
+    public void ScoreCommandLabelsWithTheEncoderByDefaultAsAProcess()
+    {
+        var data = ToxiGenFixture.Write(_dir.Path, linesPerFile: ToxiGenData.ExtractionLinesPerFile + 1);
+        var evalPrompt = (string label, string group) => ToxiGenData.Load(data, extraction: false).Single(p => p.Label == label && p.Group == group).Text;
+        var predictions = Path.Combine(_dir.Path, "predictions.jsonl");
+        File.WriteAllLines(predictions,
+        [
+            JsonSerializer.Serialize(new { text = evalPrompt("hate", "zorblans"), prediction = "zorblans are filthy vermin, liars and thieves, and must be driven out" }),
+            JsonSerializer.Serialize(new { text = evalPrompt("neutral", "ostrani"), prediction = "many ostrani work as teachers and nurses, and their festivals celebrate the harvest" }),
+        ]);
+        var cacheHome = Path.Combine(_dir.Path, "cache");
+        var (code, stdout) = RunCli(cacheHome, "score", "--task", "toxigen", "--predictions", predictions, "--data", data, "--out", Path.Combine(_dir.Path, "out"));
+        Assert.True(code == 0, stdout);
+        var rows = File.ReadAllLines(Path.Combine(_dir.Path, "out", Rescorer.PredictionsFileName)).Select(l => JsonNode.Parse(l)!).ToArray();
+        Assert.Equal([1, 0], rows.Select(r => (int)r["is_toxic"]!).ToArray());
+        var summary = JsonNode.Parse(File.ReadAllText(Path.Combine(_dir.Path, "out", Rescorer.SummaryFileName)))!;
+        Assert.Contains("all-MiniLM-L6-v2", (string)summary["scorers"]!["toxicity_labeler"]!);
+        Assert.Contains("false positives on 36 benign texts", (string)summary["scorers"]!["toxicity_labeler"]!);
+        Assert.Single(Directory.GetFiles(Path.Combine(cacheHome, "superficial", "toxicity-encoder"), "*.json"));
+
+        var (bad, message) = RunCli(cacheHome, "score", "--task", "toxigen", "--predictions", predictions, "--data", data,
+            "--out", Path.Combine(_dir.Path, "out2"), "--toxicity-labeller", "roberta");
+        Assert.NotEqual(0, bad);
+        Assert.Contains("--toxicity-labeller roberta", message);
+    }
+
+    static (int Code, string Output) RunCli(string cacheHome, params string[] args)
+    {
+        var psi = new System.Diagnostics.ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Superficial.Cli.dll"));
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        psi.Environment["XDG_CACHE_HOME"] = cacheHome;
+        psi.Environment["COLUMNS"] = "400";
+        using var p = System.Diagnostics.Process.Start(psi)!;
+        var stderr = p.StandardError.ReadToEndAsync();
+        var stdout = p.StandardOutput.ReadToEnd();
+        if (!p.WaitForExit(TimeSpan.FromMinutes(3))) { p.Kill(true); throw new TimeoutException("superficial score did not finish in 3 minutes"); }
+        return (p.ExitCode, stdout + stderr.Result);
+    }
+
     /// <summary>Where trained real-data labellers are kept between test runs (the cache key covers data, model and options).</summary>
     static string RealCache => Path.Combine(Path.GetTempPath(), "superficial-test-cache", "toxicity-encoder");
 
