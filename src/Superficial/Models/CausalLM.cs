@@ -48,11 +48,14 @@ public abstract class CausalLM : nn.Module
     /// </summary>
     public Tensor HeadLogits(Tensor x) => nn.functional.linear(x, LmHeadWeight);
 
-    /// <summary>What the family applies to the head's linear logits (Gemma 2: cap tanh(z / cap)); a copy otherwise.</summary>
+    /// <summary>
+    /// What the family applies to the head's linear logits: a new tensor cap tanh(z / cap) on Gemma 2, and
+    /// <paramref name="linearLogits"/> itself where there is nothing to apply.
+    /// </summary>
     public Tensor FinishLogits(Tensor linearLogits) => SoftCap(linearLogits, Config.FinalLogitSoftcap);
 
-    /// <summary>cap tanh(z / cap), or a copy of z when there is no cap.</summary>
-    public static Tensor SoftCap(Tensor z, double? cap) => cap is double c ? (z / c).tanh_().mul_(c) : z.clone();
+    /// <summary>cap tanh(z / cap) as a new tensor, or z itself when there is no cap.</summary>
+    public static Tensor SoftCap(Tensor z, double? cap) => cap is double c ? (z / c).tanh_().mul_(c) : z;
 
     public ScalarType DType => LmHeadWeight.dtype;
     public Device Device => LmHeadWeight.device;
