@@ -87,7 +87,7 @@ public abstract class CausalLM : nn.Module
         ModelLoader.Load(folder, dtype, progress);
 
     internal static CausalLM Build(ModelConfig config, ScalarType dtype) =>
-        config.IsGpt2 ? new Gpt2ForCausalLM(config, dtype) : new LlamaForCausalLM(config, dtype);
+        config.IsGpt2 ? new Gpt2ForCausalLM(config, dtype) : config.IsFalcon ? new FalconForCausalLM(config, dtype) : new LlamaForCausalLM(config, dtype);
 
     /// <summary>Writes config.json, generation_config.json and model.safetensors (each atomically).</summary>
     public void SaveHf(string folder) => ModelLoader.Save(this, folder);

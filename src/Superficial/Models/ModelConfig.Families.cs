@@ -63,7 +63,8 @@ public sealed partial record ModelConfig
         if (QkNorm) f.Add("q/k norms");
         if (FusedProjections) f.Add("fused qkv_proj and gate_up_proj");
         if (QkvBias) f.Add("q/k/v biases");
-        f.Add(HiddenAct == "silu" ? "SwiGLU" : $"GeGLU ({HiddenAct})");
+        if (IsFalcon) f.Add($"parallel attention and MLP ({(ParallelNorms == 2 ? "ln_attn, ln_mlp" : "one input_layernorm")}); GELU MLP");
+        else f.Add(HiddenAct == "silu" ? "SwiGLU" : $"GeGLU ({HiddenAct})");
         return f;
     }
 
@@ -199,5 +200,71 @@ public sealed partial record ModelConfig
         if (ModelType == "olmo2") o["attention_bias"] = QkvBias;
         if (ModelType == "qwen2" && SlidingWindow is not null)
             o["max_window_layers"] = SlidingLayers is null ? 0 : SlidingLayers.Count > 0 ? SlidingLayers.Min() : NumLayers;
+    }
+}
+
+/// <summary>Falcon (model_type falcon) with the new decoder architecture of Falcon-40B/180B: its field names, its checks.</summary>
+public sealed partial record ModelConfig
+{
+    public bool IsFalcon => ModelType == "falcon";
+    /// <summary>Falcon: LayerNorms before the parallel attention and MLP: 2 (ln_attn, ln_mlp) or 1 (input_layernorm).</summary>
+    public int ParallelNorms { get; init; }
+
+    static ModelConfig ParseFalcon(Reader r)
+    {
+        int hidden = r.Int("hidden_size") ?? r.ReqInt("n_embed");
+        int heads = r.Int("num_attention_heads") ?? r.ReqInt("n_head");
+        int layers = r.Int("num_hidden_layers") ?? r.ReqInt("n_layer");
+        if (r.Bool("alibi") == true) throw new ModelConfigException($"{r.Source}: \"alibi\": true is not supported (rotary Falcon only).");
+        if (r.Bool("new_decoder_architecture") != true)
+            throw new ModelConfigException($"{r.Source}: \"new_decoder_architecture\" must be true: only the Falcon-40B/180B layout is supported.");
+        if (r.Bool("parallel_attn") == false)
+            throw new ModelConfigException($"{r.Source}: \"parallel_attn\": false is not supported with the new decoder architecture.");
+        var act = r.Str("activation") ?? "gelu";
+        if (act != "gelu") throw new ModelConfigException($"{r.Source}: \"activation\" \"{act}\" is not supported (expected gelu).");
+        int norms = r.Int("num_ln_in_parallel_attn") ?? 2;
+        if (norms is not (1 or 2)) throw new ModelConfigException($"{r.Source}: \"num_ln_in_parallel_attn\" must be 1 or 2, found {norms}.");
+        if (hidden % heads != 0) throw new ModelConfigException($"{r.Source}: hidden_size ({hidden}) is not divisible by num_attention_heads ({heads}).");
+        RefuseUnhonoured(r, "falcon");
+        var (theta, scaling) = ReadRope(r, "falcon");
+        bool bias = r.Bool("bias") ?? false;
+        var c = new ModelConfig
+        {
+            ModelType = "falcon", VocabSize = r.ReqInt("vocab_size"), HiddenSize = hidden, NumLayers = layers, NumHeads = heads,
+            NumKvHeads = r.Int("num_kv_heads") ?? heads, HeadDim = hidden / heads, IntermediateSize = r.Int("ffn_hidden_size") ?? 4 * hidden,
+            MaxPositions = r.Int("max_position_embeddings") ?? 2048, RopeTheta = theta, RopeScaling = scaling,
+            NormEps = r.Double("layer_norm_epsilon") ?? 1e-5, TieWordEmbeddings = r.Bool("tie_word_embeddings") ?? true,
+            QkvBias = bias, OutputBias = bias, MlpBias = bias, HiddenAct = "gelu", ParallelNorms = norms,
+            TorchDtype = r.Str("torch_dtype") ?? r.Str("dtype") ?? "float32",
+            BosTokenId = r.Int("bos_token_id"), EosTokenIds = r.IntOrList("eos_token_id"), PadTokenId = r.Int("pad_token_id"),
+        };
+        if (c.NumHeads % c.NumKvHeads != 0)
+            throw new ModelConfigException($"{r.Source}: num_attention_heads ({heads}) must be a multiple of num_kv_heads ({c.NumKvHeads}).");
+        return c;
+    }
+
+    JsonObject FalconJson(JsonNode? eos)
+    {
+        var o = new JsonObject
+        {
+            ["architectures"] = new JsonArray("FalconForCausalLM"), ["model_type"] = "falcon", ["vocab_size"] = VocabSize,
+            ["hidden_size"] = HiddenSize, ["num_hidden_layers"] = NumLayers, ["num_attention_heads"] = NumHeads, ["num_kv_heads"] = NumKvHeads,
+            ["ffn_hidden_size"] = IntermediateSize, ["max_position_embeddings"] = MaxPositions, ["rope_theta"] = RopeTheta,
+            ["layer_norm_epsilon"] = NormEps, ["tie_word_embeddings"] = TieWordEmbeddings, ["bias"] = QkvBias, ["alibi"] = false,
+            ["new_decoder_architecture"] = true, ["parallel_attn"] = true, ["num_ln_in_parallel_attn"] = ParallelNorms,
+            ["activation"] = "gelu", ["bos_token_id"] = BosTokenId, ["eos_token_id"] = eos, ["pad_token_id"] = PadTokenId,
+            ["torch_dtype"] = TorchDtype,
+        };
+        if (RopeScaling is { Type: "linear" or "dynamic" } s) o["rope_scaling"] = new JsonObject { ["rope_type"] = s.Type, ["type"] = s.Type, ["factor"] = s.Factor };
+        return o;
+    }
+
+    long FalconParameterCount()
+    {
+        long h = HiddenSize, v = VocabSize, l = NumLayers, inter = IntermediateSize, kv = (long)NumKvHeads * HeadDim;
+        long b = QkvBias ? 1 : 0;
+        long attn = h * (h + 2 * kv) + b * (h + 2 * kv) + h * h + b * h;
+        long mlp = 2 * h * inter + b * (inter + h);
+        return v * h + l * (attn + mlp + ParallelNorms * 2 * h) + 2 * h + (TieWordEmbeddings ? 0 : v * h);
     }
 }

@@ -21,7 +21,7 @@ public sealed record RopeScaling(string Type, double Factor, double LowFreqFacto
 /// </summary>
 public sealed partial record ModelConfig
 {
-    public static readonly IReadOnlyList<string> SupportedTypes = ["llama", "mistral", "qwen2", "gpt2", "gemma", "gemma2", "olmo2", "phi3"];
+    public static readonly IReadOnlyList<string> SupportedTypes = ["llama", "mistral", "qwen2", "gpt2", "gemma", "gemma2", "olmo2", "phi3", "falcon"];
 
     public required string ModelType { get; init; }
     public required int VocabSize { get; init; }
@@ -83,7 +83,7 @@ public sealed partial record ModelConfig
         if (!SupportedTypes.Contains(type))
             throw new ModelConfigException(
                 $"{source}: model_type \"{type}\" is not supported (supported: {string.Join(", ", SupportedTypes)}).");
-        return type == "gpt2" ? ParseGpt2(r) : ParseLlama(r, type);
+        return type == "gpt2" ? ParseGpt2(r) : type == "falcon" ? ParseFalcon(r) : ParseLlama(r, type);
     }
 
     static ModelConfig ParseLlama(Reader r, string type)
@@ -192,6 +192,7 @@ public sealed partial record ModelConfig
     public JsonObject ToJson()
     {
         JsonNode? eos = EosTokenIds.Count switch { 0 => null, 1 => EosTokenIds[0], _ => new JsonArray(EosTokenIds.Select(e => (JsonNode)e).ToArray()) };
+        if (IsFalcon) return FalconJson(eos);
         if (IsGpt2)
             return new JsonObject
             {
@@ -238,6 +239,7 @@ public sealed partial record ModelConfig
     public long ParameterCount()
     {
         long h = HiddenSize, v = VocabSize, l = NumLayers, inter = IntermediateSize;
+        if (IsFalcon) return FalconParameterCount();
         if (IsGpt2)
             return v * h + (long)MaxPositions * h + l * (4 * h + 3 * h * h + 3 * h + h * h + h + 2 * h * inter + inter + h) + 2 * h
                    + (TieWordEmbeddings ? 0 : v * h);

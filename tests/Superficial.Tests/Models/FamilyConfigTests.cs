@@ -89,11 +89,20 @@ public class FamilyConfigTests
         Assert.Contains("longrope", Assert.Throws<ModelConfigException>(() => Parse(l)).Message);
     }
 
-    [Fact]
-    public void FalconIsRefusedByName()
+    [Theory]
+    [InlineData("new_decoder_architecture", false)]
+    [InlineData("alibi", true)]
+    [InlineData("parallel_attn", false)]
+    public void FalconLayoutsOtherThanTheNewDecoderArchitectureAreRefusedByName(string field, bool value)
     {
-        var o = new JsonObject { ["model_type"] = "falcon", ["vocab_size"] = 100 };
-        Assert.Contains("falcon", Assert.Throws<ModelConfigException>(() => Parse(o)).Message);
+        var o = new JsonObject
+        {
+            ["model_type"] = "falcon", ["vocab_size"] = 100, ["hidden_size"] = 32, ["num_hidden_layers"] = 2, ["num_attention_heads"] = 4,
+            ["num_kv_heads"] = 2, ["new_decoder_architecture"] = true,
+        };
+        Assert.Equal(2, Parse(o).ParallelNorms);
+        o[field] = value;
+        Assert.Contains($"\"{field}\"", Assert.Throws<ModelConfigException>(() => Parse(o)).Message);
     }
 
     [Theory]
@@ -105,6 +114,7 @@ public class FamilyConfigTests
     [InlineData("qwen2-window")]
     [InlineData("llama-dynamic")]
     [InlineData("llama-yarn")]
+    [InlineData("falcon-new-arch")]
     public void ModelsSavedHereLoadBackWithTheSameArchitectureAndOutputs(string name)
     {
         using var model = CausalLM.Load(Path.Combine(TestPaths.Fixtures, "reference", "models", name));

@@ -17,6 +17,7 @@ public class FamilyTests
     public static TheoryData<string> Families => new()
     {
         "gemma", "gemma2", "gemma2-bf16", "olmo2", "phi3-window", "phi3-longrope", "qwen2-window", "llama-dynamic", "llama-yarn",
+        "falcon-new-arch",
     };
 
     /// <summary>Greedy decoding that recomputes every position from scratch at each step (no cache).</summary>
