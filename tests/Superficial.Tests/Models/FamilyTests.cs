@@ -104,6 +104,27 @@ public class FamilyTests
         Assert.False(wrong.allclose(expected, 1e-3, 1e-3));
     }
 
+    [Fact]
+    public void PlantedHeadIsRecoveredThroughTheSoftCap()
+    {
+        // the teacher is the top-k of cap tanh(W(h + A* h) / cap) with a cap that bends most logits
+        using var tmp = TestPaths.NewTempDir("planted-cap");
+        var gen = new TorchSharp.torch.Generator(1);
+        int h = 16, v = 64;
+        const double cap = 6.0;   // the linear logits have a spread of about 5: the top ones bend, none saturates flat
+        var w = randn([v, h], generator: gen);
+        var aStar = randn([h, h], generator: gen) * 0.5;
+        var data = ExtractionData.Open([Superficial.Tests.Alignment.HeadTests.PlantedExtraction(Path.Combine(tmp.Path, "ext"), w, aStar, 4000, 20, 2, cap)]);
+        var o = new HeadTrainingOptions { LearningRate = 3e-2, BatchSize = 250, Epochs = 15, Seed = 3, FinalLogitSoftcap = cap };
+        var capped = HeadTrainer.Train(data, w, tmp.File("head.safetensors"), o);
+        Assert.True(capped.BestHeldOut.Top1 >= 0.95, $"held-out top-1 {capped.BestHeldOut.Top1}, KL {capped.BestHeldOut.Kl}");
+        using var head = SuperficialHead.Load(tmp.File("head.safetensors"));
+        Assert.Equal(cap, head.Info["settings"]!["final_logit_softcap"]!.GetValue<double>());
+        // a student without the cap cannot match the capped teacher's distribution as closely
+        var plain = HeadTrainer.Train(data, w, tmp.File("plain.safetensors"), o with { FinalLogitSoftcap = null });
+        Assert.True(capped.BestHeldOut.Kl < plain.BestHeldOut.Kl / 2, $"KL with the cap {capped.BestHeldOut.Kl}, without {plain.BestHeldOut.Kl}");
+    }
+
     sealed class LastLogits : IGenerationObserver
     {
         public Tensor? Logits;
