@@ -65,7 +65,9 @@ internal static class ModelCommands
             Row("positions", config.IsGpt2 ? $"learned, {config.MaxPositions}" :
                 $"rotary theta {config.RopeTheta}{(config.RopeScaling is { } s ? $", {s.Type} scaling x{s.Factor}" : "")}, max {config.MaxPositions}" +
                 (config.SlidingWindow is int w ? $", sliding window {w}" : ""));
-            Row("lm head", config.TieWordEmbeddings ? "tied to the embeddings" : "separate (lm_head.weight)");
+            Row("features", string.Join("; ", config.Features()));
+            Row("lm head", (config.TieWordEmbeddings ? "tied to the embeddings" : "separate (lm_head.weight)") +
+                (config.FinalLogitSoftcap is double cap ? $", logits soft-capped at {cap} after it (the superficial head acts before the cap)" : ""));
             Row("checkpoint", $"{ckpt.Names.Count} tensors, {ckpt.TotalBytes / 1e6:0.0} MB, {string.Join(", ", dtypes)}");
             Row("identity", ModelIdentity.Of(dir));
             try
