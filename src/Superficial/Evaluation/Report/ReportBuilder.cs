@@ -67,7 +67,8 @@ public sealed class ReportBuilder(EvalSummary summary, string runDir, ReportOpti
         {
             if (t.Portion.Value is not double v || t.Portion.Ci95 is not { } ci)
                 return $"{t.Task}: portion undefined ({System.Text.RegularExpressions.Regex.Replace(t.Portion.Note, "^undefined:\\s*", "").TrimEnd('.')})";
-            var verdict = ci.Low >= 0.5 ? "largely superficial" : ci.High < 0.5 ? "mostly not superficial" : "partly superficial (the interval spans 0.5)";
+            var verdict = ci.Low >= 0.5 ? "largely superficial" : ci.High < 0.5 ? "mostly not superficial"
+                : ci.Width > 1 ? "too uncertain to say (the interval is wider than 1)" : "partly superficial (the interval spans 0.5)";
             return $"{t.Task} {ReportFormat.Fixed(v, "0.00")} [{ReportFormat.Fixed(ci.Low, "0.00")}, {ReportFormat.Fixed(ci.High, "0.00")}]: {verdict}";
         }).ToArray();
         var costs = main.Tasks.Where(t => !IsShare(t)).Select(t =>
