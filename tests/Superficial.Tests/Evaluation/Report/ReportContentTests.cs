@@ -18,7 +18,7 @@ public class ReportContentTests
         {
             Row("safety", "attack_success_rate", false, 0.9, 0.2, 0.1, new PortionEstimate(0.875, new(0.7, 0.98), "ok")),
             Row("math", "accuracy", true, 0.3, 0.32, 0.6, new PortionEstimate(0.067, new(-0.1, 0.25), "ok")),
-            Row("helpfulness", "helpful_rate", true, 0.7, 0.7, 1.0, new PortionEstimate(0.0, new(-1.5, 0.63), "ok")),
+            Row("helpfulness", "helpful_rate", true, 0.7, 0.7, 0.9, new PortionEstimate(0.0, new(-1.5, 0.63), "ok")),
             Row("benign-nll", "nll_per_char", false, 2.6, 3.4, 2.9, new PortionEstimate(2.67, new(1.5, 8.7), "ok")),
         };
         var main = new ComparisonResults(Comparison.Superficial, ("base", "base+head", "aligned"), null, null, rows);
