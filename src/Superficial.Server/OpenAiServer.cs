@@ -83,7 +83,11 @@ public sealed class OpenAiServer : IAsyncDisposable
         var app = builder.Build();
         var server = new OpenAiServer(app, engine, options);
         server.Map();
-        app.Lifetime.ApplicationStopping.Register(() => _ = engine.DrainAsync());
+        app.Lifetime.ApplicationStopping.Register(() =>
+        {
+            server.log($"draining: {engine.ActiveSequences} running, {engine.QueueDepth} queued; new requests are refused");
+            _ = engine.DrainAsync();
+        });
         await app.StartAsync();
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         server.BaseAddress = new Uri(address.EndsWith('/') ? address : address + "/");
