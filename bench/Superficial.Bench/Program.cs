@@ -8,6 +8,7 @@ TorchSharp.torch.set_num_threads(Environment.ProcessorCount);
 Superficial.Tensors.NativeMemory.KeepFreedMemoryForReuse(); // as the superficial command does
 Console.WriteLine($"threads: {TorchSharp.torch.get_num_threads()}, libtorch {TorchSharp.torch.__version__}, {Environment.ProcessorCount} cores");
 if (which is "load-child") { FoundationBench.LoadChild(args[1]); return 0; }
+if (which is "chat-transcript") { ChatTranscript.Run(args[1], args[2], args.Skip(3)); return 0; }
 if (which is "train-child") { MethodBench.TrainChild(args[1], args[2]); return 0; }
 if (which is "foundation" or "all") FoundationBench.Run(quick);
 if (which is "method" or "all") MethodBench.Run(quick);
