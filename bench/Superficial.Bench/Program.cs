@@ -1,7 +1,7 @@
 using Superficial.Bench;
 
 // Benchmarks: each prints throughput as a fraction of the F32 matmul peak measured in the same run.
-//   dotnet run -c Release --project bench/Superficial.Bench -- <foundation|method|transfer|serve|all> [--quick]
+//   dotnet run -c Release --project bench/Superficial.Bench -- <foundation|method|transfer|toxicity|serve|all> [--quick]
 var which = args.FirstOrDefault(a => !a.StartsWith("--")) ?? "all";
 bool quick = args.Contains("--quick");
 TorchSharp.torch.set_num_threads(Environment.ProcessorCount);
@@ -13,5 +13,6 @@ if (which is "train-child") { MethodBench.TrainChild(args[1], args[2]); return 0
 if (which is "foundation" or "all") FoundationBench.Run(quick);
 if (which is "method" or "all") MethodBench.Run(quick);
 if (which is "transfer" or "all") TransferBench.Run(quick);
+if (which is "toxicity" or "all") ToxicityBench.Run(quick);
 if (which is "serve" or "all") ServeBench.Run(quick);
 return 0;
