@@ -26,7 +26,7 @@ public class EngineTests : IDisposable
         smallHead = new SuperficialHead(randn(32, 32, generator: new TorchSharp.torch.Generator(4)) * 0.3, small.VocabSize);
     }
 
-    public void Dispose() { large.Dispose(); small.Dispose(); head.Dispose(); smallHead.Dispose(); tmp.Dispose(); }
+    public void Dispose() { large.Dispose(); small.Dispose(); head.Dispose(); smallHead.Dispose(); tmp.Dispose(); ServerFixture.FlushTorchGarbage(); }
 
     static readonly string[] Texts =
     [

@@ -122,6 +122,7 @@ public class ServeProcessTests(ServerFixture f) : IClassFixture<ServerFixture>
             Engine.Dispose();
             Model.Dispose();
             Tmp.Dispose();
+            ServerFixture.FlushTorchGarbage();
         }
     }
 

@@ -60,6 +60,18 @@ public sealed class ServerFixture : IDisposable
         HeadSteering.Dispose(); TransferSteering.Dispose();
         Large.Dispose(); Small.Dispose();
         Tmp.Dispose();
+        FlushTorchGarbage();
+    }
+
+    /// <summary>
+    /// Frees now, between test classes, what the server's threads left to finalizers (tensors, scalars), so the
+    /// finalizer thread does not free libtorch objects while a later test drives libtorch.
+    /// </summary>
+    public static void FlushTorchGarbage()
+    {
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        GC.Collect();
     }
 }
 
