@@ -12,6 +12,7 @@ Console.WriteLine($"threads: {TorchSharp.torch.get_num_threads()}, libtorch {Tor
 if (which is "load-child") { FoundationBench.LoadChild(args[1]); return 0; }
 if (which is "chat-transcript") { ChatTranscript.Run(args[1], args[2], args.Skip(3)); return 0; }
 if (which is "train-child") { MethodBench.TrainChild(args[1], args[2]); return 0; }
+if (which is "extract-family") { MethodBench.ExtractFamily(args[1]); return 0; }   // llama | gemma2: time it from outside
 if (which is "foundation" or "all") FoundationBench.Run(quick);
 if (which is "method" or "all") MethodBench.Run(quick);
 if (which is "transfer" or "all") TransferBench.Run(quick);
