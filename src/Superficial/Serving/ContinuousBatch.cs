@@ -158,17 +158,22 @@ internal sealed class ContinuousBatch(ServedVariant variant) : IDisposable
         return n;
     }
 
-    /// <summary>Logits of the selected positions after the transform; rows asking for another alpha get z + f (T(z) - z).</summary>
+    /// <summary>
+    /// Logits of the selected positions as TextGenerator computes them: the head's linear logits, the transform,
+    /// then the family's finishing step (Gemma 2's soft-cap). Rows asking for another alpha get z + f (T(z) - z).
+    /// </summary>
     Tensor StepLogits(IReadOnlyList<Sequence> seqs, StepContext step, Tensor hidden, Tensor select, ILogitSession? s)
     {
         var hLast = hidden.reshape(hidden.shape[0] * hidden.shape[1], -1).index_select(0, select);
-        var logits = model.Logits(hLast);
-        if (s is null) return logits;
+        var logits = model.HeadLogits(hLast);
+        if (s is null) return model.FinishLogits(logits);
         var steered = s.Apply(step, hidden, select, logits);
-        if (seqs.All(q => q.AlphaFactor == 1.0)) return steered;
-        var f = tensor(seqs.Select(q => (float)q.AlphaFactor).ToArray(), ScalarType.Float32).to(logits.device).to_type(logits.dtype).unsqueeze(1);
-        var mixed = logits + f * (steered - logits);
-        return where(f == 1, steered, mixed);
+        if (seqs.Any(q => q.AlphaFactor != 1.0))
+        {
+            var f = tensor(seqs.Select(q => (float)q.AlphaFactor).ToArray(), ScalarType.Float32).to(logits.device).to_type(logits.dtype).unsqueeze(1);
+            steered = where(f == 1, steered, logits + f * (steered - logits));
+        }
+        return model.FinishLogits(steered);
     }
 
     /// <summary>Greedy rows take the argmax; sampling rows draw from their own seeded generator (as TextGenerator does for one prompt).</summary>
