@@ -22,6 +22,7 @@ public sealed record ModelRunSettings(string Device, ScalarType? Dtype, int? Thr
 public sealed class ModelRunOptions
 {
     public const string ThreadsVariable = "SUPERFICIAL_THREADS";
+    public const string DtypeHelp = "Compute dtype: float32 (default on CPU), bfloat16 or float16.";
 
     public readonly Option<string> Device = Cli.Opt("--device", "cpu, or cuda / cuda:N (needs the CUDA build: TORCH_BACKEND=cuda scripts/setup).", defaultValue: () => "cpu");
     public readonly Option<string?>? Dtype;
@@ -32,7 +33,7 @@ public sealed class ModelRunOptions
     /// <param name="seedHelp">What the seed drives in this command; null when the command defines its own --seed.</param>
     /// <param name="dtypeHelp">What --dtype sets in this command; null when it computes in one fixed dtype.</param>
     public ModelRunOptions(long seedDefault = 0, string? seedHelp = "Seed for everything random in this command.",
-        string? dtypeHelp = "Compute dtype: float32 (default on CPU), bfloat16 or float16.")
+        string? dtypeHelp = DtypeHelp)
     {
         if (seedHelp is not null) Seed = Cli.Opt("--seed", seedHelp, defaultValue: () => seedDefault);
         if (dtypeHelp is not null) Dtype = Cli.Opt<string?>("--dtype", dtypeHelp);

@@ -22,6 +22,11 @@ internal static class ModelCommands
         root.Subcommands.Add(Generate());
     }
 
+    /// <summary>--dtype alone (serve's per-variant options); commands that run a model take the whole shared set, <see cref="ModelRunOptions"/>.</summary>
+    public static Option<string?> DtypeOption() => Opt<string?>("--dtype", ModelRunOptions.DtypeHelp);
+
+    public static ScalarType? ParseDtype(string? s) => ModelRunOptions.ParseDtype(s);
+
     /// <summary>Loads a model with a progress bar.</summary>
     public static CausalLM LoadModel(string folder, ScalarType? dtype = null) =>
         WithProgress($"load {Path.GetFileName(Path.GetFullPath(folder).TrimEnd('/'))}", "tensors", progress =>
