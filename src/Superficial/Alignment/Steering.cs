@@ -23,6 +23,8 @@ public sealed record SteeringRequest
     /// </summary>
     public string ViaBaseReads { get; init; } = "raw";
     public double Alpha { get; init; } = 1.0;
+    /// <summary>Apply the head even to a model other than the base it was trained on (a deliberate transfer; --allow-other-base).</summary>
+    public bool AllowOtherBase { get; init; }
 
     public bool IsEmpty => Head is null && RecoverWith is null;
 }
@@ -53,6 +55,8 @@ public sealed class Steering : IDisposable
             if (r.RecoverWith is not null)
             {
                 var head = s.Own(SuperficialHead.Load(r.RecoverWith));
+                // Direct recovery applies the head to the compromised model by design; via the base, the base must be the head's.
+                if (r.ViaBase is not null) head.CheckBase(r.ViaBase, "recovery base (--via-base)", r.AllowOtherBase);
                 s.Transform = r.ViaBase is null
                     ? new HeadTransform(head, r.Alpha)
                     : new SideModelOffset(s.LoadSide(r.ViaBase, model, tokenizer), head, r.Alpha, "recovery base", readsOwnPrompt: r.ViaBaseReads == "raw");
@@ -60,6 +64,8 @@ public sealed class Steering : IDisposable
             else if (r.Head is not null)
             {
                 var head = s.Own(SuperficialHead.Load(r.Head));
+                if (r.TransferFrom is null) head.CheckBase(model.SourceFolder, "model it is applied to", r.AllowOtherBase);
+                else head.CheckBase(r.TransferFrom, "small base (--transfer-from)", r.AllowOtherBase);
                 if (r.TransferFrom is null) s.Transform = new HeadTransform(head, r.Alpha);
                 else if (r.TransferMode == "direct")
                 {
