@@ -120,7 +120,7 @@ public static class Extraction
             var r = PromptFormat.Encode(baseTok, spec, null);
             if (r.Count == 0)
                 throw new ArgumentException(
-                    $"prompt \"{p.Id}\" (number {i + 1}): its raw form is empty and the base tokenizer adds no BOS, so the base model " +
+                    $"prompt \"{p.Id}\": its raw form is empty and the base tokenizer adds no BOS, so the base model " +
                     "would read no token; give every prompt some text.");
             raw[i] = PromptLength.Fit(r, baseConfig.MaxPositions - o.MaxNewTokens, p.Id,
                 $"the base model's context ({baseConfig.MaxPositions} positions) with --max-new-tokens {o.MaxNewTokens}", o.TruncatePrompts, log);

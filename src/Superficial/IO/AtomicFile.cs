@@ -45,15 +45,28 @@ public static class AtomicFile
         {
             write(tmp);
             FlushFile(tmp);
-            // Without overwrite, .NET links the temporary file to the target name (failing if it exists) and
-            // unlinks the temporary name: an atomic create-exclusive of a complete file.
-            File.Move(tmp, full, overwrite);
+            if (overwrite) File.Move(tmp, full, overwrite: true);
+            else LinkExclusive(tmp, full);
             FlushDirectory(dir);
         }
         finally
         {
             if (File.Exists(tmp)) File.Delete(tmp);
         }
+    }
+
+    /// <summary>
+    /// Gives the complete temporary file the target name only if that name is free, atomically: link(2) fails
+    /// with EEXIST when the target exists (File.Move without overwrite checks, then renames: a race).
+    /// </summary>
+    static void LinkExclusive(string tmp, string full)
+    {
+        if (OperatingSystem.IsWindows()) { File.Move(tmp, full, overwrite: false); return; }
+        if (Native.link(tmp, full) == 0) return;
+        int errno = Marshal.GetLastPInvokeError();
+        if (errno == 17 /* EEXIST */) throw new IOException($"{full} already exists.");
+        // File systems without hard links: fall back to the checked rename.
+        File.Move(tmp, full, overwrite: false);
     }
 
     /// <summary>Forces a file's data to disk (fsync).</summary>
@@ -86,6 +99,7 @@ public static class AtomicFile
         public const int O_RDONLY = 0;
         [DllImport("libc", SetLastError = true)] public static extern int open([MarshalAs(UnmanagedType.LPUTF8Str)] string path, int flags);
         [DllImport("libc", SetLastError = true)] public static extern int fsync(int fd);
+        [DllImport("libc", SetLastError = true)] public static extern int link([MarshalAs(UnmanagedType.LPUTF8Str)] string from, [MarshalAs(UnmanagedType.LPUTF8Str)] string to);
         [DllImport("libc", SetLastError = true)] public static extern int close(int fd);
     }
 }
