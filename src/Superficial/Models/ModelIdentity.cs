@@ -40,7 +40,7 @@ public static class ModelIdentity
         }
         foreach (var file in Directory.GetFiles(folder, "*.safetensors").Order(StringComparer.Ordinal))
         {
-            var info = new FileInfo(file);
+            var info = new FileInfo(ResolveLinks(Path.GetFullPath(file))); // a symbolic link's own size is not the weights'
             Add(Path.GetFileName(file) + ":size", BitConverter.GetBytes(info.Length));
             Add(Path.GetFileName(file) + ":" + HashVersion, Encoding.ASCII.GetBytes(FileHash(file)));
         }

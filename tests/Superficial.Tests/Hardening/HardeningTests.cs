@@ -111,6 +111,17 @@ public class HardeningTests(HardeningFixture fx) : IClassFixture<HardeningFixtur
         Assert.NotEqual(before, ModelIdentity.Of(tmp.Path));
     }
 
+    [Fact]
+    public void AModelFolderOfSymlinkedFilesLoadsAndHasTheSameIdentity()
+    {
+        using var tmp = TestPaths.NewTempDir("links");
+        foreach (var f in Directory.GetFiles(fx.Base)) File.CreateSymbolicLink(tmp.File(Path.GetFileName(f)), f); // the HF cache's layout
+        using (var real = CausalLM.Load(fx.Base))
+        using (var linked = CausalLM.Load(tmp.Path))
+            Assert.True(real.LmHeadWeight.eq(linked.LmHeadWeight).all().item<bool>());
+        Assert.Equal(ModelIdentity.Of(fx.Base), ModelIdentity.Of(tmp.Path));
+    }
+
     // ---- 3. train-head is reproducible across processes ----
 
     [Fact]
