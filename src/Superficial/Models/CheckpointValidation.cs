@@ -45,6 +45,13 @@ public static class CheckpointValidation
             "Check num_hidden_layers and the other sizes in config.json.");
     }
 
+    /// <summary>For config parsing: sizes it divides by must be positive (else a DivideByZeroException would name nothing).</summary>
+    public static void Positive(string source, params (string Field, int Value)[] fields)
+    {
+        foreach (var (field, value) in fields)
+            if (value < 1) throw new ModelConfigException($"{source}: {field} = {value} must be at least 1.");
+    }
+
     static void Range(string config, string field, long value, long max, bool allowZero = false)
     {
         if (value < (allowZero ? 0 : 1) || value > max)

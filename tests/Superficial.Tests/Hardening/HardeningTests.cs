@@ -242,6 +242,17 @@ public class HardeningTests(HardeningFixture fx) : IClassFixture<HardeningFixtur
         }
     }
 
+    [Fact]
+    public void ZeroHeadsInAConfigWithoutHeadDimNamesTheField()
+    {
+        foreach (var field in new[] { "num_attention_heads", "num_key_value_heads" })
+        {
+            var dir = fx.BaseWithConfig("heads0-" + field, c => { c.Remove("head_dim"); c[field] = 0; });
+            var e = Assert.ThrowsAny<Exception>(() => ModelConfig.Load(Path.Combine(dir, "config.json")));
+            Assert.Contains(field, e.Message);
+        }
+    }
+
     // ---- 8. catastrophic regex in a tokenizer file ----
 
     [Fact]
