@@ -1,7 +1,7 @@
 using Superficial.Bench;
 
 // Benchmarks: each prints throughput as a fraction of the F32 matmul peak measured in the same run.
-//   dotnet run -c Release --project bench/Superficial.Bench -- <foundation|method|transfer|all> [--quick]
+//   dotnet run -c Release --project bench/Superficial.Bench -- <foundation|method|transfer|toxicity|all> [--quick]
 //   ... -- identity [FOLDER] [--gb 1]   (model identity over every weight byte vs a plain read)
 var which = args.FirstOrDefault(a => !a.StartsWith("--")) ?? "all";
 bool quick = args.Contains("--quick");
@@ -22,4 +22,5 @@ if (which is "identity")
 if (which is "foundation" or "all") FoundationBench.Run(quick);
 if (which is "method" or "all") MethodBench.Run(quick);
 if (which is "transfer" or "all") TransferBench.Run(quick);
+if (which is "toxicity" or "all") ToxicityBench.Run(quick);
 return 0;
