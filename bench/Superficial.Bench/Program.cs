@@ -19,6 +19,7 @@ if (which is "identity")
     IdentityBench.Run(rest.FirstOrDefault(a => !a.StartsWith("--")), gb);
     return 0;
 }
+if (which is "extract-family") { MethodBench.ExtractFamily(args[1]); return 0; }   // llama | gemma2: time it from outside
 if (which is "foundation" or "all") FoundationBench.Run(quick);
 if (which is "method" or "all") MethodBench.Run(quick);
 if (which is "transfer" or "all") TransferBench.Run(quick);

@@ -108,6 +108,7 @@ internal static class AlignmentCommands
             {
                 Rank = p.GetValue(rank), Init = p.GetValue(init)!, LearningRate = p.GetValue(lr), BatchSize = p.GetValue(batch),
                 Epochs = p.GetValue(epochs), TopK = p.GetValue(topK), Seed = p.GetValue(seed),
+                FinalLogitSoftcap = ModelConfig.Load(Path.Combine(p.GetValue(baseDir)!, "config.json")).FinalLogitSoftcap,
             };
             AnsiConsole.MarkupLine($"training on {ext.Positions} positions from {ext.Folders.Count} extraction folder(s); hidden {ext.HiddenSize}, vocab {ext.VocabSize}");
             var result = WithProgress("train-head", report => HeadTrainer.Train(ext, w, p.GetValue(output)!, o,
