@@ -122,10 +122,10 @@ public static class Extraction
                 throw new ArgumentException(
                     $"prompt \"{p.Id}\": its raw form is empty and the base tokenizer adds no BOS, so the base model " +
                     "would read no token; give every prompt some text.");
-            raw[i] = PromptLength.Fit(r, baseConfig.MaxPositions - o.MaxNewTokens, p.Id,
-                $"the base model's context ({baseConfig.MaxPositions} positions) with --max-new-tokens {o.MaxNewTokens}", o.TruncatePrompts, log);
-            chatIds[i] = PromptLength.Fit(PromptFormat.Encode(alignedTok, spec, chat), alignedConfig.MaxPositions - o.MaxNewTokens, p.Id,
-                $"the aligned model's context ({alignedConfig.MaxPositions} positions) with --max-new-tokens {o.MaxNewTokens}", o.TruncatePrompts, log);
+            raw[i] = PromptLength.Fit(r, PromptLength.ContextOf(baseConfig) - o.MaxNewTokens, p.Id,
+                $"the base model's context ({PromptLength.ContextOf(baseConfig)} positions) with --max-new-tokens {o.MaxNewTokens}", o.TruncatePrompts, log);
+            chatIds[i] = PromptLength.Fit(PromptFormat.Encode(alignedTok, spec, chat), PromptLength.ContextOf(alignedConfig) - o.MaxNewTokens, p.Id,
+                $"the aligned model's context ({PromptLength.ContextOf(alignedConfig)} positions) with --max-new-tokens {o.MaxNewTokens}", o.TruncatePrompts, log);
         }
         return (raw, chatIds);
     }

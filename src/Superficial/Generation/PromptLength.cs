@@ -15,6 +15,13 @@ public sealed class PromptTooLongException(int index, int tokens, int limit, str
 /// </summary>
 public static class PromptLength
 {
+    /// <summary>
+    /// The positions a model reads: max_position_embeddings, extended by the factor of a rope scaling that is
+    /// meant to run past it (dynamic NTK, YaRN), as transformers does.
+    /// </summary>
+    public static int ContextOf(Models.ModelConfig c) =>
+        c.RopeScaling is { Type: "dynamic" or "yarn" } s ? (int)Math.Min(int.MaxValue, Math.Max(c.MaxPositions, c.MaxPositions * s.Factor)) : c.MaxPositions;
+
     /// <summary>Throws <see cref="PromptTooLongException"/> for the first of <paramref name="prompts"/> longer than <paramref name="limit"/> tokens.</summary>
     public static void Check(IReadOnlyList<IReadOnlyList<int>> prompts, int limit, string what)
     {

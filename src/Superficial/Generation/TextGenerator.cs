@@ -82,7 +82,7 @@ public sealed class TextGenerator(CausalLM model, TextTokenizer? tokenizer)
         using var scope = NewDisposeScope();
         var dev = model.Device;
         // A sequence ends (finish: length) when it fills the model's context, whatever MaxNewTokens says.
-        int context = model.Config.MaxPositions;
+        int context = PromptLength.ContextOf(model.Config);
         int b = prompts.Count, len = prompts.Max(p => p.Count), maxNew = Math.Min(options.MaxNewTokens, context - prompts.Min(p => p.Count));
         if (tokenizer is null && options.StopStrings.Count > 0) throw new ArgumentException("stop strings need a tokenizer.");
         long pad = tokenizer?.PadId ?? tokenizer?.EosId ?? model.Config.PadTokenId ?? 0;
@@ -170,8 +170,8 @@ public sealed class TextGenerator(CausalLM model, TextTokenizer? tokenizer)
 
     /// <summary>Refuses a prompt that leaves no room for a generated token in the model's context (max_position_embeddings).</summary>
     void CheckContext(IReadOnlyList<IReadOnlyList<int>> prompts) =>
-        PromptLength.Check(prompts, model.Config.MaxPositions - 1,
-            $"the model's context ({model.Config.MaxPositions} positions{(model.SourceFolder is { } f ? $", {f}" : "")}) with room for one generated token");
+        PromptLength.Check(prompts, PromptLength.ContextOf(model.Config) - 1,
+            $"the model's context ({PromptLength.ContextOf(model.Config)} positions{(model.SourceFolder is { } f ? $", {f}" : "")}) with room for one generated token");
 
     /// <summary>Greedy argmax, or temperature + nucleus (top-p) sampling from a seeded generator.</summary>
     static Tensor Choose(Tensor logits, GenerationOptions o, torch.Generator gen)
