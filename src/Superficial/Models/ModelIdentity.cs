@@ -38,7 +38,7 @@ public static class ModelIdentity
             var p = Path.Combine(folder, name);
             if (File.Exists(p)) Add(name, File.ReadAllBytes(p));
         }
-        foreach (var file in Directory.GetFiles(folder, "*.safetensors").Order(StringComparer.Ordinal))
+        foreach (var file in WeightFiles(folder))
         {
             var info = new FileInfo(ResolveLinks(Path.GetFullPath(file))); // a symbolic link's own size is not the weights'
             Add(Path.GetFileName(file) + ":size", BitConverter.GetBytes(info.Length));
@@ -46,6 +46,29 @@ public static class ModelIdentity
         }
         sha.TransformFinalBlock([], 0, 0);
         return Convert.ToHexString(sha.Hash!)[..16].ToLowerInvariant();
+    }
+
+    /// <summary>
+    /// The files the checkpoint loads from, as <see cref="Tensors.Checkpoint"/> chooses them: the shards of
+    /// model.safetensors.index.json, else model.safetensors, else every *.safetensors (so a head file kept in the
+    /// model folder does not change the model's identity).
+    /// </summary>
+    static IEnumerable<string> WeightFiles(string folder)
+    {
+        var index = Path.Combine(folder, Tensors.Checkpoint.IndexName);
+        if (File.Exists(index))
+        {
+            try
+            {
+                var map = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(index))?["weight_map"] as System.Text.Json.Nodes.JsonObject;
+                if (map is not null)
+                    return map.Select(kv => (string?)kv.Value).OfType<string>().Distinct().Order(StringComparer.Ordinal)
+                        .Select(f => Path.Combine(folder, f)).Where(File.Exists).ToArray();
+            }
+            catch (System.Text.Json.JsonException) { } // the loader reports a bad index; the identity then covers every file
+        }
+        var single = Path.Combine(folder, "model.safetensors");
+        return File.Exists(single) ? [single] : Directory.GetFiles(folder, "*.safetensors").Order(StringComparer.Ordinal);
     }
 
     /// <summary>XxHash128 of a whole file, hex; cached by (resolved path, size, modification time).</summary>
