@@ -51,6 +51,9 @@ internal static class Cli
     static bool IsUserError(Exception e) => e is not (OperationCanceledException or NullReferenceException or IndexOutOfRangeException
         or InvalidCastException or StackOverflowException or OutOfMemoryException);
 
+    /// <summary>Prints a warning on standard error (things noticed that did not stop the command).</summary>
+    public static void Warn(string message) => Console.Error.WriteLine($"warning: {message}");
+
     /// <summary>Runs <paramref name="work"/> with one Spectre progress bar fed by the callback it receives.</summary>
     public static T WithProgress<T>(string title, Func<Action<double, double, string?>, T> work)
     {

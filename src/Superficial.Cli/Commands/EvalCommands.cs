@@ -40,6 +40,8 @@ internal static class EvalCommands
         public IReadOnlyList<string> ViaBaseReads { get; init; } = ["raw"];
         public IReadOnlyList<double> Alphas { get; init; } = [1.0];
         public string? ChatTemplate { get; init; }
+        /// <summary>Apply heads even to models other than the base they were trained on (--allow-other-base).</summary>
+        public bool AllowOtherBase { get; init; }
 
         /// <summary>The variants and comparisons this plan evaluates.</summary>
         public (IReadOnlyList<VariantSpec> Variants, IReadOnlyList<Comparison> Comparisons) Build()
@@ -97,7 +99,7 @@ internal static class EvalCommands
                         comparisons.Add(new Comparison(ViaBaseName(reads).Replace("compromised+head", "recovery"), "compromised", ViaBaseName(reads), "aligned"));
             }
             if (variants.Count == 0) throw new ArgumentException("nothing to evaluate: give --base, --aligned and --head (and optionally --compromised ...).");
-            return (variants, comparisons);
+            return (variants.Select(v => v with { Steering = v.Steering with { AllowOtherBase = AllowOtherBase } }).ToList(), comparisons);
         }
 
         static string ViaBaseName(string reads) => reads switch
@@ -206,8 +208,9 @@ internal static class EvalCommands
         var judgeUrl = Opt<string?>("--judge-url", "OpenAI-compatible endpoint for LLM judges (else SUPERFICIAL_JUDGE_URL; key from SUPERFICIAL_JUDGE_KEY or OPENAI_API_KEY).");
         var judgeModel = Opt<string?>("--judge-model", "Judge model name; judges are used only when one is given (or SUPERFICIAL_JUDGE_MODEL is set).");
         var labeller = Opt("--toxicity-labeller", "Labeller of real ToxiGen outputs: " + ToxicityLabellers.Choices + ".", defaultValue: () => ToxicityLabellers.Default);
+        var allowOtherBase = Opt<bool>("--allow-other-base", "Apply --head even to a model that is not the base it was trained on (a deliberate transfer).");
         var cmd = new Command("eval", "Evaluate base, base + head and aligned (and transfer / recovery variants) on tasks; write summary and report.")
-            { baseDir, aligned, head, transferFrom, transferMode, largeBase, largeAligned, compromised, recoverWith, viaBase, viaBaseReads, alpha, tasks, data, organism, limit, batch, output, template, judgeUrl, judgeModel, labeller };
+            { baseDir, aligned, head, transferFrom, transferMode, largeBase, largeAligned, compromised, recoverWith, viaBase, viaBaseReads, alpha, tasks, data, organism, limit, batch, output, template, judgeUrl, judgeModel, labeller, allowOtherBase };
         cmd.SetAction(Action((p, ct) =>
         {
             var plan = new EvalPlan
@@ -216,6 +219,7 @@ internal static class EvalCommands
                 TransferMode = p.GetValue(transferMode)!, LargeBase = p.GetValue(largeBase), LargeAligned = p.GetValue(largeAligned),
                 Compromised = p.GetValue(compromised), RecoverWith = p.GetValue(recoverWith), ViaBase = p.GetValue(viaBase),
                 ViaBaseReads = p.GetValue(viaBaseReads)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries), Alphas = ParseAlphas(p.GetValue(alpha)), ChatTemplate = p.GetValue(template),
+                AllowOtherBase = p.GetValue(allowOtherBase),
             };
             var taskList = p.GetValue(tasks)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
                 .Select(n => TaskCatalog.Create(n, p.GetValue(data), p.GetValue(organism), p.GetValue(limit))).ToList();
