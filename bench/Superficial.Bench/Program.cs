@@ -2,6 +2,7 @@ using Superficial.Bench;
 
 // Benchmarks: each prints throughput as a fraction of the F32 matmul peak measured in the same run.
 //   dotnet run -c Release --project bench/Superficial.Bench -- <foundation|method|transfer|toxicity|serve|all> [--quick]
+//   ... -- identity [FOLDER] [--gb 1]   (model identity over every weight byte vs a plain read)
 var which = args.FirstOrDefault(a => !a.StartsWith("--") && !int.TryParse(a, out _)) ?? "all";
 bool quick = args.Contains("--quick");
 // --threads N: libtorch threads (default: all cores); on a busy shared machine 1 avoids OpenMP threads spinning against other work
@@ -12,6 +13,15 @@ Console.WriteLine($"threads: {TorchSharp.torch.get_num_threads()}, libtorch {Tor
 if (which is "load-child") { FoundationBench.LoadChild(args[1]); return 0; }
 if (which is "chat-transcript") { ChatTranscript.Run(args[1], args[2], args.Skip(3)); return 0; }
 if (which is "train-child") { MethodBench.TrainChild(args[1], args[2]); return 0; }
+if (which is "identity")
+{
+    var rest = args.Skip(1).ToList();
+    int gbAt = rest.IndexOf("--gb");
+    double gb = gbAt >= 0 ? double.Parse(rest[gbAt + 1], System.Globalization.CultureInfo.InvariantCulture) : 1;
+    if (gbAt >= 0) rest.RemoveRange(gbAt, 2);
+    IdentityBench.Run(rest.FirstOrDefault(a => !a.StartsWith("--")), gb);
+    return 0;
+}
 if (which is "extract-family") { MethodBench.ExtractFamily(args[1]); return 0; }   // llama | gemma2: time it from outside
 if (which is "foundation" or "all") FoundationBench.Run(quick);
 if (which is "method" or "all") MethodBench.Run(quick);

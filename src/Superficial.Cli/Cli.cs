@@ -153,6 +153,9 @@ internal static class Cli
     static bool IsUserError(Exception e) => e is not (OperationCanceledException or NullReferenceException or IndexOutOfRangeException
         or InvalidCastException or StackOverflowException or OutOfMemoryException);
 
+    /// <summary>Prints a warning on standard error (things noticed that did not stop the command).</summary>
+    public static void Warn(string message) => Note($"warning: {message}");
+
     /// <summary>Runs <paramref name="work"/> with one progress display fed by the callback it receives (done, total, note).</summary>
     public static T WithProgress<T>(string stage, Func<Action<double, double, string?>, T> work) =>
         WithProgress(stage, "steps", p => work(p.Report));

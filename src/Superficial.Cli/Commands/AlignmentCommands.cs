@@ -27,28 +27,11 @@ internal static class AlignmentCommands
     {
         if (File.Exists(src))
         {
-            var prompts = new List<ExtractionPrompt>();
-            int n = 0;
-            foreach (var line in File.ReadLines(src))
-            {
-                n++;
-                if (string.IsNullOrWhiteSpace(line)) continue;
-                JsonObject o;
-                try { o = JsonNode.Parse(line) as JsonObject ?? throw new FormatException("not an object"); }
-                catch (Exception e) when (e is System.Text.Json.JsonException or FormatException)
-                { throw new InvalidDataException($"{src}:{n}: not a JSON object ({e.Message})."); }
-                string? Str(string k) => o[k] is JsonValue v && v.TryGetValue(out string? s) ? s : null;
-                var prompt = Str("prompt");
-                var raw = Str("raw") ?? prompt;
-                var user = Str("user") ?? prompt;
-                if (raw is null || user is null) throw new InvalidDataException($"{src}:{n}: expected a string field \"prompt\" (or \"raw\" and \"user\").");
-                prompts.Add(new ExtractionPrompt(Str("id") ?? $"line-{n}", new PromptSpec(raw, user, Str("response_prefix"))));
-            }
-            if (limit is int l) prompts = prompts.Take(l).ToList();
-            return (prompts, $"file {Path.GetFullPath(src)}", []);
+            var prompts = PromptFile.Read(src);
+            return (limit is int l ? prompts.Take(l).ToList() : prompts, $"file {Path.GetFullPath(src)}", []);
         }
-        if (src.EndsWith(".jsonl", StringComparison.OrdinalIgnoreCase) || src.Contains('/'))
-            throw new FileNotFoundException($"--prompts {src}: no such file (a task name or a JSONL file of {{\"prompt\": ...}} lines).");
+        if (Directory.Exists(src) || src.Contains('/') || src.Contains('\\') || Path.GetExtension(src) is ".jsonl" or ".json" or ".txt")
+            throw new FileNotFoundException($"--prompts {src}: no such prompts file (a JSONL file of {{\"prompt\": ...}} lines, or a task name).", src);
         var task = TaskCatalog.Create(src, dataDir, organismDir);
         var split = task.ExtractionSplit();
         var list = (limit is int k ? split.Take(k) : split).Select(e => new ExtractionPrompt(e.Id, task.BuildPrompt(e))).ToList();
@@ -73,10 +56,11 @@ internal static class AlignmentCommands
         var template = Opt<string?>("--chat-template", "The aligned model's chat template (family name or .jinja file), if its tokenizer_config has none or it is not recognised.");
         var shard = Opt<string?>("--shard", "K/N: process the K-th (0-based) of N disjoint slices; default from SLURM_ARRAY_TASK_ID/COUNT or JOB_COMPLETION_INDEX.");
         var shardCount = Opt<int?>("--shard-count", "N for a Kubernetes Indexed Job (JOB_COMPLETION_INDEX gives K).");
+        var truncatePrompts = Opt<bool>("--truncate-prompts", "Keep the last tokens of a prompt too long for a model's context (with a warning) instead of refusing it.");
         var overwrite = Opt<bool>("--overwrite", "Discard an extraction already in --out that was made with other settings (its manifest and chunks).");
         var run = new ModelRunOptions(seedHelp: "Recorded only: extraction decodes greedily.");
         var cmd = new Command("extract", "Step 1: the aligned model generates; record its top-k logits and the base model's hidden states.")
-            { baseDir, aligned, prompts, output, data, organism, topK, maxNew, batch, chunk, prefix, limit, f32, template, shard, shardCount, overwrite };
+            { baseDir, aligned, prompts, output, data, organism, topK, maxNew, batch, chunk, prefix, limit, f32, template, shard, shardCount, truncatePrompts, overwrite };
         run.AddTo(cmd);
         cmd.SetAction(Action((p, ct) =>
         {
@@ -95,12 +79,12 @@ internal static class AlignmentCommands
             {
                 TopK = p.GetValue(topK), MaxNewTokens = p.GetValue(maxNew), BatchSize = p.GetValue(batch), ChunkSize = p.GetValue(chunk),
                 ResponsePrefix = p.GetValue(prefix), StopStrings = stops, HiddenF32 = p.GetValue(f32), ChatTemplate = p.GetValue(template),
-                Shard = spec, Dtype = settings.Dtype,
+                Shard = spec, Dtype = settings.Dtype, TruncatePrompts = p.GetValue(truncatePrompts),
             };
             Note($"extracting from {list.Count} prompts ({source}), worker {spec}");
             var summary = WithProgress("extract", "chunks", progress => Extraction.Run(p.GetValue(baseDir)!, p.GetValue(aligned)!, list, source,
                 p.GetValue(output)!, options,
-                new Progress<ExtractionProgress>(e => progress.Report(ChunkFraction(e), e.ChunksTotal, $"{e.Positions} positions")), ct));
+                new Progress<ExtractionProgress>(e => progress.Report(ChunkFraction(e), e.ChunksTotal, $"{e.Positions} positions")), ct, Warn));
             Say($"{summary.ChunksDone} chunks extracted, {summary.ChunksSkipped} already complete; " +
                 $"{summary.Positions} positions in {summary.Seconds:0.0} s" +
                 (summary.Seconds > 0 && summary.Positions > 0 ? $" ({summary.Positions / summary.Seconds:0.0} generated tokens/s)" : "") +
@@ -158,7 +142,7 @@ internal static class AlignmentCommands
                     progress.Report(e.Epoch - 1 + (double)e.PositionsDone / Math.Max(1, e.PositionsTotal), e.Epochs, $"epoch {e.Epoch}: running KL {e.RunningKl:0.0000}");
                     if (e.HeldOut is { } held && e.Train is { } tr)
                         progress.Event($"epoch {e.Epoch}: train KL {tr.Kl:0.0000} top-1 {tr.Top1:P1} | held-out KL {held.Kl:0.0000} top-1 {held.Top1:P1} ({held.Positions} positions)");
-                }), ct));
+                }), ct, Warn));
             Say($"{(result.Resumed ? "resumed; " : "")}best epoch {result.BestEpoch}: held-out KL {result.BestHeldOut.Kl:0.0000}, " +
                 $"top-1 agreement {result.BestHeldOut.Top1:P1} -> {Path.GetFullPath(p.GetValue(output)!)}");
             result.Head.Dispose();

@@ -61,6 +61,8 @@ internal static class EvalCommands
         public IReadOnlyList<string> ViaBaseReads { get; init; } = ["raw"];
         public IReadOnlyList<double> Alphas { get; init; } = [1.0];
         public string? ChatTemplate { get; init; }
+        /// <summary>Apply heads even to models other than the base they were trained on (--allow-other-base).</summary>
+        public bool AllowOtherBase { get; init; }
 
         /// <summary>The variants and comparisons this plan evaluates.</summary>
         public (IReadOnlyList<VariantSpec> Variants, IReadOnlyList<Comparison> Comparisons) Build()
@@ -118,7 +120,7 @@ internal static class EvalCommands
                         comparisons.Add(new Comparison(ViaBaseName(reads).Replace("compromised+head", "recovery"), "compromised", ViaBaseName(reads), "aligned"));
             }
             if (variants.Count == 0) throw new ArgumentException("nothing to evaluate: give --base, --aligned and --head (and optionally --compromised ...).");
-            return (variants, comparisons);
+            return (variants.Select(v => v with { Steering = v.Steering with { AllowOtherBase = AllowOtherBase } }).ToList(), comparisons);
         }
 
         static string ViaBaseName(string reads) => reads switch
@@ -242,8 +244,9 @@ internal static class EvalCommands
         var judgeModel = Opt<string?>("--judge-model", "Judge model name; judges are used only when one is given (or SUPERFICIAL_JUDGE_MODEL is set).");
         var labeller = Opt("--toxicity-labeller", "Labeller of real ToxiGen outputs: " + ToxicityLabellers.Choices + ".", defaultValue: () => ToxicityLabellers.Default);
         var run = new ModelRunOptions(seedHelp: "Seed of the bootstrap intervals (decoding is greedy).");
+        var allowOtherBase = Opt<bool>("--allow-other-base", "Apply --head even to a model that is not the base it was trained on (a deliberate transfer).");
         var cmd = new Command("eval", "Evaluate base, base + head and aligned (and transfer / recovery variants) on tasks; write summary and report.")
-            { baseDir, aligned, head, transferFrom, transferMode, largeBase, largeAligned, compromised, recoverWith, viaBase, viaBaseReads, alpha, tasks, data, organism, limit, batch, output, template, judgeUrl, judgeModel, labeller };
+            { baseDir, aligned, head, transferFrom, transferMode, largeBase, largeAligned, compromised, recoverWith, viaBase, viaBaseReads, alpha, tasks, data, organism, limit, batch, output, template, judgeUrl, judgeModel, labeller, allowOtherBase };
         run.AddTo(cmd);
         cmd.SetAction(Action((p, ct) =>
         {
@@ -254,6 +257,7 @@ internal static class EvalCommands
                 TransferMode = p.GetValue(transferMode)!, LargeBase = p.GetValue(largeBase), LargeAligned = p.GetValue(largeAligned),
                 Compromised = p.GetValue(compromised), RecoverWith = p.GetValue(recoverWith), ViaBase = p.GetValue(viaBase),
                 ViaBaseReads = p.GetValue(viaBaseReads)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries), Alphas = ParseAlphas(p.GetValue(alpha)), ChatTemplate = p.GetValue(template),
+                AllowOtherBase = p.GetValue(allowOtherBase),
             };
             var taskList = TaskNames(p.GetValue(tasks)!).Select(n => TaskCatalog.Create(n, p.GetValue(data), p.GetValue(organism))).ToList();
             var outDir = p.GetValue(output)!;

@@ -133,16 +133,19 @@ internal static class ModelCommands
         public readonly Option<string?> ViaBase = Opt<string?>("--via-base", "With --recover-with: original base model run beside, whose shift is added.");
         public readonly Option<string> ViaBaseReads = Opt("--via-base-reads",
             "What the --via-base model reads: raw (the raw prompt, as at extraction) or same (the chat-formatted tokens).", defaultValue: () => "raw");
+        public readonly Option<bool> AllowOtherBase = Opt<bool>("--allow-other-base",
+            "Apply the head even though the model is not the base it was trained on (a deliberate transfer).");
 
         public void AddTo(Command c)
         {
-            foreach (var o in new Option[] { Head, TransferFrom, TransferMode, RecoverWith, ViaBase, ViaBaseReads }) c.Options.Add(o);
+            foreach (var o in new Option[] { Head, TransferFrom, TransferMode, RecoverWith, ViaBase, ViaBaseReads, AllowOtherBase }) c.Options.Add(o);
         }
 
         public SteeringRequest Read(ParseResult p, double alpha) => new()
         {
             Head = p.GetValue(Head), TransferFrom = p.GetValue(TransferFrom), TransferMode = p.GetValue(TransferMode)!,
             RecoverWith = p.GetValue(RecoverWith), ViaBase = p.GetValue(ViaBase), ViaBaseReads = p.GetValue(ViaBaseReads)!, Alpha = alpha,
+            AllowOtherBase = p.GetValue(AllowOtherBase),
         };
     }
 

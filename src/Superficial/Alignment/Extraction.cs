@@ -34,6 +34,8 @@ public sealed record ExtractionOptions
     public ShardSpec Shard { get; init; } = ShardSpec.Single;
     /// <summary>Compute dtype of both models (null: the checkpoint's, float32 on CPU).</summary>
     public ScalarType? Dtype { get; init; }
+    /// <summary>Keep the last tokens of a prompt too long for a model's context (with a warning) instead of refusing it.</summary>
+    public bool TruncatePrompts { get; init; }
 }
 
 /// <summary>What one extraction run did.</summary>
@@ -55,8 +57,10 @@ public static class Extraction
     public const string ManifestName = "manifest.json";
     public const string Format = "superficial-extraction";
 
+    /// <param name="log">Receives warnings (prompts truncated with <see cref="ExtractionOptions.TruncatePrompts"/>).</param>
     public static ExtractionSummary Run(string baseDir, string alignedDir, IReadOnlyList<ExtractionPrompt> prompts, string promptSource,
-        string outDir, ExtractionOptions options, IProgress<ExtractionProgress>? progress = null, CancellationToken ct = default)
+        string outDir, ExtractionOptions options, IProgress<ExtractionProgress>? progress = null, CancellationToken ct = default,
+        Action<string>? log = null)
     {
         if (prompts.Count == 0) throw new ArgumentException("no prompts to extract from.");
         if (options.TopK < 1) throw new ArgumentException("--top-k must be at least 1.");
@@ -67,9 +71,11 @@ public static class Extraction
         CheckSharedVocabulary(baseDir, baseConfig, baseTok, alignedDir, alignedConfig, alignedTok);
         if (options.TopK > baseConfig.VocabSize) throw new ArgumentException($"--top-k {options.TopK} exceeds the vocabulary ({baseConfig.VocabSize}).");
         var chat = alignedTok.GetChatTemplate(options.ChatTemplate);
+        var encoded = EncodePrompts(prompts, baseTok, baseConfig, alignedTok, alignedConfig, chat, options, log);
 
         Directory.CreateDirectory(Path.Combine(outDir, "chunks"));
         var manifest = BuildManifest(baseDir, baseConfig, alignedDir, alignedConfig, chat, prompts, promptSource, options);
+        if (options.TruncatePrompts) manifest["settings"]!["truncate_prompts"] = true;
         WriteOrCheckManifest(outDir, manifest);
 
         int chunks = (prompts.Count + options.ChunkSize - 1) / options.ChunkSize;
@@ -87,7 +93,7 @@ public static class Extraction
             {
                 ct.ThrowIfCancellationRequested();
                 int start = c * options.ChunkSize, count = Math.Min(options.ChunkSize, prompts.Count - start);
-                var (pos, toks) = RunChunk(baseModel, baseTok, generator, chat, prompts, start, count, c, outDir, options,
+                var (pos, toks) = RunChunk(baseModel, encoded, generator, chat, prompts, start, count, c, outDir, options,
                     p => progress?.Report(new ExtractionProgress(done, mine.Length, p, count, positions)), ct);
                 positions += pos; tokens += toks;
                 progress?.Report(new ExtractionProgress(++done, mine.Length, count, count, positions));
@@ -96,7 +102,37 @@ public static class Extraction
         return new ExtractionSummary(mine.Length, todo.Length, mine.Length - todo.Length, positions, tokens, watch.Elapsed.TotalSeconds);
     }
 
-    static (long positions, long tokens) RunChunk(CausalLM baseModel, TextTokenizer baseTok, TextGenerator generator, ChatTemplate chat,
+    /// <summary>
+    /// Token ids of every prompt, raw (for the base) and in the chat template (for the aligned model), checked
+    /// before any model is loaded: a prompt whose raw form has no token (an empty prompt, with a tokenizer that
+    /// adds no BOS) is refused, since the base would have no position to predict the first generated token
+    /// from; a prompt that leaves less than --max-new-tokens of a model's context is refused, or truncated
+    /// from the left with a warning under --truncate-prompts. Each prompt is encoded alone, so its batch
+    /// never changes what a model reads.
+    /// </summary>
+    static (IReadOnlyList<int>[] Raw, IReadOnlyList<int>[] Chat) EncodePrompts(IReadOnlyList<ExtractionPrompt> prompts, TextTokenizer baseTok,
+        ModelConfig baseConfig, TextTokenizer alignedTok, ModelConfig alignedConfig, ChatTemplate chat, ExtractionOptions o, Action<string>? log)
+    {
+        var raw = new IReadOnlyList<int>[prompts.Count];
+        var chatIds = new IReadOnlyList<int>[prompts.Count];
+        for (int i = 0; i < prompts.Count; i++)
+        {
+            var p = prompts[i];
+            var spec = o.ResponsePrefix is null ? p.Spec : p.Spec with { ResponsePrefix = o.ResponsePrefix };
+            var r = PromptFormat.Encode(baseTok, spec, null);
+            if (r.Count == 0)
+                throw new ArgumentException(
+                    $"prompt \"{p.Id}\": its raw form is empty and the base tokenizer adds no BOS, so the base model " +
+                    "would read no token; give every prompt some text.");
+            raw[i] = PromptLength.Fit(r, PromptLength.ContextOf(baseConfig) - o.MaxNewTokens, p.Id,
+                $"the base model's context ({PromptLength.ContextOf(baseConfig)} positions) with --max-new-tokens {o.MaxNewTokens}", o.TruncatePrompts, log);
+            chatIds[i] = PromptLength.Fit(PromptFormat.Encode(alignedTok, spec, chat), PromptLength.ContextOf(alignedConfig) - o.MaxNewTokens, p.Id,
+                $"the aligned model's context ({PromptLength.ContextOf(alignedConfig)} positions) with --max-new-tokens {o.MaxNewTokens}", o.TruncatePrompts, log);
+        }
+        return (raw, chatIds);
+    }
+
+    static (long positions, long tokens) RunChunk(CausalLM baseModel, (IReadOnlyList<int>[] Raw, IReadOnlyList<int>[] Chat) encoded, TextGenerator generator, ChatTemplate chat,
         IReadOnlyList<ExtractionPrompt> prompts, int start, int count, int chunk, string outDir, ExtractionOptions o,
         Action<int> onPrompts, CancellationToken ct)
     {
@@ -119,11 +155,11 @@ public static class Extraction
             int n = Math.Min(o.BatchSize, count - b0);
             var batch = Enumerable.Range(start + b0, n).Select(i => prompts[i]).ToArray();
             var specs = batch.Select(p => o.ResponsePrefix is null ? p.Spec : p.Spec with { ResponsePrefix = o.ResponsePrefix }).ToArray();
-            var chatIds = specs.Select(s => PromptFormat.Encode(generator.Tokenizer, s, chat)).ToArray();
+            var chatIds = Enumerable.Range(start + b0, n).Select(i => encoded.Chat[i]).ToArray();
             var observer = new TopKObserver(n, o.TopK, vocab);
             var results = generator.Generate(chatIds, genOptions, truncate, observer, ct);
 
-            var rawIds = specs.Select(s => PromptFormat.Encode(baseTok, s, null)).ToArray();
+            var rawIds = Enumerable.Range(start + b0, n).Select(i => encoded.Raw[i]).ToArray();
             var h = TeacherForcedHidden(baseModel, rawIds, results.Select(r => r.TokenIds).ToArray());
             for (int j = 0; j < n; j++)
             {
@@ -169,6 +205,9 @@ public static class Extraction
     /// </summary>
     public static Tensor[] TeacherForcedHidden(CausalLM model, IReadOnlyList<IReadOnlyList<int>> raw, IReadOnlyList<IReadOnlyList<int>> generated)
     {
+        for (int j = 0; j < raw.Count; j++)
+            if (raw[j].Count == 0)
+                throw new ArgumentException($"row {j}: the base model must read at least one prompt token (e.g. BOS) before the generated ones.");
         using var noGrad = no_grad();
         int b = raw.Count;
         var seqs = Enumerable.Range(0, b).Select(j => raw[j].Concat(generated[j].Take(Math.Max(0, generated[j].Count - 1))).ToArray()).ToArray();
@@ -282,27 +321,26 @@ public static class Extraction
         return Convert.ToHexString(sha.Hash!).ToLowerInvariant();
     }
 
-    /// <summary>The first worker writes the manifest; later runs (resumes, other workers) must agree with it, paths aside.</summary>
-    static void WriteOrCheckManifest(string outDir, JsonObject manifest)
+    /// <summary>
+    /// The first worker creates the manifest (atomically and exclusively: of workers starting together exactly
+    /// one writes it); later runs (resumes, other workers) must agree with it, paths aside.
+    /// </summary>
+    internal static void WriteOrCheckManifest(string outDir, JsonObject manifest)
     {
         var path = Path.Combine(outDir, ManifestName);
-        if (File.Exists(path))
-        {
-            var existing = JsonNode.Parse(File.ReadAllText(path)) as JsonObject
-                ?? throw new InvalidDataException($"{path}: not a JSON object.");
-            var a = Comparable(existing);
-            var b = Comparable(manifest);
-            if (a.ToJsonString() != b.ToJsonString())
-                throw new InvalidOperationException(
-                    $"{outDir} holds an extraction made with other settings: {JsonDiff.Describe(a, b)}. " +
-                    "Use a new --out folder, or add --overwrite to discard it.");
-            return;
-        }
+        if (AtomicFile.TryCreateExclusive(path, manifest.ToJsonString(new JsonSerializerOptions { WriteIndented = true }))) return;
+        JsonObject existing;
         try
         {
-            AtomicFile.WriteAllText(path, manifest.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+            existing = JsonNode.Parse(File.ReadAllText(path)) as JsonObject ?? throw new InvalidDataException($"{path}: not a JSON object.");
         }
-        catch (IOException) when (File.Exists(path)) { WriteOrCheckManifest(outDir, manifest); }
+        catch (JsonException e) { throw new InvalidDataException($"{path}: not valid JSON ({e.Message}); is {outDir} an extraction folder?"); }
+        var a = Comparable(existing);
+        var b = Comparable(manifest);
+        if (a.ToJsonString() != b.ToJsonString())
+            throw new InvalidOperationException(
+                $"{outDir} holds an extraction made with other settings: {JsonDiff.Describe(a, b)}. " +
+                "Use a new --out folder, or add --overwrite to discard it.");
     }
 
     static JsonObject Comparable(JsonObject m)

@@ -85,6 +85,15 @@ public sealed class ExtractionData
         return new ExtractionData(folders, manifests, chunks, hidden, vocab, topK, baseId!);
     }
 
+    /// <summary>A seed for System.Random from several integers, the same in every process (splitmix64 finaliser).</summary>
+    public static int MixSeed(int a, int b, int c)
+    {
+        ulong x = (ulong)(uint)a * 0x9E3779B97F4A7C15UL ^ ((ulong)(uint)b + 0x632BE59BD9B4E019UL) * 0xC2B2AE3D27D4EB4FUL
+                  ^ ((ulong)(uint)c + 0x85157AF5UL) * 0x165667B19E3779F9UL;
+        x ^= x >> 30; x *= 0xBF58476D1CE4E5B9UL; x ^= x >> 27; x *= 0x94D049BB133111EBUL; x ^= x >> 31;
+        return (int)(x & 0x7FFFFFFF);
+    }
+
     /// <summary>Whether a sequence is held out (deterministic in the seed).</summary>
     public static bool IsHeldOut(int folder, int sequence, double fraction, int seed)
     {
@@ -101,7 +110,8 @@ public sealed class ExtractionData
         bool shuffle, int bufferPositions = 16384)
     {
         if (topK > TopK) throw new ArgumentException($"--top-k {topK} exceeds the {TopK} logits stored by the extraction.");
-        var rng = new Random(HashCode.Combine(seed, epoch, heldOut));
+        // Not HashCode.Combine: .NET seeds it per process, so the order (and the head) would change from run to run.
+        var rng = new Random(MixSeed(seed, epoch, heldOut ? 1 : 0));
         var order = Chunks.ToArray();
         if (shuffle) rng.Shuffle(order);
         var pool = new List<PositionBatch>();

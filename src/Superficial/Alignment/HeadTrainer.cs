@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Superficial.IO;
 using Superficial.Tensors;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -134,8 +135,9 @@ public static class HeadTrainer
         static Tensor Add(Tensor? acc, Tensor x) => acc is null ? x.MoveToOuterDisposeScope() : acc.add_(x);
     }
 
+    /// <param name="log">Receives warnings (e.g. a damaged checkpoint that was set aside).</param>
     public static HeadTrainingResult Train(ExtractionData data, Tensor lmHead, string outPath, HeadTrainingOptions o,
-        IProgress<HeadTrainingProgress>? progress = null, CancellationToken ct = default)
+        IProgress<HeadTrainingProgress>? progress = null, CancellationToken ct = default, Action<string>? log = null)
     {
         if (lmHead.shape[0] != data.VocabSize || lmHead.shape[1] != data.HiddenSize)
             throw new HeadException(
@@ -162,10 +164,9 @@ public static class HeadTrainer
         var best = new HeadMetrics(double.PositiveInfinity, 0, 0);
         bool resumed = false;
         var settings = Settings(data, o, topK);
-        RecoverCheckpoint(ckptDir);
-        if (File.Exists(Path.Combine(ckptDir, "state.json")))
+        var state = RecoverCheckpoint(ckptDir, log);
+        if (state is not null)
         {
-            var state = JsonNode.Parse(File.ReadAllText(Path.Combine(ckptDir, "state.json")))!.AsObject();
             if (state["settings"]!.ToJsonString() != settings.ToJsonString())
                 throw new InvalidOperationException($"{ckptDir} holds a checkpoint of a run with other data or settings; delete it or choose another --out.");
             using (no_grad())
@@ -277,7 +278,8 @@ public static class HeadTrainer
 
     /// <summary>
     /// Writes the checkpoint into a fresh folder and swaps it in, so a kill at any moment leaves either the
-    /// previous or the new checkpoint whole (see <see cref="RecoverCheckpoint"/>).
+    /// previous or the new checkpoint whole (see <see cref="RecoverCheckpoint"/>). state.json is written last
+    /// and every file is flushed to disk before the swap, so a folder with a readable state.json is complete.
     /// </summary>
     static void SaveCheckpoint(string dir, Tensor? a, Tensor? u, Tensor? v, OptimizerHelper opt, int epoch, int bestEpoch, HeadMetrics best,
         List<JsonObject> history, JsonObject settings)
@@ -289,24 +291,77 @@ public static class HeadTrainer
             .Select(x => KeyValuePair.Create(x.Item1, x.Item2!.detach())).ToArray();
         SafeTensorsWriter.Write(Path.Combine(fresh, "head.safetensors"), tensors);
         opt.save_state_dict(Path.Combine(fresh, "optimizer.bin"));
-        File.WriteAllText(Path.Combine(fresh, "state.json"), new JsonObject
+        AtomicFile.FlushFile(Path.Combine(fresh, "optimizer.bin"));
+        AtomicFile.WriteAllText(Path.Combine(fresh, StateFile), new JsonObject
         {
             ["epoch"] = epoch, ["best_epoch"] = bestEpoch, ["best_kl"] = best.Kl, ["best_top1"] = best.Top1,
             ["best_positions"] = best.Positions, ["settings"] = settings.DeepClone(),
             ["history"] = new JsonArray(history.Select(x => (JsonNode)x.DeepClone()).ToArray()),
         }.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        AtomicFile.FlushTree(fresh);
         var old = dir + ".old";
         if (Directory.Exists(old)) Directory.Delete(old, true);
         if (Directory.Exists(dir)) Directory.Move(dir, old);
         Directory.Move(fresh, dir);
+        AtomicFile.FlushDirectory(Path.GetDirectoryName(Path.GetFullPath(dir))!);
         if (Directory.Exists(old)) Directory.Delete(old, true);
     }
 
-    /// <summary>Finishes a checkpoint swap that a kill interrupted: a complete ".new" folder wins over a missing one.</summary>
-    static void RecoverCheckpoint(string dir)
+    const string StateFile = "state.json";
+
+    /// <summary>
+    /// The checkpoint to resume from, after finishing a swap that a kill interrupted: the checkpoint folder
+    /// if it is valid, else a valid ".new" (written whole, not yet swapped in), else a valid ".old". A
+    /// damaged candidate (torn or unreadable state, head or optimizer file) is removed with a warning that
+    /// names the file; with none valid, training starts afresh. Returns the checkpoint's state, or null.
+    /// </summary>
+    static JsonObject? RecoverCheckpoint(string dir, Action<string>? log)
     {
-        var fresh = dir + ".new";
-        if (!Directory.Exists(dir) && File.Exists(Path.Combine(fresh, "state.json"))) Directory.Move(fresh, dir);
-        if (!Directory.Exists(dir) && File.Exists(Path.Combine(dir + ".old", "state.json"))) Directory.Move(dir + ".old", dir);
+        foreach (var candidate in new[] { dir, dir + ".new", dir + ".old" })
+        {
+            if (!Directory.Exists(candidate)) continue;
+            if (ValidCheckpoint(candidate, out var state, out var problem))
+            {
+                if (candidate != dir)
+                {
+                    if (Directory.Exists(dir)) Directory.Delete(dir, true);
+                    Directory.Move(candidate, dir);
+                    AtomicFile.FlushDirectory(Path.GetDirectoryName(Path.GetFullPath(dir))!);
+                }
+                return state;
+            }
+            log?.Invoke($"ignoring the damaged checkpoint {problem} (an interrupted write?); it is removed, and training resumes " +
+                        "from an older checkpoint if one is whole, else starts afresh.");
+            Directory.Delete(candidate, true);
+        }
+        return null;
+    }
+
+    /// <summary>Whether a checkpoint folder holds a readable state.json, head and optimizer file; else the file and what is wrong.</summary>
+    static bool ValidCheckpoint(string dir, out JsonObject? state, out string problem)
+    {
+        state = null;
+        var file = Path.Combine(dir, StateFile);
+        try
+        {
+            if (!File.Exists(file)) { problem = $"{file} (missing)"; return false; }
+            var o = JsonNode.Parse(File.ReadAllText(file)) as JsonObject;
+            if (o?["settings"] is not JsonObject || o["history"] is not JsonArray) { problem = $"{file} (not a checkpoint state)"; return false; }
+            _ = (int)o["epoch"]!; _ = (int)o["best_epoch"]!; _ = (double)o["best_kl"]!; _ = (double)o["best_top1"]!; _ = (long)o["best_positions"]!;
+            file = Path.Combine(dir, "head.safetensors");
+            using (var st = SafeTensorsFile.Open(file))
+                if (!st.Contains("A") && !(st.Contains("U") && st.Contains("V"))) { problem = $"{file} (no head tensors)"; return false; }
+            file = Path.Combine(dir, "optimizer.bin");
+            if (!File.Exists(file) || new FileInfo(file).Length == 0) { problem = $"{file} (missing or empty)"; return false; }
+            state = o;
+            problem = "";
+            return true;
+        }
+        catch (Exception e) when (e is JsonException or InvalidDataException or IOException or FormatException
+                                       or InvalidOperationException or NullReferenceException or ArgumentException)
+        {
+            problem = $"{file} ({e.Message})";
+            return false;
+        }
     }
 }

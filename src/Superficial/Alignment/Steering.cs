@@ -23,6 +23,8 @@ public sealed record SteeringRequest
     /// </summary>
     public string ViaBaseReads { get; init; } = "raw";
     public double Alpha { get; init; } = 1.0;
+    /// <summary>Apply the head even to a model other than the base it was trained on (a deliberate transfer; --allow-other-base).</summary>
+    public bool AllowOtherBase { get; init; }
 
     public bool IsEmpty => Head is null && RecoverWith is null;
 }
@@ -40,6 +42,7 @@ public sealed class Steering : IDisposable
     public static Steering Build(CausalLM model, TextTokenizer tokenizer, SteeringRequest r)
     {
         var s = new Steering();
+        Action? baseCheck = null;
         try
         {
             if (r.RecoverWith is not null && (r.Head is not null || r.TransferFrom is not null))
@@ -53,6 +56,8 @@ public sealed class Steering : IDisposable
             if (r.RecoverWith is not null)
             {
                 var head = s.Own(SuperficialHead.Load(r.RecoverWith));
+                // Direct recovery applies the head to the compromised model by design; via the base, the base must be the head's.
+                if (r.ViaBase is not null) baseCheck = () => head.CheckBase(r.ViaBase, "recovery base (--via-base)", r.AllowOtherBase);
                 s.Transform = r.ViaBase is null
                     ? new HeadTransform(head, r.Alpha)
                     : new SideModelOffset(s.LoadSide(r.ViaBase, model, tokenizer), head, r.Alpha, "recovery base", readsOwnPrompt: r.ViaBaseReads == "raw");
@@ -60,6 +65,9 @@ public sealed class Steering : IDisposable
             else if (r.Head is not null)
             {
                 var head = s.Own(SuperficialHead.Load(r.Head));
+                baseCheck = r.TransferFrom is null
+                    ? () => head.CheckBase(model.SourceFolder, "model it is applied to", r.AllowOtherBase)
+                    : () => head.CheckBase(r.TransferFrom, "small base (--transfer-from)", r.AllowOtherBase);
                 if (r.TransferFrom is null) s.Transform = new HeadTransform(head, r.Alpha);
                 else if (r.TransferMode == "direct")
                 {
@@ -74,6 +82,7 @@ public sealed class Steering : IDisposable
                 else throw new ArgumentException($"--transfer-mode {r.TransferMode}: expected offset or direct.");
             }
             s.Transform?.CheckCompatible(model);
+            baseCheck?.Invoke(); // after the shape checks, whose messages are more specific
             return s;
         }
         catch

@@ -26,6 +26,8 @@ public sealed class SuperficialHead : IDisposable
     public int VocabSize { get; }
     /// <summary>Identity of the base model the head was trained on (see <see cref="ModelIdentity"/>).</summary>
     public string BaseModel { get; init; } = "";
+    /// <summary>The file the head was loaded from, or null for a head made in memory.</summary>
+    public string? SourcePath { get; init; }
     /// <summary>Training data, settings and final metrics, as JSON.</summary>
     public JsonObject Info { get; init; } = new();
 
@@ -67,6 +69,24 @@ public sealed class SuperficialHead : IDisposable
                 (model.SourceFolder is null ? "." : $" ({model.SourceFolder})."));
     }
 
+    /// <summary>
+    /// Throws unless <paramref name="folder"/> holds the base model the head was trained on (same
+    /// <see cref="ModelIdentity"/>), since a head applied to another model of the same shape would run silently.
+    /// <paramref name="allowOther"/> (--allow-other-base) permits a deliberate transfer to another model.
+    /// </summary>
+    public void CheckBase(string? folder, string role, bool allowOther)
+    {
+        if (allowOther || folder is null) return;
+        var identity = ModelIdentity.Of(folder);
+        if (identity == BaseModel) return;
+        var what = SourcePath ?? "the head";
+        throw new HeadException(BaseModel.Length == 0
+            ? $"{what} does not record the base model it was trained on, so it cannot be checked against the {role} ({folder}, identity {identity}); " +
+              "pass --allow-other-base to apply it anyway."
+            : $"{what} was trained on base model {BaseModel}, but the {role} ({folder}) has identity {identity}: a different model " +
+              "(or other weights, config or tokenizer). Applying a head to another model is a transfer; pass --allow-other-base to do it deliberately.");
+    }
+
     public void Save(string path)
     {
         var meta = new Dictionary<string, string>
@@ -93,9 +113,9 @@ public sealed class SuperficialHead : IDisposable
         catch (JsonException e) { throw new HeadException($"{path}: metadata \"info\" is not JSON ({e.Message})."); }
         var baseModel = f.Metadata.GetValueOrDefault("base_model", "");
         SuperficialHead head = f.Contains("A")
-            ? new SuperficialHead(f.Load("A", ScalarType.Float32).DetachFromDisposeScope(), vocab) { BaseModel = baseModel, Info = info }
+            ? new SuperficialHead(f.Load("A", ScalarType.Float32).DetachFromDisposeScope(), vocab) { BaseModel = baseModel, Info = info, SourcePath = Path.GetFullPath(path) }
             : f.Contains("U") && f.Contains("V")
-                ? new SuperficialHead(f.Load("U", ScalarType.Float32).DetachFromDisposeScope(), f.Load("V", ScalarType.Float32).DetachFromDisposeScope(), vocab) { BaseModel = baseModel, Info = info }
+                ? new SuperficialHead(f.Load("U", ScalarType.Float32).DetachFromDisposeScope(), f.Load("V", ScalarType.Float32).DetachFromDisposeScope(), vocab) { BaseModel = baseModel, Info = info, SourcePath = Path.GetFullPath(path) }
                 : throw new HeadException($"{path}: holds neither \"A\" nor \"U\" and \"V\".");
         if (head.HiddenSize != hidden) throw new HeadException($"{path}: metadata hidden_size {hidden} disagrees with the tensors ({head.HiddenSize}).");
         return head;

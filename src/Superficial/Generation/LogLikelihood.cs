@@ -22,6 +22,8 @@ public static class LogLikelihood
         ILogitTransform? transform = null, int batchSize = 8, IProgress<int>? progress = null, CancellationToken ct = default)
     {
         transform?.CheckCompatible(model);
+        PromptLength.Check(requests.Select(r => (IReadOnlyList<int>)r.Context.Concat(r.Continuation).ToArray()).ToArray(), PromptLength.ContextOf(model.Config),
+            $"the model's context ({PromptLength.ContextOf(model.Config)} positions) for context and continuation together");
         var results = new LogLikelihoodResult[requests.Count];
         var order = Enumerable.Range(0, requests.Count)
             .OrderBy(i => requests[i].Context.Count + requests[i].Continuation.Count).ToArray();

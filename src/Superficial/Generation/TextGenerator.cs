@@ -52,6 +52,7 @@ public sealed class TextGenerator(CausalLM model, TextTokenizer? tokenizer)
     {
         if (sidePrompts is not null && sidePrompts.Count != prompts.Count)
             throw new ArgumentException($"{sidePrompts.Count} side prompts for {prompts.Count} prompts.");
+        CheckContext(prompts);
         var order = Enumerable.Range(0, prompts.Count).OrderBy(i => prompts[i].Count).ToArray();
         var results = new GenerationResult[prompts.Count];
         int done = 0;
@@ -75,11 +76,14 @@ public sealed class TextGenerator(CausalLM model, TextTokenizer? tokenizer)
     {
         if (prompts.Count == 0) return [];
         if (prompts.Any(p => p.Count == 0)) throw new ArgumentException("a prompt has no tokens; give at least one (e.g. BOS).");
+        CheckContext(prompts);
         transform?.CheckCompatible(model);
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
         var dev = model.Device;
-        int b = prompts.Count, len = prompts.Max(p => p.Count), maxNew = options.MaxNewTokens;
+        // A sequence ends (finish: length) when it fills the model's context, whatever MaxNewTokens says.
+        int context = PromptLength.ContextOf(model.Config);
+        int b = prompts.Count, len = prompts.Max(p => p.Count), maxNew = Math.Min(options.MaxNewTokens, context - prompts.Min(p => p.Count));
         if (tokenizer is null && options.StopStrings.Count > 0) throw new ArgumentException("stop strings need a tokenizer.");
         long pad = tokenizer?.PadId ?? tokenizer?.EosId ?? model.Config.PadTokenId ?? 0;
         var stopIds = (options.StopIds ?? tokenizer?.StopIds ?? model.Config.EosTokenIds).Select(i => (long)i).ToHashSet();
@@ -134,6 +138,7 @@ public sealed class TextGenerator(CausalLM model, TextTokenizer? tokenizer)
                 generated[row].Add((int)chosen[i]);
                 if (stopIds.Contains(chosen[i])) finish[row] = FinishReason.Eos;
                 else if (maxStop > 0 && EndsWithStop(tokenizer!, generated[row], options.StopStrings, maxStop)) finish[row] = FinishReason.StopString;
+                else if (prompts[row].Count + generated[row].Count >= context) finish[row] = FinishReason.Length;
                 else { keep.Add(i); continue; }
             }
             if (step == maxNew - 1) break;
@@ -162,6 +167,11 @@ public sealed class TextGenerator(CausalLM model, TextTokenizer? tokenizer)
             return new GenerationResult(prompts[r].ToArray(), toks.ToArray(), text, finish[r]);
         }).ToArray();
     }
+
+    /// <summary>Refuses a prompt that leaves no room for a generated token in the model's context (max_position_embeddings).</summary>
+    void CheckContext(IReadOnlyList<IReadOnlyList<int>> prompts) =>
+        PromptLength.Check(prompts, PromptLength.ContextOf(model.Config) - 1,
+            $"the model's context ({PromptLength.ContextOf(model.Config)} positions{(model.SourceFolder is { } f ? $", {f}" : "")}) with room for one generated token");
 
     /// <summary>Greedy argmax, or temperature + nucleus (top-p) sampling from a seeded generator.</summary>
     internal static Tensor Choose(Tensor logits, GenerationOptions o, torch.Generator gen)

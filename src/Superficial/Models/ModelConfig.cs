@@ -89,6 +89,7 @@ public sealed partial record ModelConfig
     static ModelConfig ParseLlama(Reader r, string type)
     {
         int hidden = r.ReqInt("hidden_size"), heads = r.ReqInt("num_attention_heads");
+        CheckpointValidation.Positive(r.Source, ("hidden_size", hidden), ("num_attention_heads", heads));
         var act = FamilyActivation(r, type);
         if (act != "silu" && act != "swish" && !FamilyTypes.Contains(type))
             throw new ModelConfigException($"{r.Source}: hidden_act \"{act}\" is not supported (expected \"silu\").");
@@ -123,6 +124,7 @@ public sealed partial record ModelConfig
             EosTokenIds = r.IntOrList("eos_token_id"),
             PadTokenId = r.Int("pad_token_id"),
         };
+        CheckpointValidation.Positive(r.Source, ("num_key_value_heads", cfg.NumKvHeads), ("head_dim", cfg.HeadDim));
         if (cfg.NumHeads % cfg.NumKvHeads != 0)
             throw new ModelConfigException(
                 $"{r.Source}: num_attention_heads ({cfg.NumHeads}) must be a multiple of num_key_value_heads ({cfg.NumKvHeads}).");
@@ -162,6 +164,7 @@ public sealed partial record ModelConfig
     static ModelConfig ParseGpt2(Reader r)
     {
         int hidden = r.ReqInt("n_embd"), heads = r.ReqInt("n_head");
+        CheckpointValidation.Positive(r.Source, ("n_embd", hidden), ("n_head", heads));
         var act = r.Str("activation_function") ?? "gelu_new";
         if (act is not ("gelu_new" or "gelu" or "gelu_pytorch_tanh"))
             throw new ModelConfigException($"{r.Source}: activation_function \"{act}\" is not supported (expected gelu_new or gelu).");

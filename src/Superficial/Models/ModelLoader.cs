@@ -24,6 +24,7 @@ public static class ModelLoader
         if (!Directory.Exists(folder)) throw new DirectoryNotFoundException($"model folder not found: {folder}");
         var config = ModelConfig.Load(Path.Combine(folder, "config.json"));
         using var ckpt = Checkpoint.Open(folder);
+        CheckpointValidation.BeforeAllocating(folder, config, ckpt);
         var model = CausalLM.Build(config, dtype ?? ScalarType.Float32);
         try
         {
@@ -47,9 +48,8 @@ public static class ModelLoader
                     bytes += entry.ByteLength;
                     progress?.Report(new LoadProgress(++done, names.Count, bytes));
                 }
-            model.Warnings = ckpt.Names.Where(n => !used.Contains(n) && !IsIgnorable(n)
-                    && !(config.TieWordEmbeddings && n is "lm_head.weight"))
-                .Select(n => $"unused checkpoint tensor \"{n}\"").ToList();
+            CheckpointValidation.NoUnusedTensors(folder, config, ckpt.Names.Where(n => !used.Contains(n) && !IsIgnorable(n)
+                && !(config.TieWordEmbeddings && n is "lm_head.weight")).ToList());
             model.SourceFolder = Path.GetFullPath(folder);
             model.eval();
             return model;

@@ -39,7 +39,8 @@ public sealed unsafe class SafeTensorsFile : IDisposable
     public static SafeTensorsFile Open(string path)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"{path}: file not found.", path);
-        long length = new FileInfo(path).Length;
+        long length;
+        using (var probe = File.OpenRead(path)) length = probe.Length; // follows symbolic links (FileInfo.Length would give the link's own size)
         if (length < 8) throw new SafeTensorsException(path, null, $"file is {length} bytes, shorter than the 8-byte header length.");
         byte[] header;
         using (var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read))

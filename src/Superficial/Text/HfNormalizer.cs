@@ -73,20 +73,32 @@ internal abstract class HfNormalizer
     }
 }
 
-/// <summary>A tokenizer.json pattern: {"String": literal} or {"Regex": Oniguruma regex run with .NET's engine}.</summary>
+/// <summary>
+/// A tokenizer.json pattern: {"String": literal} or {"Regex": Oniguruma regex run with .NET's engine}. A regex
+/// comes from a file, so it may backtrack catastrophically (e.g. (a|aa)+b): every match runs under a time-out,
+/// and a time-out is an error naming the file and the pattern rather than a hang.
+/// </summary>
 internal sealed class HfPattern
 {
+    /// <summary>Far above what any real tokenizer pattern needs on one pre-tokenized piece of text.</summary>
+    public static readonly TimeSpan MatchTimeout = TimeSpan.FromSeconds(2);
+
     readonly string? _literal;
     readonly Regex? _regex;
+    readonly string _where;
 
-    HfPattern(string? literal, Regex? regex) { _literal = literal; _regex = regex; }
+    HfPattern(string? literal, Regex? regex, string where) { _literal = literal; _regex = regex; _where = where; }
+
+    TokenizerFormatException TimedOut(string text, RegexMatchTimeoutException e) => new(
+        $"{_where}: the regex {_regex} took more than {MatchTimeout.TotalSeconds:0.#} s on a text of {text.Length} characters " +
+        "(catastrophic backtracking); this tokenizer file's pattern cannot be used as is.", e);
 
     public static HfPattern Parse(JsonElement e, string where)
     {
-        if (JsonRead.Str(e, "String", where) is { } s) return new HfPattern(s, null);
+        if (JsonRead.Str(e, "String", where) is { } s) return new HfPattern(s, null, where);
         if (JsonRead.Str(e, "Regex", where) is { } r)
         {
-            try { return new HfPattern(null, new Regex(r, RegexOptions.CultureInvariant)); }
+            try { return new HfPattern(null, new Regex(r, RegexOptions.CultureInvariant, MatchTimeout), where); }
             catch (ArgumentException ex)
             {
                 throw new TokenizerFormatException($"{where}: regex pattern {r} cannot be compiled by .NET ({ex.Message}).", ex);
@@ -95,8 +107,12 @@ internal sealed class HfPattern
         throw new TokenizerFormatException($"{where}: pattern must have a 'String' or 'Regex' field.");
     }
 
-    public string ReplaceAll(string text, string content) =>
-        _literal != null ? (_literal.Length == 0 ? text : text.Replace(_literal, content, StringComparison.Ordinal)) : _regex!.Replace(text, content.Replace("$", "$$"));
+    public string ReplaceAll(string text, string content)
+    {
+        if (_literal != null) return _literal.Length == 0 ? text : text.Replace(_literal, content, StringComparison.Ordinal);
+        try { return _regex!.Replace(text, content.Replace("$", "$$")); }
+        catch (RegexMatchTimeoutException e) { throw TimedOut(text, e); }
+    }
 
     /// <summary>The (start, length) of every non-overlapping match, left to right.</summary>
     public List<(int Start, int Length)> Matches(string text)
@@ -112,11 +128,15 @@ internal sealed class HfPattern
         // .NET matches UTF-16 units, so \p{L}/\p{N} never match an astral character; HF (Oniguruma) matches code points.
         // Match against a shadow string where each astral letter/number is two BMP characters of the same class.
         var shadow = AstralShadow(text);
-        for (var m = _regex!.Match(shadow); m.Success; m = m.NextMatch())
+        try
         {
-            if (m.Length == 0) { continue; }
-            result.Add((m.Index, m.Length));
+            for (var m = _regex!.Match(shadow); m.Success; m = m.NextMatch())
+            {
+                if (m.Length == 0) { continue; }
+                result.Add((m.Index, m.Length));
+            }
         }
+        catch (RegexMatchTimeoutException e) { throw TimedOut(text, e); }
         return result;
     }
 

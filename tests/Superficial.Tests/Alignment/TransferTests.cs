@@ -164,7 +164,7 @@ public class TransferTests
         using var tmp = TestPaths.NewTempDir("steer");
         var smallDir = TinyModels.WriteModel(Path.Combine(tmp.Path, "small"), 1, hidden: 32);
         var largeDir = TinyModels.WriteModel(Path.Combine(tmp.Path, "large"), 2, hidden: 48);
-        using (var h = SuperficialHead.Zero(32, TinyModels.Vocab)) h.Save(tmp.File("head.safetensors"));
+        using (var h = new SuperficialHead(zeros(32, 32), TinyModels.Vocab) { BaseModel = ModelIdentity.Of(smallDir) }) h.Save(tmp.File("head.safetensors"));
         using var large = CausalLM.Load(largeDir);
         var tok = Superficial.Text.TextTokenizer.Load(largeDir);
         var e = Assert.Throws<HeadException>(() => Steering.Build(large, tok, new SteeringRequest { Head = tmp.File("head.safetensors"), TransferFrom = smallDir, TransferMode = "direct" }));

@@ -33,8 +33,8 @@ public sealed class ServerFixture : IDisposable
     {
         TinyModels.WriteModel(LargeDir, seed: 31, hidden: 48);
         TinyModels.WriteModel(SmallDir, seed: 32, hidden: 32);
-        using (var h = new SuperficialHead(randn(48, 48, generator: new TorchSharp.torch.Generator(5)) * 0.3, TinyModels.Vocab)) h.Save(HeadFile);
-        using (var h = new SuperficialHead(randn(32, 32, generator: new TorchSharp.torch.Generator(6)) * 0.3, TinyModels.Vocab)) h.Save(SmallHeadFile);
+        using (var h = new SuperficialHead(randn(48, 48, generator: new TorchSharp.torch.Generator(5)) * 0.3, TinyModels.Vocab) { BaseModel = Superficial.Models.ModelIdentity.Of(LargeDir) }) h.Save(HeadFile);
+        using (var h = new SuperficialHead(randn(32, 32, generator: new TorchSharp.torch.Generator(6)) * 0.3, TinyModels.Vocab) { BaseModel = Superficial.Models.ModelIdentity.Of(SmallDir) }) h.Save(SmallHeadFile);
         Large = CausalLM.Load(LargeDir);
         Small = CausalLM.Load(SmallDir);
         Tok = TextTokenizer.Load(LargeDir);

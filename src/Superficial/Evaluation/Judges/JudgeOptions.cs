@@ -10,6 +10,8 @@ public sealed class JudgeOptions
     public const string ModelVariable = "SUPERFICIAL_JUDGE_MODEL";
     public const string KeyVariable = "SUPERFICIAL_JUDGE_KEY";
     public const string OpenAiKeyVariable = "OPENAI_API_KEY";
+    /// <summary>Tries per judged item (default 6) and the first retry's delay in seconds (default 2, doubling).</summary>
+    public const string AttemptsVariable = "SUPERFICIAL_JUDGE_ATTEMPTS", BackoffVariable = "SUPERFICIAL_JUDGE_BACKOFF";
     public const string DefaultUrl = "https://api.openai.com/v1";
 
     /// <summary>API base, e.g. https://api.openai.com/v1 or http://localhost:8000/v1; requests go to {BaseUrl}/chat/completions.</summary>
@@ -44,7 +46,14 @@ public sealed class JudgeOptions
             throw new JudgeException($"The judge URL \"{url}\" is not an http(s) URL.");
         if (apiKey is null && uri.Host.EndsWith("openai.com", StringComparison.OrdinalIgnoreCase))
             throw new JudgeException($"No API key for {uri.Host}: set {KeyVariable} or {OpenAiKeyVariable}.");
-        return new JudgeOptions { BaseUrl = url, Model = model, ApiKey = apiKey, CachePath = cachePath };
+        var attempts = Environment.GetEnvironmentVariable(AttemptsVariable) is { Length: > 0 } a
+            ? int.TryParse(a, out var n) && n >= 1 ? n : throw new JudgeException($"{AttemptsVariable}={a}: expected a whole number of at least 1.")
+            : 6;
+        var backoff = Environment.GetEnvironmentVariable(BackoffVariable) is { Length: > 0 } b
+            ? double.TryParse(b, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var sec) && sec >= 0
+                ? TimeSpan.FromSeconds(sec) : throw new JudgeException($"{BackoffVariable}={b}: expected seconds (a number of at least 0).")
+            : TimeSpan.FromSeconds(2);
+        return new JudgeOptions { BaseUrl = url, Model = model, ApiKey = apiKey, CachePath = cachePath, MaxAttempts = attempts, InitialBackoff = backoff };
     }
 
     static string? NonEmpty(string? s) => string.IsNullOrWhiteSpace(s) ? null : s.Trim();

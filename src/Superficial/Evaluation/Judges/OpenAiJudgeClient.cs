@@ -70,9 +70,9 @@ public sealed class OpenAiJudgeClient : IDisposable
                     if (_cache is not null) await _cache.AddAsync(key, _options.Model, itemId, reply, ct).ConfigureAwait(false);
                     return verdict;
                 }
-                problem = $"the reply has no readable rating. Reply:\n{Excerpt(reply)}";
+                problem = $"the reply has no readable rating; reply: \"{OneLine(Excerpt(reply, 300))}\"";
             }
-            else if (result.Fatal) throw new JudgeException(Redact($"Judge {_options.Model} refused item {itemId}: {result.Problem}"));
+            else if (result.Fatal) throw new JudgeException(Redact($"Judge {_options.Model} refused item {itemId}: {result.Problem}")) { Fatal = true };
             else problem = result.Problem!;
 
             if (attempt == _options.MaxAttempts) break;
@@ -106,8 +106,10 @@ public sealed class OpenAiJudgeClient : IDisposable
         Interlocked.Increment(ref _requests);
         try
         {
-            using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseContentRead, timeout.Token).ConfigureAwait(false);
-            var text = await response.Content.ReadAsStringAsync(timeout.Token).ConfigureAwait(false);
+            using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, timeout.Token).ConfigureAwait(false);
+            var text = await ReadBoundedAsync(response, timeout.Token).ConfigureAwait(false);
+            if (text is null)
+                return new Attempt(null, $"HTTP {(int)response.StatusCode} reply larger than {MaxReplyBytes >> 20} MiB; not read");
             int status = (int)response.StatusCode;
             if (status == 429 || status == 408 || status >= 500)
                 return new Attempt(null, $"HTTP {status} {Excerpt(text, 300)}", RetryAfter: RetryAfter(response));
@@ -131,14 +133,34 @@ public sealed class OpenAiJudgeClient : IDisposable
         }
     }
 
+    /// <summary>Replies are read up to this size: a judge's verdict is a few hundred bytes, and a runaway reply must not exhaust memory.</summary>
+    public const int MaxReplyBytes = 8 << 20;
+
+    static async Task<string?> ReadBoundedAsync(HttpResponseMessage response, CancellationToken ct)
+    {
+        if (response.Content.Headers.ContentLength is > MaxReplyBytes) return null;
+        await using var stream = await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false);
+        var buffer = new MemoryStream();
+        var block = new byte[81920];
+        int n;
+        while ((n = await stream.ReadAsync(block, ct).ConfigureAwait(false)) > 0)
+        {
+            if (buffer.Length + n > MaxReplyBytes) return null;
+            buffer.Write(block, 0, n);
+        }
+        return Encoding.UTF8.GetString(buffer.GetBuffer(), 0, (int)buffer.Length);
+    }
+
+    /// <summary>choices[0].message.content, or null for any other shape (empty choices on content filtering, null content, not JSON).</summary>
     static string? ReadContent(string json)
     {
         try
         {
-            var root = JsonNode.Parse(json);
-            return root?["choices"]?[0]?["message"]?["content"]?.GetValue<string>();
+            if (JsonNode.Parse(json) is not JsonObject root || root["choices"] is not JsonArray { Count: > 0 } choices) return null;
+            return choices[0] is JsonObject first && first["message"] is JsonObject message
+                   && message["content"] is JsonValue content && content.TryGetValue(out string? text) ? text : null;
         }
-        catch (Exception e) when (e is JsonException or InvalidOperationException or FormatException)
+        catch (Exception e) when (e is JsonException or InvalidOperationException or FormatException or ArgumentException)
         {
             return null;
         }
@@ -169,6 +191,7 @@ public sealed class OpenAiJudgeClient : IDisposable
 
     static string Excerpt(string s, int max = 2000) => s.Length <= max ? s : s[..max] + $"... ({s.Length} chars)";
     static string FirstLine(string s) { int i = s.IndexOf('\n'); return i < 0 ? s : s[..i]; }
+    static string OneLine(string s) => s.Replace("\r", "").Replace("\n", "\\n");
 
     public void Dispose()
     {

@@ -35,10 +35,5 @@ public static class EvalReport
         return new ReportFiles(md, html, charts);
     }
 
-    static void WriteAtomically(string path, byte[] bytes)
-    {
-        var tmp = path + ".tmp";
-        File.WriteAllBytes(tmp, bytes);
-        File.Move(tmp, path, overwrite: true);
-    }
+    static void WriteAtomically(string path, byte[] bytes) => IO.AtomicFile.WriteAllBytes(path, bytes);
 }

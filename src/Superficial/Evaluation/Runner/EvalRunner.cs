@@ -13,6 +13,10 @@ public sealed class EvalRunner
 {
     readonly string _outputDir;
     readonly EvalRunOptions _options;
+    readonly System.Collections.Concurrent.ConcurrentQueue<string> _unscored = new();
+
+    /// <summary>Examples a judge could not score (after its retries), one JSON line each; they are left out of the predictions, so a rerun tries them again.</summary>
+    public const string ScoringFailuresFile = "scoring-failures.jsonl";
 
     public EvalRunner(string outputDir, EvalRunOptions? options = null)
     {
@@ -50,6 +54,11 @@ public sealed class EvalRunner
             }
             (variant as IDisposable)?.Dispose();
         }
+        if (!_unscored.IsEmpty)
+            throw new EvalRunException(
+                $"{_unscored.Count} example(s) could not be scored: the judge gave no readable verdict after its retries " +
+                $"(listed with the judge's last reply in {Path.Combine(_outputDir, ScoringFailuresFile)}). Every other prediction is saved; " +
+                $"run the same command again to retry only these (answered judge calls are cached). First: {_unscored.First()}");
         foreach (var task in tasks)
             predictions.Add(new TaskPredictions(task.Name, task.Metric, task.HigherIsBetter, examples[task.Name].Select(e => e.Id).ToArray(), recorded[task.Name]));
 
@@ -124,25 +133,31 @@ public sealed class EvalRunner
         var prompts = batch.Select(task.BuildPrompt).ToArray();
         generate.Start();
         // Off the caller's thread, so a progress display on it stays live while the model works.
-        var outputs = await Task.Run(() => variant.Generate(prompts, task.MaxNewTokens, task.StopStrings, null, ct), ct);
+        IReadOnlyList<string> outputs;
+        try { outputs = await Task.Run(() => variant.Generate(prompts, task.MaxNewTokens, task.StopStrings, null, ct), ct); }
+        catch (Generation.PromptTooLongException e) when (e.Index < batch.Length) { throw TooLong(task, variant, batch[e.Index], e); }
         generate.Stop();
         if (outputs.Count != prompts.Length)
             throw new EvalRunException($"Variant '{variant.Name}' returned {outputs.Count} generations for {prompts.Length} prompts of task '{task.Name}'.");
 
         score.Start();
         var scores = new ExampleScore[batch.Length];
+        var failed = new string?[batch.Length];
         await Parallel.ForAsync(0, batch.Length,
             new ParallelOptions { MaxDegreeOfParallelism = _options.ScoringConcurrency, CancellationToken = ct },
             async (i, token) =>
             {
                 try { scores[i] = await task.ScoreAsync(batch[i], outputs[i], _options.Scoring, token); }
+                catch (Judges.JudgeException e) when (!e.Fatal) { failed[i] = e.Message; }
                 catch (Exception e) when (e is not OperationCanceledException)
                 {
                     throw new EvalRunException($"Task '{task.Name}' failed to score example '{batch[i].Id}' of variant '{variant.Name}': {e.Message}", e);
                 }
             });
         score.Stop();
-        return batch.Select((e, i) => Record(task, variant, e, prompts[i], outputs[i], scores[i], null)).ToArray();
+        RecordFailures(task, variant, batch, failed);
+        return batch.Select((e, i) => failed[i] is null ? Record(task, variant, e, prompts[i], outputs[i], scores[i], null) : null)
+            .OfType<PredictionRecord>().ToArray();
     }
 
     async Task<PredictionRecord[]> ChoiceBatchAsync(IEvalTask task, IModelVariant variant, TaskExample[] batch,
@@ -155,7 +170,14 @@ public sealed class EvalRunner
                 throw new EvalRunException($"Task '{task.Name}' gave no continuations for multiple-choice example '{batch[i].Id}'.");
         var requests = batch.SelectMany((_, i) => continuations[i].Select(c => (prompts[i], c))).ToArray();
         generate.Start();
-        var ll = await Task.Run(() => variant.LogLikelihood(requests, null, ct), ct);
+        IReadOnlyList<double> ll;
+        try { ll = await Task.Run(() => variant.LogLikelihood(requests, null, ct), ct); }
+        catch (Generation.PromptTooLongException e) when (e.Index < requests.Length)
+        {
+            int example = 0;
+            for (int seen = continuations[0].Count; seen <= e.Index; seen += continuations[++example].Count) { }
+            throw TooLong(task, variant, batch[example], e);
+        }
         generate.Stop();
         if (ll.Count != requests.Length)
             throw new EvalRunException($"Variant '{variant.Name}' returned {ll.Count} log-likelihoods for {requests.Length} requests of task '{task.Name}'.");
@@ -173,6 +195,27 @@ public sealed class EvalRunner
         }
         score.Stop();
         return records;
+    }
+
+    static EvalRunException TooLong(IEvalTask task, IModelVariant variant, TaskExample example, Generation.PromptTooLongException e) =>
+        new($"Task '{task.Name}', example '{example.Id}': its prompt for variant '{variant.Name}' has {e.Tokens} tokens, " +
+            $"more than the model's context allows ({e.Limit}). Shorten or drop that example.", e);
+
+    void RecordFailures(IEvalTask task, IModelVariant variant, TaskExample[] batch, string?[] failed)
+    {
+        var lines = new System.Text.StringBuilder();
+        for (int i = 0; i < batch.Length; i++)
+        {
+            if (failed[i] is not { } message) continue;
+            _unscored.Enqueue($"task '{task.Name}', variant '{variant.Name}', example '{batch[i].Id}': {message}");
+            lines.Append(JsonSerializer.Serialize(new Dictionary<string, string>
+            {
+                ["time"] = DateTime.UtcNow.ToString("O"), ["task"] = task.Name, ["variant"] = variant.Name, ["id"] = batch[i].Id, ["error"] = message,
+            }, PredictionRecord.JsonOptions)).Append('\n');
+        }
+        if (lines.Length == 0) return;
+        Directory.CreateDirectory(_outputDir);
+        File.AppendAllText(Path.Combine(_outputDir, ScoringFailuresFile), lines.ToString());
     }
 
     // The record layout (example fields, then score details, flat) is the tasks' own, shared with re-scoring.

@@ -65,9 +65,7 @@ public sealed class EvalSummary
     {
         Directory.CreateDirectory(outputDir);
         var path = Path.Combine(outputDir, FileName);
-        var tmp = path + ".tmp";
-        File.WriteAllText(tmp, ToJson().ToJsonString(WriteOptions) + "\n");
-        File.Move(tmp, path, overwrite: true);
+        IO.AtomicFile.WriteAllText(path, ToJson().ToJsonString(WriteOptions) + "\n");
         return path;
     }
 

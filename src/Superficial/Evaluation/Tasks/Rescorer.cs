@@ -87,9 +87,10 @@ public static class Rescorer
 
     static void WriteAtomically(string path, IEnumerable<string> chunks)
     {
-        var tmp = path + ".tmp";
-        using (var w = new StreamWriter(tmp, false, new System.Text.UTF8Encoding(false)))
+        IO.AtomicFile.Write(path, tmp =>
+        {
+            using var w = new StreamWriter(tmp, false, new System.Text.UTF8Encoding(false));
             foreach (var c in chunks) w.Write(c);
-        File.Move(tmp, path, overwrite: true);
+        });
     }
 }

@@ -299,9 +299,7 @@ public sealed class EncoderToxicityClassifier : IToxicityLabeler, IDisposable
     {
         var dir = Path.GetDirectoryName(Path.GetFullPath(path));
         if (dir is not null) Directory.CreateDirectory(dir);
-        var tmp = path + ".tmp";
-        File.WriteAllText(tmp, JsonSerializer.Serialize(new CacheFile(FormatVersion, MiniLmEncoder.ModelName, _encoder.ModelSha256, Threshold, _bias, _weights, Validation), Json));
-        File.Move(tmp, path, overwrite: true);
+        IO.AtomicFile.WriteAllText(path, JsonSerializer.Serialize(new CacheFile(FormatVersion, MiniLmEncoder.ModelName, _encoder.ModelSha256, Threshold, _bias, _weights, Validation), Json));
     }
 
     /// <summary>Reads weights saved by <see cref="Save"/>; they must belong to this encoder's model.</summary>

@@ -192,13 +192,9 @@ public sealed class ToxicityClassifier : IToxicityLabeler, IDisposable
     {
         var dir = Path.GetDirectoryName(Path.GetFullPath(path));
         if (dir is not null) Directory.CreateDirectory(dir);
-        var tmp = path + ".tmp";
-        using (var fs = File.Create(tmp)) _ml.Model.Save(_model, _schema, fs);
-        var metricsTmp = MetricsPath(path) + ".tmp";
-        File.WriteAllText(metricsTmp, JsonSerializer.Serialize(Metrics, new JsonSerializerOptions { WriteIndented = true }));
+        IO.AtomicFile.Write(path, tmp => { using var fs = File.Create(tmp); _ml.Model.Save(_model, _schema, fs); });
         // Metrics last: a model file without its metrics is not taken as a cache hit.
-        File.Move(tmp, path, overwrite: true);
-        File.Move(metricsTmp, MetricsPath(path), overwrite: true);
+        IO.AtomicFile.WriteAllText(MetricsPath(path), JsonSerializer.Serialize(Metrics, new JsonSerializerOptions { WriteIndented = true }));
     }
 
     /// <summary>Reads a model saved by <see cref="Save"/>.</summary>
