@@ -11,4 +11,5 @@ AlignmentCommands.Add(root);
 EvalCommands.Add(root);
 OrganismCommands.Add(root);
 DemoCommand.Add(root);
+AnalyzeCommand.Add(root);
 return await Cli.RunAsync(root, args);

@@ -109,8 +109,10 @@ internal static class AlignmentCommands
         var epochs = Opt("--epochs", "Passes over the training positions.", defaultValue: () => 20);
         var topK = Opt<int?>("--top-k", "Teacher logits used per position (default: all stored).");
         var seed = Opt("--seed", "Seed for the split, shuffling and random init.", defaultValue: () => 0);
+        var seeds = Opt<string?>("--seeds", "Train one head per seed (e.g. 0,1,2: different initialisation and data order; the held-out split stays --seed's); files HEAD-s<seed>.safetensors.");
+        var ranks = Opt<string?>("--ranks", "Train one head per rank (e.g. 1,4,16,64,full); files HEAD-r<rank>.safetensors.");
         var cmd = new Command("train-head", "Step 2: distil the superficial head A so that W(h + A h) matches the aligned model's top-k.")
-            { data, baseDir, output, rank, init, lr, batch, epochs, topK, seed };
+            { data, baseDir, output, rank, init, lr, batch, epochs, topK, seed, seeds, ranks };
         cmd.SetAction(Action((p, ct) =>
         {
             var ext = ExtractionData.Open(p.GetValue(data)!);
@@ -124,7 +126,22 @@ internal static class AlignmentCommands
                 Epochs = p.GetValue(epochs), TopK = p.GetValue(topK), Seed = p.GetValue(seed),
             };
             AnsiConsole.MarkupLine($"training on {ext.Positions} positions from {ext.Folders.Count} extraction folder(s); hidden {ext.HiddenSize}, vocab {ext.VocabSize}");
-            var result = WithProgress("train-head", report => HeadTrainer.Train(ext, w, p.GetValue(output)!, o,
+            var runs = HeadRuns.Plan(p.GetValue(output)!, o, p.GetValue(seeds), p.GetValue(ranks), ext.HiddenSize);
+            foreach (var (path, options) in runs)
+            {
+                if (runs.Count > 1) AnsiConsole.MarkupLine($"[bold]{Markup.Escape(path)}[/]: rank {options.Rank?.ToString() ?? "full"}, seed {options.InitSeed ?? options.Seed}");
+                TrainOne(ext, w, path, options, ct);
+            }
+            if (runs.Count > 1) AnsiConsole.MarkupLine($"{runs.Count} heads: {Markup.Escape(string.Join(" ", runs.Select(r => r.Path)))}");
+            return 0;
+        }));
+        return cmd;
+    }
+
+    static void TrainOne(ExtractionData ext, TorchSharp.torch.Tensor w, string outPath, HeadTrainingOptions o, CancellationToken ct)
+    {
+        {
+            var result = WithProgress("train-head", report => HeadTrainer.Train(ext, w, outPath, o,
                 new Progress<HeadTrainingProgress>(e =>
                 {
                     report(e.Epoch - 1 + (double)e.PositionsDone / Math.Max(1, e.PositionsTotal), e.Epochs,
@@ -133,10 +150,8 @@ internal static class AlignmentCommands
                         AnsiConsole.MarkupLine($"epoch {e.Epoch}: train KL {tr.Kl:0.0000} top-1 {tr.Top1:P1} | held-out KL {held.Kl:0.0000} top-1 {held.Top1:P1} ({held.Positions} positions)");
                 }), ct));
             AnsiConsole.MarkupLine($"{(result.Resumed ? "resumed; " : "")}best epoch {result.BestEpoch}: held-out KL {result.BestHeldOut.Kl:0.0000}, " +
-                                   $"top-1 agreement {result.BestHeldOut.Top1:P1} -> {Markup.Escape(Path.GetFullPath(p.GetValue(output)!))}");
+                                   $"top-1 agreement {result.BestHeldOut.Top1:P1} -> {Markup.Escape(Path.GetFullPath(outPath))}");
             result.Head.Dispose();
-            return 0;
-        }));
-        return cmd;
+        }
     }
 }

@@ -95,13 +95,14 @@ public sealed class ExtractionData
 
     /// <summary>
     /// Batches of the training (or held-out) positions. Training order is shuffled per epoch: chunk order,
-    /// then positions within a buffer of up to <paramref name="bufferPositions"/>.
+    /// then positions within a buffer of up to <paramref name="bufferPositions"/>; <paramref name="orderSeed"/> (default
+    /// <paramref name="seed"/>) seeds that order, <paramref name="seed"/> the split.
     /// </summary>
     public IEnumerable<PositionBatch> Batches(bool heldOut, int batchSize, int topK, double heldOutFraction, int seed, int epoch,
-        bool shuffle, int bufferPositions = 16384)
+        bool shuffle, int bufferPositions = 16384, int? orderSeed = null)
     {
         if (topK > TopK) throw new ArgumentException($"--top-k {topK} exceeds the {TopK} logits stored by the extraction.");
-        var rng = new Random(HashCode.Combine(seed, epoch, heldOut));
+        var rng = new Random(HashCode.Combine(orderSeed ?? seed, epoch, heldOut));
         var order = Chunks.ToArray();
         if (shuffle) rng.Shuffle(order);
         var pool = new List<PositionBatch>();

@@ -21,6 +21,9 @@ public sealed record HeadTrainingOptions
     /// <summary>Teacher logits used per position (at most what extraction stored).</summary>
     public int? TopK { get; init; }
     public int Seed { get; init; }
+    /// <summary>Seed of the initialisation and the data order only (null: <see cref="Seed"/>), so heads of several
+    /// seeds share one held-out split (train-head --seeds).</summary>
+    public int? InitSeed { get; init; }
     public double HeldOutFraction { get; init; } = 0.05;
     /// <summary>Positions shuffled together; bounds memory independently of the data size.</summary>
     public int ShuffleBuffer { get; init; } = 16384;
@@ -127,7 +130,7 @@ public static class HeadTrainer
         int topK = o.TopK ?? data.TopK;
         int h = data.HiddenSize;
         var w = lmHead.to_type(ScalarType.Float32).detach();
-        var gen = new torch.Generator((ulong)o.Seed);
+        var gen = new torch.Generator((ulong)(o.InitSeed ?? o.Seed));
         Parameter? a = null, u = null, v = null;
         if (o.Rank is int r)
         {
@@ -171,7 +174,7 @@ public static class HeadTrainer
             ct.ThrowIfCancellationRequested();
             double klSum = 0, top1Sum = 0;
             long seen = 0;
-            foreach (var batch in data.Batches(false, o.BatchSize, topK, o.HeldOutFraction, o.Seed, epoch, true, o.ShuffleBuffer))
+            foreach (var batch in data.Batches(false, o.BatchSize, topK, o.HeldOutFraction, o.Seed, epoch, true, o.ShuffleBuffer, o.InitSeed))
             {
                 ct.ThrowIfCancellationRequested();
                 using var scope = NewDisposeScope();
@@ -224,13 +227,19 @@ public static class HeadTrainer
         return n == 0 ? new HeadMetrics(0, 0, 0) : new HeadMetrics(kl / n, top1 / n, n);
     }
 
-    static JsonObject Settings(ExtractionData data, HeadTrainingOptions o, int topK) => new()
+    static JsonObject Settings(ExtractionData data, HeadTrainingOptions o, int topK) => new JsonObject
     {
         ["data"] = new JsonArray(data.Folders.Select(f => (JsonNode)Path.GetFullPath(f)).ToArray()),
         ["positions"] = data.Positions, ["rank"] = o.Rank?.ToString() ?? "full", ["init"] = o.Init, ["lr"] = o.LearningRate,
         ["batch"] = o.BatchSize, ["epochs"] = o.Epochs, ["top_k"] = topK, ["seed"] = o.Seed, ["heldout_fraction"] = o.HeldOutFraction,
         ["shuffle_buffer"] = o.ShuffleBuffer, ["loss"] = "KL(teacher top-k softmax || softmax(W(h + A h))), batch mean",
-    };
+    }.WithInitSeed(o.InitSeed);
+
+    static JsonObject WithInitSeed(this JsonObject settings, int? initSeed)
+    {
+        if (initSeed is int s) settings["init_seed"] = s;
+        return settings;
+    }
 
     static SuperficialHead MakeHead(Tensor? a, Tensor? u, Tensor? v, ExtractionData data, HeadTrainingOptions o, int topK,
         List<JsonObject> history, int bestEpoch, HeadMetrics best)
