@@ -70,9 +70,10 @@ internal static class AnalyzeCommand
         {
             var st = new Table().Title("portion across heads").AddColumn("task").AddColumn("rank").AddColumn("heads").AddColumn("portion")
                 .AddColumn("prompt sd").AddColumn("head sd").AddColumn("combined 95%");
+            static string F(System.Text.Json.Nodes.JsonNode? x) => x is null ? "n/a" : ((double)x).ToString("0.000", System.Globalization.CultureInfo.InvariantCulture);
             foreach (var x in s)
-                st.AddRow(Markup.Escape((string)x!["task"]!), (string)x["rank"]!, x["heads"]!.AsArray().Count.ToString(), x["portion"]?.ToString() ?? "n/a",
-                    x["prompt_sd"]?.ToString() ?? "", x["head_sd"]?.ToString() ?? "", Markup.Escape(x["combined_ci95"]?.ToJsonString() ?? ""));
+                st.AddRow(Markup.Escape((string)x!["task"]!), (string)x["rank"]!, x["heads"]!.AsArray().Count.ToString(), F(x["portion"]),
+                    F(x["prompt_sd"]), F(x["head_sd"]), x["combined_ci95"] is System.Text.Json.Nodes.JsonArray ci ? $"[{F(ci[0])}, {F(ci[1])}]" : "");
             AnsiConsole.Write(st);
         }
     }
