@@ -71,11 +71,13 @@ internal static class AlignmentCommands
         var template = Opt<string?>("--chat-template", "The aligned model's chat template (family name or .jinja file), if its tokenizer_config has none or it is not recognised.");
         var shard = Opt<string?>("--shard", "K/N: process the K-th (0-based) of N disjoint slices; default from SLURM_ARRAY_TASK_ID/COUNT or JOB_COMPLETION_INDEX.");
         var shardCount = Opt<int?>("--shard-count", "N for a Kubernetes Indexed Job (JOB_COMPLETION_INDEX gives K).");
+        var preset = Opt<string?>("--preset", "paper: the reference implementation's extraction (generate to --max-new-tokens, no stop strings; top-k 500, 512 tokens as by default).");
         var cmd = new Command("extract", "Step 1: the aligned model generates; record its top-k logits and the base model's hidden states.")
-            { baseDir, aligned, prompts, output, data, organism, topK, maxNew, batch, chunk, prefix, limit, f32, template, shard, shardCount };
+            { baseDir, aligned, prompts, output, data, organism, topK, maxNew, batch, chunk, prefix, limit, f32, template, shard, shardCount, preset };
         cmd.SetAction(Action((p, ct) =>
         {
             var (list, source, stops) = ReadPrompts(p.GetValue(prompts)!, p.GetValue(data), p.GetValue(organism), p.GetValue(limit));
+            if (Presets.Check(p.GetValue(preset)) == "paper") stops = [];
             var spec = ShardSpec.Resolve(p.GetValue(shard), p.GetValue(shardCount));
             var options = new ExtractionOptions
             {
@@ -111,8 +113,10 @@ internal static class AlignmentCommands
         var seed = Opt("--seed", "Seed for the split, shuffling and random init.", defaultValue: () => 0);
         var seeds = Opt<string?>("--seeds", "Train one head per seed (e.g. 0,1,2: different initialisation and data order; the held-out split stays --seed's); files HEAD-s<seed>.safetensors.");
         var ranks = Opt<string?>("--ranks", "Train one head per rank (e.g. 1,4,16,64,full); files HEAD-r<rank>.safetensors.");
+        var preset = Opt<string?>("--preset", "paper: the reference implementation's training (nn.Linear init, Adam lr 1e-5, batch 1000, 1000 epochs, " +
+                                                     "last 5% of positions held out, last epoch kept); options given explicitly still win.");
         var cmd = new Command("train-head", "Step 2: distil the superficial head A so that W(h + A h) matches the aligned model's top-k.")
-            { data, baseDir, output, rank, init, lr, batch, epochs, topK, seed, seeds, ranks };
+            { data, baseDir, output, rank, init, lr, batch, epochs, topK, seed, seeds, ranks, preset };
         cmd.SetAction(Action((p, ct) =>
         {
             var ext = ExtractionData.Open(p.GetValue(data)!);
@@ -125,6 +129,8 @@ internal static class AlignmentCommands
                 Rank = p.GetValue(rank), Init = p.GetValue(init)!, LearningRate = p.GetValue(lr), BatchSize = p.GetValue(batch),
                 Epochs = p.GetValue(epochs), TopK = p.GetValue(topK), Seed = p.GetValue(seed),
             };
+            if (Presets.Check(p.GetValue(preset)) == "paper")
+                o = Presets.PaperTraining(o, given: opt => p.GetResult(opt) is { Implicit: false }, init, lr, batch, epochs);
             AnsiConsole.MarkupLine($"training on {ext.Positions} positions from {ext.Folders.Count} extraction folder(s); hidden {ext.HiddenSize}, vocab {ext.VocabSize}");
             var runs = HeadRuns.Plan(p.GetValue(output)!, o, p.GetValue(seeds), p.GetValue(ranks), ext.HiddenSize);
             foreach (var (path, options) in runs)

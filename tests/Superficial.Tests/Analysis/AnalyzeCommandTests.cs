@@ -52,6 +52,22 @@ public class AnalyzeCommandTests
             Assert.False(a.A!.allclose(b.A!), "another seed should give another head (data order)");
         }
 
+        // --preset paper: the reference's settings, explicit options still win
+        var paper = Path.Combine(tmp.Path, "paper.safetensors");
+        (code, output) = RunCli("train-head", "--data", ext, "--base", baseDir, "--out", paper, "--preset", "paper", "--epochs", "1");
+        Assert.True(code == 0, output);
+        using (var p = SuperficialHead.Load(paper))
+        {
+            var st = p.Info["settings"]!;
+            Assert.Equal(1e-5, (double)st["lr"]!);
+            Assert.Equal("random", (string)st["init"]!);
+            Assert.Equal(1000, (int)st["batch"]!);
+            Assert.Equal(1, (int)st["epochs"]!);
+            Assert.Equal("tail", (string)st["heldout_split"]!);
+            Assert.Equal("last", (string)st["keep"]!);
+        }
+        Assert.Equal(2, RunCli("train-head", "--data", ext, "--base", baseDir, "--out", paper, "--preset", "reference").Code);
+
         var outDir = Path.Combine(tmp.Path, "analysis");
         (code, output) = RunCli("analyze", "--data", ext, "--base", baseDir, "--head", h0, h1, "--out", outDir, "--resamples", "200");
         Assert.True(code == 0, output);
