@@ -156,8 +156,11 @@ public static class AnalysisReport
     static void HeadsSection(List<ReportBlock> b, JsonArray heads, JsonArray? stability)
     {
         b.Add(new Heading(2, "Stability and rank: several heads", "heads"));
-        b.Add(new Table(["variant", "head", "rank", "seed", "held-out KL", "held-out top-1"], heads.Select(h => (IReadOnlyList<string>)[
-            (string?)h!["variant"] ?? "", (string)h["path"]!, (string)h["rank"]!, h["seed"]?.ToString() ?? "", N(h["heldout_kl"], "0.0000"), N(h["heldout_top1"])]).ToArray()));
+        b.Add(new Table(["variant", "head", "rank", "seed", "own held-out KL", "own held-out top-1", "KL on common positions", "top-1 on common positions", "n common"],
+            heads.Select(h => (IReadOnlyList<string>)[
+            (string?)h!["variant"] ?? "", Path.GetFileName((string)h["path"]!), (string)h["rank"]!, h["seed"]?.ToString() ?? "", N(h["heldout_kl"], "0.0000"), N(h["heldout_top1"]),
+            N(h["common_kl"], "0.0000"), N(h["common_top1"]), h["common_n"]?.ToString() ?? ""]).ToArray(),
+            "Own held-out: the best epoch's figures recorded in the head file (its own split). Common positions: every head on the first head's held-out positions."));
         if (stability is null || stability.Count == 0) return;
         b.Add(new Paragraph("The portion with every head comes from one paired bootstrap over prompts (the evaluation's seed and resamples). " +
             "prompt sd / prompt 95%: bootstrap over prompts of the mean over heads (heads fixed). head sd: standard deviation across heads (training runs). " +

@@ -53,6 +53,8 @@ public static class Analyzer
             var settings = main?.Info["settings"] as JsonObject;
             double fraction = settings?["heldout_fraction"] is JsonNode f ? (double)f : 0.05;
             int splitSeed = settings?["seed"] is JsonNode s ? (int)s : 0;
+            bool tail = (string?)settings?["heldout_split"] == "tail";
+            IEnumerable<PositionBatch> HeldOut() => data.Batches(true, 1000, data.TopK, fraction, splitSeed, 0, false, tailSplit: tail);
 
             Directory.CreateDirectory(o.Out);
             var root = new JsonObject
@@ -82,9 +84,9 @@ public static class Analyzer
                 int topK = data.TopK;
                 var trainedOn = (settings?["data"] as JsonArray)?.Select(x => (string)x!).ToArray() ?? [];
                 bool same = trainedOn.SequenceEqual(data.Folders.Select(Path.GetFullPath));
-                var positions = $"held-out split of the extraction (fraction {fraction}, seed {splitSeed})" +
+                var positions = $"held-out split of the extraction ({(tail ? "last" : "responses,")} fraction {fraction}{(tail ? "" : $", seed {splitSeed}")})" +
                                 (same ? ", the head's own held-out positions" : "; NOTE: the head was trained on other folders, so these may include its training positions");
-                var anatomy = HeadAnatomy.Analyse(main, w, data.Batches(true, 1000, topK, fraction, splitSeed, 0, false), o.Components);
+                var anatomy = HeadAnatomy.Analyse(main, w, HeldOut(), o.Components);
                 root["anatomy"] = AnalysisSummary.Anatomy(anatomy, tok, Path.GetFullPath(o.Heads[0]), positions);
             }
             if (heads.Count > 0)
@@ -92,10 +94,14 @@ public static class Analyzer
                 var described = heads.Select((h, i) => new EvaluatedHead(Path.GetFullPath(o.Heads[i]), HeadVariant(i),
                     h.Rank?.ToString() ?? "full", (h.Info["settings"]?["init_seed"] ?? h.Info["settings"]?["seed"]) is JsonNode sd ? (int)sd : null,
                     h.Info["heldout_kl"] is JsonNode kl ? (double)kl : null)).ToArray();
+                log?.Invoke("every head on the first head's held-out positions");
+                var common = HeadAnatomy.Evaluate(heads, w, HeldOut());
                 root["heads"] = new JsonArray(described.Select((h, i) => (JsonNode)new JsonObject
                 {
                     ["path"] = h.Path, ["variant"] = o.Eval is null ? null : h.Variant, ["rank"] = h.Rank, ["seed"] = h.Seed,
                     ["heldout_kl"] = h.HeldOutKl, ["heldout_top1"] = heads[i].Info["heldout_top1"] is JsonNode t1 ? (double)t1 : null,
+                    ["settings"] = heads[i].Info["settings"]?.DeepClone(),
+                    ["common_kl"] = Math.Round(common[i].Kl, 6), ["common_top1"] = Math.Round(common[i].Top1, 6), ["common_n"] = common[i].Positions,
                 }).ToArray());
                 if (o.Eval is not null)
                 {

@@ -117,6 +117,30 @@ public static class HeadAnatomy
         return new HeadAnatomyResult(sv, EnergyRank(sv, 0.9), EnergyRank(sv, 0.99), EntropyRank(sv), comps, ablation);
     }
 
+    /// <summary>Held-out KL and top-1 agreement of several heads on the same positions (read once).</summary>
+    public static IReadOnlyList<HeadMetrics> Evaluate(IReadOnlyList<SuperficialHead> heads, Tensor lmHead, IEnumerable<PositionBatch> positions)
+    {
+        using var noGrad = no_grad();
+        using var scope = NewDisposeScope();
+        var w = lmHead.to_type(ScalarType.Float32);
+        var buffer = zeros(HeadTrainer.ChunkRows, w.shape[0]);
+        var kl = new double[heads.Count];
+        var top1 = new long[heads.Count];
+        long n = 0;
+        foreach (var batch in positions)
+        {
+            using var inner = NewDisposeScope();
+            using var _ = batch;
+            for (int i = 0; i < heads.Count; i++)
+            {
+                var (loss, agree) = HeadTrainer.LossAndGradient(batch.Hidden, w, heads[i].A, heads[i].U, heads[i].V, batch.TopIds, batch.TopLogits, buffer, false, batch.Count);
+                kl[i] += loss; top1[i] += agree;
+            }
+            n += batch.Count;
+        }
+        return heads.Select((_, i) => n == 0 ? new HeadMetrics(double.NaN, double.NaN, 0) : new HeadMetrics(kl[i] / n, (double)top1[i] / n, n)).ToArray();
+    }
+
     static (double, long) Base(PositionBatch b, Tensor w, Tensor buffer)
     {
         long h = w.shape[1];

@@ -83,6 +83,12 @@ public class AnalyzeCommandTests
         Assert.Equal(6, (int)root["depth"]!["tasks"]![0]!["responses"]!);
         Assert.Equal(32, root["anatomy"]!["singular_values"]!.AsArray().Count);
         Assert.Equal(2, root["heads"]!.AsArray().Count);
+        // the first head on the common positions is the full-rank end of its ablation curve (the same positions)
+        var full = root["anatomy"]!["ablation"]!.AsArray().Last()!;
+        Assert.Equal(32, (int)full["rank"]!);
+        Assert.Equal((double)full["kl"]!, (double)root["heads"]![0]!["common_kl"]!, 5);
+        Assert.Equal((long)full["n"]!, (long)root["heads"]![0]!["common_n"]!);
+        Assert.True((long)full["n"]! > 0);
         Assert.NotEmpty(root["tokens"]!["all"]!.AsArray());
         var html = File.ReadAllText(Path.Combine(outDir, "analysis.html"));
         Assert.Contains("Token shift", html);
