@@ -10,11 +10,16 @@ public sealed record LineSeries(string Label, IReadOnlyList<double> X, IReadOnly
 /// <summary>The analysis report's charts (ScottPlot, PNG bytes), in the evaluation report's colours.</summary>
 public static class AnalysisCharts
 {
+    // as the evaluation report: a Linux sans face with the arrows and minus signs used in labels
+    static readonly string FontName =
+        new[] { "DejaVu Sans", "Liberation Sans", "Noto Sans", "Arial", "Helvetica" }.FirstOrDefault(f => Fonts.GetTypeface(f, false, false)?.FamilyName == f) ?? Fonts.Default;
+
     /// <summary>Lines with markers (and whiskers where given); <paramref name="logY"/> plots log10 of y (for spectra and KL).</summary>
     public static byte[] Lines(string title, string xLabel, string yLabel, IReadOnlyList<LineSeries> series, bool logY = false,
         IReadOnlyList<(double X, string Label)>? xTicks = null, int width = 900, int height = 400)
     {
         var plot = new Plot();
+        plot.Font.Set(FontName);
         plot.Title(title, 16);
         for (int k = 0; k < series.Count; k++)
         {

@@ -13,6 +13,8 @@ public static class AnalysisReport
 {
     public const string ChartFolder = "analysis_files";
     const string Title = "Superficial knowledge: how deep, which tokens, how many dimensions, how stable";
+    /// <summary>Per-position curves show positions reached by at least this many responses (all are in analysis.json).</summary>
+    const int MinPlotted = 10;
 
     public static ReportFiles Write(string dir)
     {
@@ -95,23 +97,23 @@ public static class AnalysisReport
         b.Add(new Heading(2, "Depth: how far into the response the alignment reaches", "depth"));
         b.Add(new Paragraph($"{depth["definition"]}. Tokens deep: {depth["tokens_deep_definition"]}. Intervals: {depth["interval"]}.", Muted: true));
         var tasks = depth["tasks"]!.AsArray();
-        b.Add(new Table(["task", "n positions", "responses", "KL(aligned‖base)", "KL(aligned‖base+head)", "gap closed", "tokens deep"],
+        b.Add(new Table(["task", "n positions", "responses", "KL(aligned‖base)", "KL(aligned‖base+head)", "gap closed", "tokens deep", "last high position"],
             tasks.Select(t => (IReadOnlyList<string>)[(string)t!["task"]!, t["n"]!.ToString(), t["responses"]!.ToString(),
                 $"{N(t["kl_base"])} {Ci(t["kl_base_ci95"])}", $"{N(t["kl_head"])} {Ci(t["kl_head_ci95"])}",
-                $"{N(t["gap_closed"])} {Ci(t["gap_closed_ci95"])}", t["tokens_deep"]!.ToString()]).ToArray()));
+                $"{N(t["gap_closed"])} {Ci(t["gap_closed_ci95"])}", t["tokens_deep"]!.ToString(), t["last_high_position"]?.ToString() ?? ""]).ToArray()));
         var series = new List<LineSeries>();
         foreach (var t in tasks)
         {
-            var rows = t!["by_position"]!.AsArray().Where(r => !(bool)r!["deeper"]!).ToArray();
+            var rows = t!["by_position"]!.AsArray().Where(r => !(bool)r!["deeper"]! && (long)r["n"]! >= MinPlotted).ToArray();
             var xs = rows.Select(r => (double)(int)r!["position"]!).ToArray();
             series.Add(new((string)t["task"]! + " base", xs, rows.Select(r => D(r!["kl_base"])).ToArray(),
                 rows.Select(r => D(r!["kl_base_ci95"]![0])).ToArray(), rows.Select(r => D(r!["kl_base_ci95"]![1])).ToArray()));
         }
         b.Add(new Figure("depth-kl-base.png", AnalysisCharts.Lines("KL(aligned ‖ base) by position", "position in the response", "mean KL (nats)", series),
-            "KL by position", "Mean KL(aligned ‖ base) at each position index, per task, with 95% intervals: the alignment's depth."));
+            "KL by position", $"Mean KL(aligned ‖ base) at each position index, per task, with 95% intervals: the alignment's depth (positions with n ≥ {MinPlotted} responses)."));
         var gap = tasks.Select(t =>
         {
-            var rows = t!["by_position"]!.AsArray().Where(r => !(bool)r!["deeper"]!).ToArray();
+            var rows = t!["by_position"]!.AsArray().Where(r => !(bool)r!["deeper"]! && (long)r["n"]! >= MinPlotted).ToArray();
             return new LineSeries((string)t["task"]!, rows.Select(r => (double)(int)r!["position"]!).ToArray(), rows.Select(r => D(r!["gap_closed"])).ToArray());
         }).ToArray();
         b.Add(new Figure("depth-gap-closed.png", AnalysisCharts.Lines("Fraction of the KL gap the head closes, by position", "position in the response", "1 − KL(aligned‖base+head) / KL(aligned‖base)", gap),

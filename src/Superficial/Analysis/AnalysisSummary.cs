@@ -98,30 +98,43 @@ public static class AnalysisSummary
                 ["kl_head"] = total > 0 ? Round(kh.Sum() / total) : null, ["kl_head_ci95"] = Ci(ClusterBootstrap.RatioOfSums(kh, n, resamples, seed + 12)),
                 ["gap_closed"] = kb.Sum() > 0 ? Round(1 - kh.Sum() / kb.Sum()) : null,
                 ["gap_closed_ci95"] = Ci(ClusterBootstrap.RatioOfSums(kh, kb, resamples, seed + 13, (a, b) => 1 - a / b)),
-                ["tokens_deep"] = TokensDeep(d, minN), ["by_position"] = rows,
+                ["tokens_deep"] = TokensDeep(d, minN).Deep, ["last_high_position"] = TokensDeep(d, minN).LastHigh, ["by_position"] = rows,
             });
         }
         return new JsonObject
         {
             ["definition"] = "KL(aligned || model) per position over the aligned model's stored top-k support (the head's training loss); " +
                              "gap_closed = 1 - KL(aligned || base+head) / KL(aligned || base)",
-            ["tokens_deep_definition"] = "1 + the last position whose mean KL(aligned || base) exceeds twice the late level " +
-                                         $"(the median per-position mean over the later half of the positions with n >= {minN})",
+            ["tokens_deep_definition"] = "the number of leading positions (0, 1, 2, ...) whose mean KL(aligned || base) exceeds twice the late level " +
+                                         $"(the median per-position mean over the later half of the positions with n >= {minN}); " +
+                                         "last_high_position: the last position above that level (-1: none)",
             ["interval"] = $"per position: mean ± 1.96 sd/sqrt(n) (one value per response); per task: bootstrap over responses, {resamples} resamples",
             ["tasks"] = tasks,
         };
     }
 
-    /// <summary>1 + the last position whose mean KL(aligned‖base) exceeds twice the late level; 0 when none does.</summary>
-    public static int TokensDeep(DepthProfile d, int minN = 10)
+    /// <summary>
+    /// How many tokens deep the base–aligned gap is: the number of leading positions whose mean KL(aligned‖base)
+    /// exceeds twice the late level (the median per-position mean over the later half of the positions with
+    /// n ≥ <paramref name="minN"/>), counted until the first position that does not; and the last position that
+    /// does (later spikes, e.g. where the aligned model ends its answer), or -1.
+    /// </summary>
+    public static (int Deep, int LastHigh) TokensDeep(DepthProfile d, int minN = 10)
     {
         var slots = d.Slots.Where(s => s < d.MaxDepth && d.Base(s).N >= minN).ToArray();
-        if (slots.Length < 2) return 0;
+        if (slots.Length < 2) return (0, -1);
         var late = slots.Skip(slots.Length / 2).Select(s => d.Base(s).Mean).OrderBy(x => x).ToArray();
         double level = late[late.Length / 2];
-        int deep = 0;
-        foreach (var s in slots) if (d.Base(s).Mean > 2 * level) deep = s + 1;
-        return deep;
+        int deep = 0, last = -1;
+        bool leading = true;
+        foreach (var s in slots)
+        {
+            bool high = d.Base(s).Mean > 2 * level;
+            if (leading && high && s == deep) deep++;
+            else leading = false;
+            if (high) last = s;
+        }
+        return (deep, last);
     }
 
     /// <summary>The most often shifted tokens per task and over all tasks, decoded, with how often the head fixes each.</summary>

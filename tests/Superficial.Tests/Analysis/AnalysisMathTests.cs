@@ -183,6 +183,23 @@ public class AnalysisMathTests
     }
 
     [Fact]
+    public void TokensDeepCountsTheLeadingPositionsAboveTwiceTheLateLevel()
+    {
+        var d = new DepthProfile(16);
+        double[] profile = [9, 6, 0.5, 0.4, 0.6, 0.5, 0.4, 0.5, 5, 0.5, 0.4, 0.5];   // two deep tokens, a spike at 8
+        for (int r = 0; r < 10; r++)
+            for (int p = 0; p < profile.Length; p++) d.Add(p, profile[p], profile[p] / 10);
+        Assert.Equal((2, 8), AnalysisSummary.TokensDeep(d));
+        Assert.Equal(0.9, d.GapClosed(0), 12);
+        Assert.Equal(9, d.Base(0).Mean, 12);
+        Assert.Equal(0, d.Base(0).High - d.Base(0).Low, 12);                       // no spread, no width
+        // positions reached by fewer than 10 responses do not count
+        var thin = new DepthProfile(16);
+        for (int p = 0; p < 5; p++) thin.Add(p, 1, 1);
+        Assert.Equal((0, -1), AnalysisSummary.TokensDeep(thin));
+    }
+
+    [Fact]
     public void EffectiveRanks()
     {
         Assert.Equal(2, HeadAnatomy.EnergyRank([3, 1, 0.1], 0.9));
