@@ -73,7 +73,7 @@ internal static class AnalyzeCommand
             static string F(System.Text.Json.Nodes.JsonNode? x) => x is null ? "n/a" : ((double)x).ToString("0.000", System.Globalization.CultureInfo.InvariantCulture);
             foreach (var x in s)
                 st.AddRow(Markup.Escape((string)x!["task"]!), (string)x["rank"]!, x["heads"]!.AsArray().Count.ToString(), F(x["portion"]),
-                    F(x["prompt_sd"]), F(x["head_sd"]), x["combined_ci95"] is System.Text.Json.Nodes.JsonArray ci ? $"[{F(ci[0])}, {F(ci[1])}]" : "");
+                    F(x["prompt_sd"]), F(x["head_sd"]), x["combined_ci95"] is System.Text.Json.Nodes.JsonArray ci ? Markup.Escape($"[{F(ci[0])}, {F(ci[1])}]") : "");
             AnsiConsole.Write(st);
         }
     }

@@ -136,6 +136,12 @@ public class AnalyzeCommandTests
         Assert.Equal(fromEval.Average(p => p.Value!.Value), spread.Mean, 12);
         Assert.True(spread.HeadSd > 0.05, $"heads differ: {spread.HeadSd}");
         Assert.True(spread.CombinedCi95.Width > spread.PromptCi95.Width);
+        // the console table of the analyze command prints these rows (intervals contain brackets, which are markup)
+        Superficial.Cli.Commands.AnalyzeCommand.Print(new JsonObject
+        {
+            ["token_shift"] = new JsonObject { ["tasks"] = new JsonArray() }, ["depth"] = new JsonObject { ["tasks"] = new JsonArray() },
+            ["stability"] = AnalysisSummary.Stability([s]),
+        });
         // a head that was not evaluated is named
         var e = Assert.Throws<InvalidDataException>(() => StabilityAnalysis.FromEval(tmp.Path, [.. heads, new EvaluatedHead("h3", Analyzer.HeadVariant(3), "full", 3, null)]));
         Assert.Contains("base+head#4", e.Message);
