@@ -71,6 +71,47 @@ internal static class MethodBench
         }
     }
 
+    /// <summary>
+    /// The 40M Llama shape as Gemma 2 (same hidden, layers, heads, head_dim and MLP width, tied head): GeGLU,
+    /// sandwich norms, attention and final soft-caps at Gemma 2's defaults (50, 30), a 4096-key window on even layers.
+    /// </summary>
+    public static ModelConfig Gemma2Like40M()
+    {
+        var l = FoundationBench.Config40M();
+        return ModelConfig.Parse(new JsonObject
+        {
+            ["model_type"] = "gemma2", ["vocab_size"] = l.VocabSize, ["hidden_size"] = l.HiddenSize, ["num_hidden_layers"] = l.NumLayers,
+            ["num_attention_heads"] = l.NumHeads, ["num_key_value_heads"] = l.NumKvHeads, ["head_dim"] = l.HeadDim,
+            ["intermediate_size"] = l.IntermediateSize, ["max_position_embeddings"] = l.MaxPositions,
+            ["query_pre_attn_scalar"] = l.HeadDim, ["bos_token_id"] = 1, ["eos_token_id"] = 2,
+        }, "gemma2-like");
+    }
+
+    /// <summary>
+    /// One extraction run (8 prompts, 32 new tokens, top-k 500) on a random base/aligned pair of the 40M Llama shape or
+    /// its Gemma-2-shaped twin, for timing the two families against each other as whole processes.
+    /// </summary>
+    public static void ExtractFamily(string family)
+    {
+        var config = family switch
+        {
+            "llama" => FoundationBench.Config40M() with { BosTokenId = 1, EosTokenIds = [2] },
+            "gemma2" => Gemma2Like40M(),
+            _ => throw new ArgumentException($"extract-family {family}: expected llama or gemma2."),
+        };
+        var root = Path.Combine(Path.GetTempPath(), "superficial-bench-family-" + family);
+        var baseDir = MakeModel(Path.Combine(root, "base"), 1, config);
+        var alignedDir = MakeModel(Path.Combine(root, "aligned"), 2, config);
+        var list = Enumerable.Range(0, 8).Select(i => new ExtractionPrompt($"p{i}",
+            new PromptSpec($"Question {i}: how many apples are in {i + 3} baskets of seven?\nAnswer:", $"Question {i}: how many apples are in {i + 3} baskets of seven?"))).ToList();
+        var extDir = Path.Combine(root, "extract");
+        if (Directory.Exists(extDir)) Directory.Delete(extDir, true);
+        var watch = Stopwatch.StartNew();
+        var summary = Extraction.Run(baseDir, alignedDir, list, "bench", extDir,
+            new ExtractionOptions { TopK = 500, MaxNewTokens = 32, BatchSize = 8, ChunkSize = 8, ChatTemplate = "llama2", StopStrings = [] });
+        Console.WriteLine($"{family} ({config.ParameterCount() / 1e6:0.0}M): {summary.Positions} positions in {watch.Elapsed.TotalSeconds:0.00} s");
+    }
+
     /// <summary>An extraction folder of random positions (base hidden states, teacher top-k), for training-throughput runs.</summary>
     static void WriteSynthetic(string dir, int positions, int hidden, int vocab, int topK)
     {

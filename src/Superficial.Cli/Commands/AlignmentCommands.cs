@@ -128,6 +128,7 @@ internal static class AlignmentCommands
             {
                 Rank = p.GetValue(rank), Init = p.GetValue(init)!, LearningRate = p.GetValue(lr), BatchSize = p.GetValue(batch),
                 Epochs = p.GetValue(epochs), TopK = p.GetValue(topK), Seed = p.GetValue(seed),
+                FinalLogitSoftcap = ModelConfig.Load(Path.Combine(p.GetValue(baseDir)!, "config.json")).FinalLogitSoftcap,
             };
             if (Presets.Check(p.GetValue(preset)) == "paper")
                 o = Presets.PaperTraining(o, given: opt => p.GetResult(opt) is { Implicit: false }, init, lr, batch, epochs);

@@ -140,14 +140,7 @@ internal static class EvalCommands
         }
         if (tasks.Any(t => t.Name == ToxiGenTask.TaskName))
         {
-            if (labeller == "judge")
-                toxicity = new JudgeToxicityLabeler(client ?? throw new ArgumentException("--toxicity-labeller judge needs --judge-model."));
-            else
-            {
-                var data = dataDir ?? throw new ArgumentException("the toxigen task needs --data.");
-                toxicity = ToxicityClassifier.LoadOrTrain(data, Path.Combine(cacheDir, "toxicity-classifier"),
-                    log: l => AnsiConsole.MarkupLine($"[grey]{Markup.Escape(l)}[/]"));
-            }
+            toxicity = ToxicityLabellers.Create(labeller, dataDir, cacheDir, client, l => AnsiConsole.MarkupLine($"[grey]{Markup.Escape(l)}[/]"));
             notes[ToxiGenTask.TaskName] = [$"toxicity labeller: {toxicity.Name}" +
                                            (toxicity.Accuracy is double acc ? $", held-out accuracy {acc:0.000}" : "")];
         }
@@ -225,7 +218,7 @@ internal static class EvalCommands
         var template = Opt<string?>("--chat-template", "Chat template for the aligned models (family name or .jinja), if theirs is missing or unrecognised.");
         var judgeUrl = Opt<string?>("--judge-url", "OpenAI-compatible endpoint for LLM judges (else SUPERFICIAL_JUDGE_URL; key from SUPERFICIAL_JUDGE_KEY or OPENAI_API_KEY).");
         var judgeModel = Opt<string?>("--judge-model", "Judge model name; judges are used only when one is given (or SUPERFICIAL_JUDGE_MODEL is set).");
-        var labeller = Opt("--toxicity-labeller", "classifier (ML.NET, trained on ToxiGen statements) or judge.", defaultValue: () => "classifier");
+        var labeller = Opt("--toxicity-labeller", "Labeller of real ToxiGen outputs: " + ToxicityLabellers.Choices + ".", defaultValue: () => ToxicityLabellers.Default);
         var cmd = new Command("eval", "Evaluate base, base + head and aligned (and transfer / recovery variants) on tasks; write summary and report.")
             { baseDir, aligned, head, transferFrom, transferMode, largeBase, largeAligned, compromised, recoverWith, viaBase, viaBaseReads, alpha, tasks, data, organism, limit, batch, output, template, judgeUrl, judgeModel, labeller };
         cmd.SetAction(Action((p, ct) =>
@@ -285,7 +278,7 @@ internal static class EvalCommands
         var organism = Opt<string?>("--organism", "Organism folder, for organism-* tasks.");
         var judgeUrl = Opt<string?>("--judge-url", "OpenAI-compatible endpoint for LLM judges.");
         var judgeModel = Opt<string?>("--judge-model", "Judge model name.");
-        var labeller = Opt("--toxicity-labeller", "classifier or judge.", defaultValue: () => "classifier");
+        var labeller = Opt("--toxicity-labeller", "Labeller of real ToxiGen outputs: " + ToxicityLabellers.Choices + ".", defaultValue: () => ToxicityLabellers.Default);
         var cmd = new Command("score", "Re-score saved outputs without generating (e.g. with another judge).")
             { task, predictions, output, data, organism, judgeUrl, judgeModel, labeller };
         cmd.SetAction(Action((p, ct) =>

@@ -60,7 +60,9 @@ internal static class ModelCommands
             Row("positions", config.IsGpt2 ? $"learned, {config.MaxPositions}" :
                 $"rotary theta {config.RopeTheta}{(config.RopeScaling is { } s ? $", {s.Type} scaling x{s.Factor}" : "")}, max {config.MaxPositions}" +
                 (config.SlidingWindow is int w ? $", sliding window {w}" : ""));
-            Row("lm head", config.TieWordEmbeddings ? "tied to the embeddings" : "separate (lm_head.weight)");
+            Row("features", string.Join("; ", config.Features()));
+            Row("lm head", (config.TieWordEmbeddings ? "tied to the embeddings" : "separate (lm_head.weight)") +
+                (config.FinalLogitSoftcap is double cap ? $", logits soft-capped at {cap} after it (the superficial head acts before the cap)" : ""));
             Row("checkpoint", $"{ckpt.Names.Count} tensors, {ckpt.TotalBytes / 1e6:0.0} MB, {string.Join(", ", dtypes)}");
             Row("identity", ModelIdentity.Of(dir));
             try
@@ -103,7 +105,7 @@ internal static class ModelCommands
             using var h = hidden[0].to_type(ScalarType.Float32).cpu();
             using var l = logits[0].to_type(ScalarType.Float32).cpu();
             SafeTensorsWriter.Write(p.GetValue(output)!, [KeyValuePair.Create("logits", l), KeyValuePair.Create("hidden", h)]);
-            AnsiConsole.MarkupLine($"wrote logits [{tokens.Length}, {m.VocabSize}] and hidden [{tokens.Length}, {m.HiddenSize}] to {Markup.Escape(p.GetValue(output)!)}");
+            AnsiConsole.MarkupLine(Markup.Escape($"wrote logits [{tokens.Length}, {m.VocabSize}] and hidden [{tokens.Length}, {m.HiddenSize}] to {p.GetValue(output)!}"));
             return 0;
         }));
         return cmd;

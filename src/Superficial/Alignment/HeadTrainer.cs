@@ -32,6 +32,12 @@ public sealed record HeadTrainingOptions
     public bool KeepLast { get; init; }
     /// <summary>Positions shuffled together; bounds memory independently of the data size.</summary>
     public int ShuffleBuffer { get; init; } = 16384;
+    /// <summary>
+    /// The base model's final logit soft-cap (Gemma 2's final_logit_softcapping; null for most families): the
+    /// student is then cap tanh(W (h + A h) / cap), the head acting before the LM head and the cap after, as the
+    /// model computes its logits. Set it from the base model's config (train-head does).
+    /// </summary>
+    public double? FinalLogitSoftcap { get; init; }
 }
 
 /// <summary>Loss and top-1 agreement with the aligned model's greedy token, over one pass of a split.</summary>
@@ -61,11 +67,12 @@ public static class HeadTrainer
         return (p * (logP - logQ)).sum(-1).mean();
     }
 
-    /// <summary>Student logits W (h + A h) for h [n, H], with A = a (full) or u v (low rank).</summary>
-    public static Tensor Student(Tensor h, Tensor w, Tensor? a, Tensor? u, Tensor? v)
+    /// <summary>Student logits W (h + A h) for h [n, H], with A = a (full) or u v (low rank); cap tanh(. / cap) with a soft-cap.</summary>
+    public static Tensor Student(Tensor h, Tensor w, Tensor? a, Tensor? u, Tensor? v, double? softcap = null)
     {
         var delta = a is not null ? h.matmul(a.t()) : h.matmul(v!.t()).matmul(u!.t());
-        return (h + delta).matmul(w.t());
+        var z = (h + delta).matmul(w.t());
+        return softcap is double c ? (z / c).tanh() * c : z;
     }
 
     /// <summary>Rows of a batch processed together by <see cref="LossAndGradient"/>: bounds memory at rows x vocab.</summary>
@@ -79,10 +86,11 @@ public static class HeadTrainer
     /// and because this lets one preallocated [rows, vocab] buffer hold the logits, then the softmax, then
     /// that gradient, chunk after chunk; autograd would allocate several fresh batch x vocab tensors per
     /// step, and on CPU their page faults cost more than the two matmuls. Checked against autograd and
-    /// finite differences in the tests.
+    /// finite differences in the tests. With <paramref name="softcap"/> the student is z = cap tanh(s / cap) for
+    /// the linear logits s, and the gradient goes through the cap: d KL / d s = (softmax(z) - p) (1 - (z / cap)^2).
     /// </summary>
     public static (double LossSum, long Top1) LossAndGradient(Tensor h, Tensor w, Tensor? a, Tensor? u, Tensor? v,
-        Tensor topIds, Tensor topLogits, Tensor buffer, bool accumulateGrad, long meanOver)
+        Tensor topIds, Tensor topLogits, Tensor buffer, bool accumulateGrad, long meanOver, double? softcap = null)
     {
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
@@ -102,6 +110,13 @@ public static class HeadTrainer
             var hp = a is not null ? hc + hc.matmul(a.t()) : hc + t!.matmul(u!.t());
             var z = buffer.narrow(0, 0, c);
             z.addmm_(hp, w.t(), beta: 0, alpha: 1);                        // student logits, in place
+            Tensor? capSlope = null;
+            if (softcap is double cap)
+            {
+                z.div_(cap).tanh_();
+                if (accumulateGrad) capSlope = 1 - z.square();             // d z / d s = 1 - tanh^2
+                z.mul_(cap);
+            }
             top1 += z.argmax(-1).eq(ids.select(1, 0)).sum().item<long>();
             var zk = z.gather(1, ids);
             var max = z.amax([-1], keepdim: true);
@@ -111,6 +126,7 @@ public static class HeadTrainer
             lossSum += ((p * (tl.log_softmax(-1) - zk)).sum(-1) + (max + sum.log()).squeeze(-1)).sum().to_type(ScalarType.Float64).item<double>();
             if (!accumulateGrad) continue;
             z.div_(sum).scatter_add_(1, ids, -p);                          // d loss_row / d z = q - p
+            if (capSlope is not null) z.mul_(capSlope);                    // through the soft-cap to the linear logits
             var gh = z.matmul(w).div_(meanOver);                           // [c, H], gradient of the batch mean
             if (a is not null) gA = Add(gA, gh.t().matmul(hc));
             else { gU = Add(gU, gh.t().matmul(t!)); gV = Add(gV, u!.t().matmul(gh.t()).matmul(hc)); }
@@ -187,7 +203,7 @@ public static class HeadTrainer
                 using var _ = batch;
                 opt.zero_grad();
                 int n = batch.Count;
-                var (lossSum, top1) = LossAndGradient(batch.Hidden, w, a, u, v, batch.TopIds, batch.TopLogits, buffer, true, n);
+                var (lossSum, top1) = LossAndGradient(batch.Hidden, w, a, u, v, batch.TopIds, batch.TopLogits, buffer, true, n, o.FinalLogitSoftcap);
                 opt.step();
                 klSum += lossSum;
                 top1Sum += top1;
@@ -225,7 +241,7 @@ public static class HeadTrainer
         {
             using var scope = NewDisposeScope();
             using var _ = batch;
-            var (lossSum, agree) = LossAndGradient(batch.Hidden, w, a, u, v, batch.TopIds, batch.TopLogits, buffer, false, batch.Count);
+            var (lossSum, agree) = LossAndGradient(batch.Hidden, w, a, u, v, batch.TopIds, batch.TopLogits, buffer, false, batch.Count, o.FinalLogitSoftcap);
             kl += lossSum;
             top1 += agree;
             n += batch.Count;
@@ -233,7 +249,18 @@ public static class HeadTrainer
         return n == 0 ? new HeadMetrics(0, 0, 0) : new HeadMetrics(kl / n, top1 / n, n);
     }
 
-    static JsonObject Settings(ExtractionData data, HeadTrainingOptions o, int topK) => new JsonObject
+    static JsonObject Settings(ExtractionData data, HeadTrainingOptions o, int topK)
+    {
+        var s = SettingsWithoutCap(data, o, topK);
+        if (o.FinalLogitSoftcap is double cap)
+        {
+            s["final_logit_softcap"] = cap;
+            s["loss"] = $"KL(teacher top-k softmax || softmax({cap} tanh(W(h + A h) / {cap}))), batch mean";
+        }
+        return s;
+    }
+
+    static JsonObject SettingsWithoutCap(ExtractionData data, HeadTrainingOptions o, int topK) => new JsonObject
     {
         ["data"] = new JsonArray(data.Folders.Select(f => (JsonNode)Path.GetFullPath(f)).ToArray()),
         ["positions"] = data.Positions, ["rank"] = o.Rank?.ToString() ?? "full", ["init"] = o.Init, ["lr"] = o.LearningRate,

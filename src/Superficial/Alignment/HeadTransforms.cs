@@ -28,7 +28,7 @@ public sealed class HeadTransform(SuperficialHead head, double alpha = 1.0) : IL
         {
             using var scope = NewDisposeScope();
             var h = hidden.reshape(-1, hidden.shape[^1]).index_select(0, select);
-            var shift = model.Logits(head.Delta(h));
+            var shift = model.HeadLogits(head.Delta(h));
             return (alpha == 1.0 ? logits + shift : logits + alpha * shift).MoveToOuterDisposeScope();
         }
         public void KeepRows(Tensor rows) { }
@@ -74,7 +74,7 @@ public sealed class SideModelOffset(CausalLM side, SuperficialHead head, double 
     static Tensor AddShift(CausalLM side, SuperficialHead head, double alpha, Tensor hs, Tensor select, Tensor logits)
     {
         var h = hs.reshape(-1, hs.shape[^1]).index_select(0, select);
-        var shift = side.Logits(head.Delta(h)).to_type(logits.dtype);
+        var shift = side.HeadLogits(head.Delta(h)).to_type(logits.dtype);
         return alpha == 1.0 ? logits + shift : logits + alpha * shift;
     }
 

@@ -42,6 +42,7 @@ public static class Analyzer
         if (identity != data.BaseIdentity)
             throw new ArgumentException($"--base {o.Base} (identity {identity}) is not the base model the extraction used (identity {data.BaseIdentity}).");
         using var w = ModelLoader.LoadLmHead(o.Base);
+        var softcap = ModelConfig.Load(Path.Combine(o.Base, "config.json")).FinalLogitSoftcap;
         var tok = TextTokenizer.Load(o.Base);
         var heads = o.Heads.Select(p => SuperficialHead.Load(p)).ToList();
         try
@@ -69,7 +70,7 @@ public static class Analyzer
             };
             log?.Invoke($"token shift and depth over {data.Positions} positions ({o.Split})");
             var shift = ShiftAnalysis.Run(data, w, main, new ShiftAnalysisOptions
-                { MaxDepth = o.MaxDepth, Split = o.Split, HeldOutFraction = fraction, SplitSeed = splitSeed }, progress, ct);
+                { MaxDepth = o.MaxDepth, Split = o.Split, HeldOutFraction = fraction, SplitSeed = splitSeed, Softcap = softcap }, progress, ct);
             root["throughput"] = new JsonObject
             {
                 ["positions"] = shift.Positions, ["seconds"] = Math.Round(shift.Seconds, 3), ["positions_per_second"] = Math.Round(shift.PositionsPerSecond, 1),
@@ -86,7 +87,7 @@ public static class Analyzer
                 bool same = trainedOn.SequenceEqual(data.Folders.Select(Path.GetFullPath));
                 var positions = $"held-out split of the extraction ({(tail ? "last" : "responses,")} fraction {fraction}{(tail ? "" : $", seed {splitSeed}")})" +
                                 (same ? ", the head's own held-out positions" : "; NOTE: the head was trained on other folders, so these may include its training positions");
-                var anatomy = HeadAnatomy.Analyse(main, w, HeldOut(), o.Components);
+                var anatomy = HeadAnatomy.Analyse(main, w, HeldOut(), o.Components, softcap: softcap);
                 root["anatomy"] = AnalysisSummary.Anatomy(anatomy, tok, Path.GetFullPath(o.Heads[0]), positions);
             }
             if (heads.Count > 0)
@@ -95,7 +96,7 @@ public static class Analyzer
                     h.Rank?.ToString() ?? "full", (h.Info["settings"]?["init_seed"] ?? h.Info["settings"]?["seed"]) is JsonNode sd ? (int)sd : null,
                     h.Info["heldout_kl"] is JsonNode kl ? (double)kl : null)).ToArray();
                 log?.Invoke("every head on the first head's held-out positions");
-                var common = HeadAnatomy.Evaluate(heads, w, HeldOut());
+                var common = HeadAnatomy.Evaluate(heads, w, HeldOut(), softcap);
                 root["heads"] = new JsonArray(described.Select((h, i) => (JsonNode)new JsonObject
                 {
                     ["path"] = h.Path, ["variant"] = o.Eval is null ? null : h.Variant, ["rank"] = h.Rank, ["seed"] = h.Seed,

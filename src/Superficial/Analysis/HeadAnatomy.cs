@@ -66,7 +66,7 @@ public static class HeadAnatomy
     /// head's held-out positions; they are read once, every truncation is evaluated on each batch.
     /// </summary>
     public static HeadAnatomyResult Analyse(SuperficialHead head, Tensor lmHead, IEnumerable<PositionBatch> positions,
-        int components = 8, int tokensPerComponent = 10, IReadOnlyList<int>? ranks = null)
+        int components = 8, int tokensPerComponent = 10, IReadOnlyList<int>? ranks = null, double? softcap = null)
     {
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
@@ -92,9 +92,9 @@ public static class HeadAnatomy
             {
                 int r = ranks[i];
                 var (loss, agree) = r == 0
-                    ? Base(batch, w, buffer)
+                    ? Base(batch, w, buffer, softcap)
                     : HeadTrainer.LossAndGradient(batch.Hidden, w, null, uf.narrow(1, 0, r) * s.narrow(0, 0, r).to_type(ScalarType.Float32),
-                        vhf.narrow(0, 0, r), batch.TopIds, batch.TopLogits, buffer, false, batch.Count);
+                        vhf.narrow(0, 0, r), batch.TopIds, batch.TopLogits, buffer, false, batch.Count, softcap);
                 kl[i] += loss; top1[i] += agree;
             }
             n += batch.Count;
@@ -118,7 +118,7 @@ public static class HeadAnatomy
     }
 
     /// <summary>Held-out KL and top-1 agreement of several heads on the same positions (read once).</summary>
-    public static IReadOnlyList<HeadMetrics> Evaluate(IReadOnlyList<SuperficialHead> heads, Tensor lmHead, IEnumerable<PositionBatch> positions)
+    public static IReadOnlyList<HeadMetrics> Evaluate(IReadOnlyList<SuperficialHead> heads, Tensor lmHead, IEnumerable<PositionBatch> positions, double? softcap = null)
     {
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
@@ -133,7 +133,7 @@ public static class HeadAnatomy
             using var _ = batch;
             for (int i = 0; i < heads.Count; i++)
             {
-                var (loss, agree) = HeadTrainer.LossAndGradient(batch.Hidden, w, heads[i].A, heads[i].U, heads[i].V, batch.TopIds, batch.TopLogits, buffer, false, batch.Count);
+                var (loss, agree) = HeadTrainer.LossAndGradient(batch.Hidden, w, heads[i].A, heads[i].U, heads[i].V, batch.TopIds, batch.TopLogits, buffer, false, batch.Count, softcap);
                 kl[i] += loss; top1[i] += agree;
             }
             n += batch.Count;
@@ -141,10 +141,10 @@ public static class HeadAnatomy
         return heads.Select((_, i) => n == 0 ? new HeadMetrics(double.NaN, double.NaN, 0) : new HeadMetrics(kl[i] / n, (double)top1[i] / n, n)).ToArray();
     }
 
-    static (double, long) Base(PositionBatch b, Tensor w, Tensor buffer)
+    static (double, long) Base(PositionBatch b, Tensor w, Tensor buffer, double? softcap)
     {
         long h = w.shape[1];
-        return HeadTrainer.LossAndGradient(b.Hidden, w, zeros([h, h]), null, null, b.TopIds, b.TopLogits, buffer, false, b.Count);
+        return HeadTrainer.LossAndGradient(b.Hidden, w, zeros([h, h]), null, null, b.TopIds, b.TopLogits, buffer, false, b.Count, softcap);
     }
 
     static IReadOnlyList<(int, double)> Pairs(Tensor ids, Tensor values)

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Superficial.Alignment;
+using Superficial.Models;
 using Superficial.Tensors;
 using static TorchSharp.torch;
 
@@ -16,6 +17,8 @@ public sealed record ShiftAnalysisOptions
     public int SplitSeed { get; init; }
     /// <summary>Rows whose full-vocabulary logits are formed at once (memory: rows x vocab floats, twice).</summary>
     public int BlockRows { get; init; } = 256;
+    /// <summary>The base model's final-logit soft-cap (Gemma 2), applied to both models' logits as the model does.</summary>
+    public double? Softcap { get; init; }
 }
 
 /// <summary>Per-token counts over one task: how often each id is the aligned model's choice, shifted under the base, and fixed by the head.</summary>
@@ -94,8 +97,8 @@ public static class ShiftAnalysis
                 var h = hidden.narrow(0, s, c);
                 var topIds = ids.narrow(0, s, c);
                 var topLogits = logits.narrow(0, s, c);
-                var zBase = h.matmul(w.t());
-                var zHead = head is null ? zBase : (h + head.Delta(h)).matmul(w.t());
+                var zBase = CausalLM.SoftCap(h.matmul(w.t()), o.Softcap);
+                var zHead = head is null ? zBase : CausalLM.SoftCap((h + head.Delta(h)).matmul(w.t()), o.Softcap);
                 var top1 = topIds.select(1, 0);
                 var rankBase = TokenShift.Ranks(zBase, top1);
                 var rankHead = head is null ? rankBase : TokenShift.Ranks(zHead, top1);

@@ -72,7 +72,7 @@ public static class LogLikelihood
         var positions = (attn.cumsum(1) - 1).clamp_min(0);
         var hidden = model.Forward(input, positions, null, attn);
         var sel = tensor(select.ToArray(), ScalarType.Int64).to(dev);
-        var logits = model.Logits(hidden.reshape(b * len, -1).index_select(0, sel));
+        var logits = model.HeadLogits(hidden.reshape(b * len, -1).index_select(0, sel));
         if (transform is not null)
         {
             var side = reqs.Any(r => r.SideContext is not null)
@@ -80,6 +80,7 @@ public static class LogLikelihood
             using var session = transform.Begin(b, len, side);
             logits = session.Apply(new StepContext(input, positions, attn), hidden, sel, logits);
         }
+        logits = model.FinishLogits(logits);   // after any shift, as in generation
         var logp = logits.to_type(ScalarType.Float32).log_softmax(-1);
         var tgt = tensor(targets.ToArray(), ScalarType.Int64).to(dev);
         var tokenLogp = logp.gather(1, tgt.unsqueeze(1)).squeeze(1).cpu().data<float>().ToArray();

@@ -41,7 +41,9 @@ public interface ILogitSession : IDisposable
     /// <summary>
     /// Called after every forward pass of the main model. <paramref name="hidden"/> [B, T, H] are its final
     /// hidden states for the step; <paramref name="select"/> [N] flat indices into B x T pick the positions
-    /// whose logits are wanted; <paramref name="logits"/> [N, V] are the main model's logits there.
+    /// whose logits are wanted; <paramref name="logits"/> [N, V] are the main model's linear head logits there
+    /// (<see cref="Models.CausalLM.HeadLogits"/>, before the family's final soft-cap, which is applied after every
+    /// transform: z = cap tanh(W (h + A h) / cap) on Gemma 2).
     /// Returns the transformed logits [N, V]. Must consume the whole step (all T tokens) to keep any state in sync.
     /// </summary>
     Tensor Apply(StepContext step, Tensor hidden, Tensor select, Tensor logits);

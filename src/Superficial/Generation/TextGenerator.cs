@@ -119,8 +119,10 @@ public sealed class TextGenerator(CausalLM model, TextTokenizer? tokenizer)
             var hidden = model.Forward(input, positions, cache, mask);
             var select = arange(n, ScalarType.Int64, dev) * t + (t - 1);
             var hLast = hidden.reshape(n * t, -1).index_select(0, select);
-            var logits = model.Logits(hLast);
+            // transforms shift the head's linear logits; the family's finishing step (Gemma 2's soft-cap) comes after them
+            var logits = model.HeadLogits(hLast);
             if (session is not null) logits = session.Apply(new StepContext(input, positions, mask), hidden, select, logits);
+            logits = model.FinishLogits(logits);
             var next = Choose(logits, options, gen);
             var chosen = next.cpu().data<long>().ToArray();
             observer?.OnStep(active.ToArray(), logits, chosen);

@@ -29,8 +29,33 @@ public abstract class CausalLM : nn.Module
     /// </summary>
     public abstract Tensor Forward(Tensor inputIds, Tensor? positionIds = null, KvCache? cache = null, Tensor? attentionMask = null);
 
-    /// <summary>Logits W h for hidden states [..., hidden].</summary>
-    public Tensor Logits(Tensor hidden) => nn.functional.linear(hidden, LmHeadWeight);
+    /// <summary>
+    /// The model's final logits for hidden states [..., hidden]: <c>FinishLogits(W h)</c>. Every place that
+    /// turns a final hidden state into next-token logits (generation, scoring, extraction) uses this.
+    /// </summary>
+    public Tensor Logits(Tensor hidden)
+    {
+        if (Config.FinalLogitSoftcap is null) return HeadLogits(hidden);
+        using var linear = HeadLogits(hidden);
+        return FinishLogits(linear);
+    }
+
+    /// <summary>
+    /// The linear part of the LM head, W x, without what the family does to the logits afterwards. The
+    /// superficial head and every logit shift act here, before <see cref="FinishLogits"/>: the paper's
+    /// z = W (h + A h) becomes cap tanh(W (h + A h) / cap) on Gemma 2. This is linear in x, so W (A h) is
+    /// a shift of the pre-cap logits.
+    /// </summary>
+    public Tensor HeadLogits(Tensor x) => nn.functional.linear(x, LmHeadWeight);
+
+    /// <summary>
+    /// What the family applies to the head's linear logits: a new tensor cap tanh(z / cap) on Gemma 2, and
+    /// <paramref name="linearLogits"/> itself where there is nothing to apply.
+    /// </summary>
+    public Tensor FinishLogits(Tensor linearLogits) => SoftCap(linearLogits, Config.FinalLogitSoftcap);
+
+    /// <summary>cap tanh(z / cap) as a new tensor, or z itself when there is no cap.</summary>
+    public static Tensor SoftCap(Tensor z, double? cap) => cap is double c ? (z / c).tanh_().mul_(c) : z;
 
     public ScalarType DType => LmHeadWeight.dtype;
     public Device Device => LmHeadWeight.device;
@@ -50,7 +75,7 @@ public abstract class CausalLM : nn.Module
             foreach (var (name, p) in model.named_parameters())
             {
                 if (name.EndsWith(".bias")) p.zero_();
-                else if (p.dim() == 1) p.fill_(1.0);
+                else if (p.dim() == 1) p.fill_(config.NormPlusOne ? 0.0 : 1.0);   // Gemma's norms scale by 1 + w
                 else p.normal_(0, 0.02, gen);
             }
         model.eval();
@@ -62,7 +87,7 @@ public abstract class CausalLM : nn.Module
         ModelLoader.Load(folder, dtype, progress);
 
     internal static CausalLM Build(ModelConfig config, ScalarType dtype) =>
-        config.IsGpt2 ? new Gpt2ForCausalLM(config, dtype) : new LlamaForCausalLM(config, dtype);
+        config.IsGpt2 ? new Gpt2ForCausalLM(config, dtype) : config.IsFalcon ? new FalconForCausalLM(config, dtype) : new LlamaForCausalLM(config, dtype);
 
     /// <summary>Writes config.json, generation_config.json and model.safetensors (each atomically).</summary>
     public void SaveHf(string folder) => ModelLoader.Save(this, folder);
@@ -72,8 +97,11 @@ public abstract class CausalLM : nn.Module
 
     // ---- shared attention plumbing ----
 
-    /// <summary>Positions [B, T] and the boolean attention mask [B, 1, T, past + T] (true = attend).</summary>
-    protected (Tensor positions, Tensor mask) Prepare(Tensor inputIds, Tensor? positionIds, KvCache? cache, Tensor? attentionMask)
+    /// <summary>
+    /// Positions [B, T] and the boolean attention masks [B, 1, T, past + T] (true = attend): causal, and causal
+    /// within the sliding window for the layers that have one (see <see cref="AttentionMasks"/>).
+    /// </summary>
+    protected (Tensor positions, AttentionMasks masks) Prepare(Tensor inputIds, Tensor? positionIds, KvCache? cache, Tensor? attentionMask)
     {
         long b = inputIds.shape[0], t = inputIds.shape[1];
         int past = cache?.Length ?? 0;
@@ -93,12 +121,19 @@ public abstract class CausalLM : nn.Module
             : (attentionMask.to_type(ScalarType.Int64).cumsum(1) - 1).clamp_min(0).narrow(1, past, t));
         var q = arange(past, s, ScalarType.Int64, dev).unsqueeze(1); // [T, 1]
         var k = arange(0, s, ScalarType.Int64, dev).unsqueeze(0);    // [1, S]
-        var allowed = k <= q;
-        if (Config.SlidingWindow is int w) allowed = allowed.logical_and(k > q - w);
         // A token may always see itself, so rows of padding stay finite (they are never read).
-        var mask = allowed.unsqueeze(0).unsqueeze(0).logical_and(keyOk.unsqueeze(1).unsqueeze(1)).logical_or(k == q);
-        return (positions, mask);
+        Tensor Mask(Tensor allowed) => allowed.unsqueeze(0).unsqueeze(0).logical_and(keyOk.unsqueeze(1).unsqueeze(1)).logical_or(k == q);
+        var causal = Mask(k <= q);
+        var windowed = Config.SlidingWindow is int w ? Mask((k <= q).logical_and(k > q - w)) : null;
+        return (positions, new AttentionMasks(Config, causal, windowed));
     }
+}
+
+/// <summary>The attention masks of one forward pass: each layer takes the causal one or, if it has a sliding window, the windowed one.</summary>
+public sealed class AttentionMasks(ModelConfig config, Tensor causal, Tensor? windowed)
+{
+    public Tensor Causal => causal;
+    public Tensor For(int layer) => config.WindowOf(layer) is not null ? windowed! : causal;
 }
 
 /// <summary>Progress of a model load: tensors done out of total, and bytes copied.</summary>
@@ -111,13 +146,29 @@ internal static class CausalLMAttention
     /// Scaled dot-product attention with grouped-query heads: q [B, H, T, d], k/v [B, KV, S, d].
     /// Query heads sharing a key/value head are folded into the sequence axis instead of copying k and v.
     /// </summary>
-    public static Tensor Attend(Tensor q, Tensor k, Tensor v, Tensor mask)
+    /// <param name="scale">Scores are q.k times this (null: 1/sqrt(head_dim)).</param>
+    /// <param name="softcap">Gemma 2: scores become cap tanh(score / cap) before masking (computed without the fused kernel).</param>
+    public static Tensor Attend(Tensor q, Tensor k, Tensor v, Tensor mask, double? scale = null, double? softcap = null)
     {
         long b = q.shape[0], h = q.shape[1], t = q.shape[2], d = q.shape[3], kvh = k.shape[1], s = k.shape[2];
-        if (h == kvh) return nn.functional.scaled_dot_product_attention(q, k, v, mask);
         long g = h / kvh;
-        var qg = q.reshape(b, kvh, g * t, d);
-        var mg = mask.unsqueeze(2).expand(b, 1, g, t, s).reshape(b, 1, g * t, s);
-        return nn.functional.scaled_dot_product_attention(qg, k, v, mg).view(b, h, t, d);
+        var qg = h == kvh ? q : q.reshape(b, kvh, g * t, d);
+        var mg = h == kvh ? mask : mask.unsqueeze(2).expand(b, 1, g, t, s).reshape(b, 1, g * t, s);
+        Tensor o;
+        if (softcap is double cap)
+        {
+            using var scope = NewDisposeScope();
+            var scores = qg.matmul(k.transpose(-2, -1)).mul_(scale ?? 1 / Math.Sqrt(d));
+            scores = scores.div_(cap).tanh_().mul_(cap).masked_fill_(mg.logical_not(), double.NegativeInfinity);
+            o = scores.softmax(-1, ScalarType.Float32).to_type(q.dtype).matmul(v).MoveToOuterDisposeScope();
+        }
+        else if (scale is double sc)
+        {
+            // the fused kernel divides by sqrt(d); pre-scaling q gives scores q.k * sc
+            using var qs = qg * (sc * Math.Sqrt(d));
+            o = nn.functional.scaled_dot_product_attention(qs, k, v, mg);
+        }
+        else o = nn.functional.scaled_dot_product_attention(qg, k, v, mg);
+        return h == kvh ? o : o.view(b, h, t, d);
     }
 }

@@ -30,10 +30,10 @@ public sealed class Gpt2ForCausalLM : CausalLM
     public override Tensor Forward(Tensor inputIds, Tensor? positionIds = null, KvCache? cache = null, Tensor? attentionMask = null)
     {
         using var scope = NewDisposeScope();
-        var (positions, mask) = Prepare(inputIds, positionIds, cache, attentionMask);
+        var (positions, masks) = Prepare(inputIds, positionIds, cache, attentionMask);
         if (positions.max().item<long>() >= Config.MaxPositions)
             throw new ArgumentException($"position {positions.max().item<long>()} exceeds GPT-2's n_positions ({Config.MaxPositions}).");
-        var hidden = transformer.forward(inputIds, positions, mask, cache);
+        var hidden = transformer.forward(inputIds, positions, masks.Causal, cache);
         cache?.Advance((int)inputIds.shape[1]);
         return hidden.MoveToOuterDisposeScope();
     }

@@ -47,15 +47,20 @@ internal sealed class Conv1D : nn.Module
     public Tensor forward(Tensor x) => addmm(bias, x.reshape(-1, x.shape[^1]), weight, 1, 1).view([.. x.shape[..^1], weight.shape[1]]);
 }
 
-/// <summary>RMSNorm as in Llama: computed in float32, then cast back, then scaled.</summary>
+/// <summary>
+/// RMSNorm as in Llama: computed in float32, then cast back, then scaled by w. Gemma's (<paramref name="plusOne"/>)
+/// scales by (1 + w) in float32 and casts back last, as transformers does for each.
+/// </summary>
 internal sealed class RmsNorm : nn.Module
 {
     public readonly Parameter weight;
     readonly double eps;
+    readonly bool plusOne;
 
-    public RmsNorm(long size, double eps, ScalarType dtype) : base("RmsNorm")
+    public RmsNorm(long size, double eps, ScalarType dtype, bool plusOne = false) : base("RmsNorm")
     {
         this.eps = eps;
+        this.plusOne = plusOne;
         weight = Param.Empty(dtype, size);
         register_parameter("weight", weight);
     }
@@ -65,6 +70,7 @@ internal sealed class RmsNorm : nn.Module
         using var scope = NewDisposeScope();
         var xf = x.dtype == ScalarType.Float32 ? x : x.to_type(ScalarType.Float32);
         var normed = xf * (xf.pow(2).mean([-1], keepdim: true) + eps).rsqrt();
+        if (plusOne) return (normed * (weight.to_type(ScalarType.Float32) + 1)).to_type(x.dtype).MoveToOuterDisposeScope();
         return (weight * normed.to_type(x.dtype)).MoveToOuterDisposeScope();
     }
 }

@@ -5,9 +5,11 @@ using static TorchSharp.torch;
 namespace Superficial.Models;
 
 /// <summary>
-/// The Llama family (Llama 2/3, TinyLlama, SmolLM, Mistral, Qwen2) in one model, switched by the config:
-/// RMSNorm, rotary embeddings, grouped-query attention, SwiGLU MLP, optional q/k/v biases, tied or
-/// separate LM head. Parameter names equal HF's (model.layers.N.self_attn.q_proj.weight, ...).
+/// The Llama family (Llama 2/3, TinyLlama, SmolLM, Mistral, Qwen2, Gemma, Gemma 2, OLMo 2, Phi-3) in one model,
+/// switched by the config: RMSNorm (Gemma: x(1 + w)), rotary embeddings (linear, llama3, dynamic, yarn, longrope
+/// scaling), grouped-query attention with optional per-layer sliding windows, score soft-capping and q/k norms,
+/// gated MLP (SwiGLU or GeGLU), norms before, after or around each sub-layer, optional q/k/v biases, fused
+/// projections (Phi-3), tied or separate LM head. Parameter names equal HF's (model.layers.N.self_attn.q_proj.weight, ...).
 /// </summary>
 public sealed class LlamaForCausalLM : CausalLM
 {
@@ -30,8 +32,8 @@ public sealed class LlamaForCausalLM : CausalLM
     public override Tensor Forward(Tensor inputIds, Tensor? positionIds = null, KvCache? cache = null, Tensor? attentionMask = null)
     {
         using var scope = NewDisposeScope();
-        var (positions, mask) = Prepare(inputIds, positionIds, cache, attentionMask);
-        var hidden = model.forward(inputIds, positions, mask, cache);
+        var (positions, masks) = Prepare(inputIds, positionIds, cache, attentionMask);
+        var hidden = model.forward(inputIds, positions, masks, cache);
         cache?.Advance((int)inputIds.shape[1]);
         return hidden.MoveToOuterDisposeScope();
     }
@@ -43,102 +45,174 @@ internal sealed class LlamaModel : nn.Module
     readonly ModuleList<LlamaDecoderLayer> layers;
     readonly RmsNorm norm;
     readonly Rope rope;
+    readonly double? embedScale;
 
     public LlamaModel(ModelConfig c, ScalarType dtype) : base("LlamaModel")
     {
         embed_tokens = new Embedding(c.VocabSize, c.HiddenSize, dtype);
         layers = new ModuleList<LlamaDecoderLayer>(Enumerable.Range(0, c.NumLayers).Select(i => new LlamaDecoderLayer(c, i, dtype)).ToArray());
-        norm = new RmsNorm(c.HiddenSize, c.NormEps, dtype);
+        norm = new RmsNorm(c.HiddenSize, c.NormEps, dtype, c.NormPlusOne);
         rope = new Rope(c);
+        if (c.ScaleEmbeddings) embedScale = Math.Sqrt(c.HiddenSize);
         register_module("embed_tokens", embed_tokens);
         register_module("layers", layers);
         register_module("norm", norm);
     }
 
-    public Tensor forward(Tensor ids, Tensor positions, Tensor mask, KvCache? cache)
+    public Tensor forward(Tensor ids, Tensor positions, AttentionMasks masks, KvCache? cache)
     {
         var x = embed_tokens.forward(ids);
-        var (cos, sin) = rope.Tables(positions, x.dtype);
-        foreach (var layer in layers) x = layer.forward(x, cos, sin, mask, cache);
+        // Gemma multiplies by sqrt(hidden) rounded to the compute dtype, as transformers does
+        if (embedScale is double e) x = x * tensor(e, ScalarType.Float64).to_type(x.dtype);
+        var (cos, sin) = rope.Tables(positions, x.dtype, (cache?.Length ?? 0) + (int)ids.shape[1]);
+        int i = 0;
+        foreach (var layer in layers) x = layer.forward(x, cos, sin, masks.For(i++), cache);
         return norm.forward(x);
     }
 }
 
+/// <summary>
+/// One block. The norms keep the checkpoint's names, whose roles depend on the placement: Llama
+/// (pre) normalises the input of attention (input_layernorm) and of the MLP (post_attention_layernorm);
+/// OLMo 2 (post) normalises the outputs of attention (post_attention_layernorm) and of the MLP
+/// (post_feedforward_layernorm); Gemma 2 (sandwich) does both, with pre_feedforward_layernorm before the MLP.
+/// </summary>
 internal sealed class LlamaDecoderLayer : nn.Module
 {
     readonly LlamaAttention self_attn;
     readonly LlamaMlp mlp;
-    readonly RmsNorm input_layernorm, post_attention_layernorm;
+    readonly RmsNorm? input_layernorm, pre_feedforward_layernorm, post_feedforward_layernorm;
+    readonly RmsNorm post_attention_layernorm;
+    readonly NormPlacement placement;
 
     public LlamaDecoderLayer(ModelConfig c, int index, ScalarType dtype) : base("LlamaDecoderLayer")
     {
+        placement = c.NormPlacement;
         self_attn = new LlamaAttention(c, index, dtype);
         mlp = new LlamaMlp(c, dtype);
-        input_layernorm = new RmsNorm(c.HiddenSize, c.NormEps, dtype);
-        post_attention_layernorm = new RmsNorm(c.HiddenSize, c.NormEps, dtype);
+        RmsNorm Norm() => new(c.HiddenSize, c.NormEps, dtype, c.NormPlusOne);
         register_module("self_attn", self_attn);
         register_module("mlp", mlp);
-        register_module("input_layernorm", input_layernorm);
-        register_module("post_attention_layernorm", post_attention_layernorm);
+        if (placement != NormPlacement.Post) register_module("input_layernorm", input_layernorm = Norm());
+        register_module("post_attention_layernorm", post_attention_layernorm = Norm());
+        if (placement == NormPlacement.Sandwich) register_module("pre_feedforward_layernorm", pre_feedforward_layernorm = Norm());
+        if (placement != NormPlacement.Pre) register_module("post_feedforward_layernorm", post_feedforward_layernorm = Norm());
     }
 
     public Tensor forward(Tensor x, Tensor cos, Tensor sin, Tensor mask, KvCache? cache)
     {
         using var scope = NewDisposeScope();
-        var h = x + self_attn.forward(input_layernorm.forward(x), cos, sin, mask, cache);
-        return (h + mlp.forward(post_attention_layernorm.forward(h))).MoveToOuterDisposeScope();
+        Tensor h;
+        switch (placement)
+        {
+            case NormPlacement.Pre:
+                h = x + self_attn.forward(input_layernorm!.forward(x), cos, sin, mask, cache);
+                h = h + mlp.forward(post_attention_layernorm.forward(h));
+                break;
+            case NormPlacement.Post:
+                h = x + post_attention_layernorm.forward(self_attn.forward(x, cos, sin, mask, cache));
+                h = h + post_feedforward_layernorm!.forward(mlp.forward(h));
+                break;
+            default:
+                h = x + post_attention_layernorm.forward(self_attn.forward(input_layernorm!.forward(x), cos, sin, mask, cache));
+                h = h + post_feedforward_layernorm!.forward(mlp.forward(pre_feedforward_layernorm!.forward(h)));
+                break;
+        }
+        return h.MoveToOuterDisposeScope();
     }
 }
 
 internal sealed class LlamaAttention : nn.Module
 {
-    readonly Linear q_proj, k_proj, v_proj, o_proj;
+    readonly Linear? q_proj, k_proj, v_proj, qkv_proj;
+    readonly Linear o_proj;
+    readonly RmsNorm? q_norm, k_norm;
     readonly int heads, kvHeads, headDim, layer;
+    readonly double? scale, softcap;
 
     public LlamaAttention(ModelConfig c, int layer, ScalarType dtype) : base("LlamaAttention")
     {
         this.layer = layer;
         heads = c.NumHeads; kvHeads = c.NumKvHeads; headDim = c.HeadDim;
-        q_proj = new Linear(c.HiddenSize, heads * headDim, c.QkvBias, dtype);
-        k_proj = new Linear(c.HiddenSize, kvHeads * headDim, c.QkvBias, dtype);
-        v_proj = new Linear(c.HiddenSize, kvHeads * headDim, c.QkvBias, dtype);
-        o_proj = new Linear(heads * headDim, c.HiddenSize, c.OutputBias, dtype);
-        register_module("q_proj", q_proj);
-        register_module("k_proj", k_proj);
-        register_module("v_proj", v_proj);
-        register_module("o_proj", o_proj);
+        scale = c.QueryPreAttnScalar is double s ? 1 / Math.Sqrt(s) : null;
+        softcap = c.AttnLogitSoftcap;
+        if (c.FusedProjections)
+            register_module("qkv_proj", qkv_proj = new Linear(c.HiddenSize, (heads + 2 * kvHeads) * headDim, c.QkvBias, dtype));
+        else
+        {
+            register_module("q_proj", q_proj = new Linear(c.HiddenSize, heads * headDim, c.QkvBias, dtype));
+            register_module("k_proj", k_proj = new Linear(c.HiddenSize, kvHeads * headDim, c.QkvBias, dtype));
+            register_module("v_proj", v_proj = new Linear(c.HiddenSize, kvHeads * headDim, c.QkvBias, dtype));
+        }
+        register_module("o_proj", o_proj = new Linear(heads * headDim, c.HiddenSize, c.OutputBias, dtype));
+        if (c.QkNorm)
+        {
+            register_module("q_norm", q_norm = new RmsNorm(heads * headDim, c.NormEps, dtype));
+            register_module("k_norm", k_norm = new RmsNorm(kvHeads * headDim, c.NormEps, dtype));
+        }
     }
 
     public Tensor forward(Tensor x, Tensor cos, Tensor sin, Tensor mask, KvCache? cache)
     {
         using var scope = NewDisposeScope();
         long b = x.shape[0], t = x.shape[1];
-        var q = Rope.Apply(q_proj.forward(x).view(b, t, heads, headDim).transpose(1, 2), cos, sin);
-        var k = Rope.Apply(k_proj.forward(x).view(b, t, kvHeads, headDim).transpose(1, 2), cos, sin);
-        var v = v_proj.forward(x).view(b, t, kvHeads, headDim).transpose(1, 2);
+        Tensor q, k, v;
+        if (qkv_proj is not null)
+        {
+            var qkv = qkv_proj.forward(x);   // [q heads | k heads | v heads] along the last axis
+            q = qkv.narrow(-1, 0, heads * headDim);
+            k = qkv.narrow(-1, heads * headDim, kvHeads * headDim);
+            v = qkv.narrow(-1, (heads + kvHeads) * headDim, kvHeads * headDim);
+        }
+        else (q, k, v) = (q_proj!.forward(x), k_proj!.forward(x), v_proj!.forward(x));
+        if (q_norm is not null) (q, k) = (q_norm.forward(q), k_norm!.forward(k));
+        q = Rope.Apply(q.reshape(b, t, heads, headDim).transpose(1, 2), cos, sin);
+        k = Rope.Apply(k.reshape(b, t, kvHeads, headDim).transpose(1, 2), cos, sin);
+        v = v.reshape(b, t, kvHeads, headDim).transpose(1, 2);
         if (cache is not null) (k, v) = cache.Append(layer, k, v);
-        var o = CausalLMAttention.Attend(q, k, v, mask);
+        var o = CausalLMAttention.Attend(q, k, v, mask, scale, softcap);
         return o_proj.forward(o.transpose(1, 2).reshape(b, t, heads * headDim)).MoveToOuterDisposeScope();
     }
 }
 
+/// <summary>down(act(gate x) * up x): SwiGLU (silu) or GeGLU (Gemma's gelu); Phi-3 stores gate and up as one gate_up_proj.</summary>
 internal sealed class LlamaMlp : nn.Module
 {
-    readonly Linear gate_proj, up_proj, down_proj;
+    readonly Linear? gate_proj, up_proj, gate_up_proj;
+    readonly Linear down_proj;
+    readonly string act;
+    readonly long inter;
 
     public LlamaMlp(ModelConfig c, ScalarType dtype) : base("LlamaMLP")
     {
-        gate_proj = new Linear(c.HiddenSize, c.IntermediateSize, c.MlpBias, dtype);
-        up_proj = new Linear(c.HiddenSize, c.IntermediateSize, c.MlpBias, dtype);
-        down_proj = new Linear(c.IntermediateSize, c.HiddenSize, c.MlpBias, dtype);
-        register_module("gate_proj", gate_proj);
-        register_module("up_proj", up_proj);
-        register_module("down_proj", down_proj);
+        act = c.HiddenAct;
+        inter = c.IntermediateSize;
+        if (c.FusedProjections)
+            register_module("gate_up_proj", gate_up_proj = new Linear(c.HiddenSize, 2 * c.IntermediateSize, c.MlpBias, dtype));
+        else
+        {
+            register_module("gate_proj", gate_proj = new Linear(c.HiddenSize, c.IntermediateSize, c.MlpBias, dtype));
+            register_module("up_proj", up_proj = new Linear(c.HiddenSize, c.IntermediateSize, c.MlpBias, dtype));
+        }
+        register_module("down_proj", down_proj = new Linear(c.IntermediateSize, c.HiddenSize, c.MlpBias, dtype));
     }
 
     public Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        return down_proj.forward(nn.functional.silu(gate_proj.forward(x)) * up_proj.forward(x)).MoveToOuterDisposeScope();
+        Tensor gate, up;
+        if (gate_up_proj is not null)
+        {
+            var gu = gate_up_proj.forward(x);
+            (gate, up) = (gu.narrow(-1, 0, inter), gu.narrow(-1, inter, inter));
+        }
+        else (gate, up) = (gate_proj!.forward(x), up_proj!.forward(x));
+        var a = act switch
+        {
+            "silu" => nn.functional.silu(gate),
+            "gelu" => nn.functional.gelu(gate),
+            _ => nn.functional.gelu(gate, GELU.Approximate.tanh), // gelu_pytorch_tanh, gelu_new
+        };
+        return down_proj.forward(a * up).MoveToOuterDisposeScope();
     }
 }

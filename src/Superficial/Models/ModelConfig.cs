@@ -7,17 +7,21 @@ namespace Superficial.Models;
 public sealed class ModelConfigException(string message) : Exception(message);
 
 /// <summary>Rotary position embedding scaling (HF <c>rope_scaling</c> / <c>rope_parameters</c>).</summary>
-/// <param name="Type">"linear" or "llama3".</param>
+/// <param name="Type">"linear", "llama3", "dynamic" (NTK by sequence length), "yarn" or "longrope" (Phi-3).</param>
+/// <param name="AttentionFactor">yarn / longrope: the factor cos and sin are multiplied by (null = the type's formula).</param>
+/// <param name="ShortFactor">longrope: per-frequency divisors up to the original context, and
+/// <paramref name="LongFactor"/> beyond it (then <paramref name="OriginalMaxPositions"/> is the original context).</param>
 public sealed record RopeScaling(string Type, double Factor, double LowFreqFactor = 1, double HighFreqFactor = 4,
-    int OriginalMaxPositions = 8192);
+    int OriginalMaxPositions = 8192, double? AttentionFactor = null, double BetaFast = 32, double BetaSlow = 1,
+    IReadOnlyList<double>? ShortFactor = null, IReadOnlyList<double>? LongFactor = null);
 
 /// <summary>
 /// The architecture of a causal LM as read from a Hugging Face config.json. One record covers the
 /// Llama family (llama, mistral, qwen2) and GPT-2; fields that a family does not use keep defaults.
 /// </summary>
-public sealed record ModelConfig
+public sealed partial record ModelConfig
 {
-    public static readonly IReadOnlyList<string> SupportedTypes = ["llama", "mistral", "qwen2", "gpt2"];
+    public static readonly IReadOnlyList<string> SupportedTypes = ["llama", "mistral", "qwen2", "gpt2", "gemma", "gemma2", "olmo2", "phi3", "falcon"];
 
     public required string ModelType { get; init; }
     public required int VocabSize { get; init; }
@@ -79,20 +83,21 @@ public sealed record ModelConfig
         if (!SupportedTypes.Contains(type))
             throw new ModelConfigException(
                 $"{source}: model_type \"{type}\" is not supported (supported: {string.Join(", ", SupportedTypes)}).");
-        return type == "gpt2" ? ParseGpt2(r) : ParseLlama(r, type);
+        return type == "gpt2" ? ParseGpt2(r) : type == "falcon" ? ParseFalcon(r) : ParseLlama(r, type);
     }
 
     static ModelConfig ParseLlama(Reader r, string type)
     {
         int hidden = r.ReqInt("hidden_size"), heads = r.ReqInt("num_attention_heads");
-        var act = r.Str("hidden_act") ?? "silu";
-        if (act != "silu" && act != "swish")
+        var act = FamilyActivation(r, type);
+        if (act != "silu" && act != "swish" && !FamilyTypes.Contains(type))
             throw new ModelConfigException($"{r.Source}: hidden_act \"{act}\" is not supported (expected \"silu\").");
-        var (theta, scaling) = ReadRope(r);
+        RefuseUnhonoured(r, type);
+        var (theta, scaling) = ReadRope(r, type);
         bool attnBias = r.Bool("attention_bias") ?? false;
         int? window = null;
         if (type == "mistral") window = r.Int("sliding_window");
-        if (type == "qwen2" && (r.Bool("use_sliding_window") ?? false)) window = r.Int("sliding_window");
+        if (type == "qwen2" && (r.Bool("use_sliding_window") ?? false)) window = r.Int("sliding_window") ?? 4096;
         var cfg = new ModelConfig
         {
             ModelType = type,
@@ -101,17 +106,17 @@ public sealed record ModelConfig
             NumLayers = r.ReqInt("num_hidden_layers"),
             NumHeads = heads,
             NumKvHeads = r.Int("num_key_value_heads") ?? heads,
-            HeadDim = r.Int("head_dim") ?? hidden / heads,
+            HeadDim = r.Int("head_dim") ?? (type == "gemma" || type == "gemma2" ? 256 : hidden / heads),
             IntermediateSize = r.ReqInt("intermediate_size"),
             MaxPositions = r.Int("max_position_embeddings") ?? 2048,
             RopeTheta = theta,
             RopeScaling = scaling,
-            NormEps = r.Double("rms_norm_eps") ?? 1e-6,
-            TieWordEmbeddings = r.Bool("tie_word_embeddings") ?? false,
+            NormEps = r.Double("rms_norm_eps") ?? (type is "olmo2" or "phi3" ? 1e-5 : 1e-6),
+            TieWordEmbeddings = r.Bool("tie_word_embeddings") ?? (type is "gemma" or "gemma2"),
             QkvBias = type == "qwen2" || attnBias,
             OutputBias = type != "qwen2" && attnBias,
             MlpBias = r.Bool("mlp_bias") ?? false,
-            HiddenAct = "silu",
+            HiddenAct = act == "swish" ? "silu" : act,
             SlidingWindow = window,
             TorchDtype = r.Str("torch_dtype") ?? r.Str("dtype") ?? "float32",
             BosTokenId = r.Int("bos_token_id"),
@@ -124,11 +129,11 @@ public sealed record ModelConfig
         if (r.Int("head_dim") is null && hidden % heads != 0)
             throw new ModelConfigException($"{r.Source}: hidden_size ({hidden}) is not divisible by num_attention_heads ({heads}); give head_dim.");
         if (cfg.HeadDim % 2 != 0) throw new ModelConfigException($"{r.Source}: head_dim ({cfg.HeadDim}) must be even for rotary embeddings.");
-        return cfg;
+        return WithFamilyFeatures(cfg, r);
     }
 
     /// <summary>rope_theta / rope_scaling (transformers 4) or rope_parameters (transformers 5).</summary>
-    static (double, RopeScaling?) ReadRope(Reader r)
+    static (double, RopeScaling?) ReadRope(Reader r, string type = "llama")
     {
         var p = r.Obj("rope_parameters");
         var s = r.Obj("rope_scaling");
@@ -150,8 +155,7 @@ public sealed record ModelConfig
                 return (theta, new RopeScaling("llama3", sr.ReqDouble("factor"), sr.Double("low_freq_factor") ?? 1,
                     sr.Double("high_freq_factor") ?? 4, sr.Int("original_max_position_embeddings") ?? 8192));
             default:
-                throw new ModelConfigException(
-                    $"{sr.Source}: rope scaling type \"{kind}\" is not supported (supported: default, linear, llama3).");
+                return (theta, ReadFamilyRope(r, sr, kind, type));
         }
     }
 
@@ -188,6 +192,7 @@ public sealed record ModelConfig
     public JsonObject ToJson()
     {
         JsonNode? eos = EosTokenIds.Count switch { 0 => null, 1 => EosTokenIds[0], _ => new JsonArray(EosTokenIds.Select(e => (JsonNode)e).ToArray()) };
+        if (IsFalcon) return FalconJson(eos);
         if (IsGpt2)
             return new JsonObject
             {
@@ -198,7 +203,10 @@ public sealed record ModelConfig
                 ["bos_token_id"] = BosTokenId, ["eos_token_id"] = eos, ["pad_token_id"] = PadTokenId,
                 ["torch_dtype"] = TorchDtype,
             };
-        var arch = ModelType switch { "mistral" => "MistralForCausalLM", "qwen2" => "Qwen2ForCausalLM", _ => "LlamaForCausalLM" };
+        var arch = ModelType switch
+        {
+            "mistral" => "MistralForCausalLM", "qwen2" => "Qwen2ForCausalLM", "llama" => "LlamaForCausalLM", _ => FamilyArchitecture,
+        };
         var o = new JsonObject
         {
             ["architectures"] = new JsonArray(arch), ["model_type"] = ModelType,
@@ -211,7 +219,8 @@ public sealed record ModelConfig
             ["torch_dtype"] = TorchDtype,
         };
         if (ModelType == "llama") o["attention_bias"] = QkvBias;
-        if (RopeScaling is { } s)
+        if (RopeScaling is { Type: not ("linear" or "llama3") }) { }
+        else if (RopeScaling is { } s)
             o["rope_scaling"] = s.Type == "linear"
                 ? new JsonObject { ["rope_type"] = "linear", ["factor"] = s.Factor }
                 : new JsonObject
@@ -220,6 +229,7 @@ public sealed record ModelConfig
                     ["high_freq_factor"] = s.HighFreqFactor, ["original_max_position_embeddings"] = s.OriginalMaxPositions,
                 };
         if (SlidingWindow is int w) { o["sliding_window"] = w; if (ModelType == "qwen2") o["use_sliding_window"] = true; }
+        AddFamilyJson(o);
         return o;
     }
 
@@ -229,19 +239,38 @@ public sealed record ModelConfig
     public long ParameterCount()
     {
         long h = HiddenSize, v = VocabSize, l = NumLayers, inter = IntermediateSize;
+        if (IsFalcon) return FalconParameterCount();
         if (IsGpt2)
             return v * h + (long)MaxPositions * h + l * (4 * h + 3 * h * h + 3 * h + h * h + h + 2 * h * inter + inter + h) + 2 * h
                    + (TieWordEmbeddings ? 0 : v * h);
         long q = (long)NumHeads * HeadDim, kv = (long)NumKvHeads * HeadDim;
-        long attn = h * q + 2 * h * kv + q * h + (QkvBias ? q + 2 * kv : 0) + (OutputBias ? h : 0);
+        long attn = h * q + 2 * h * kv + q * h + (QkvBias ? q + 2 * kv : 0) + (OutputBias ? h : 0) + (QkNorm ? q + kv : 0);
         long mlp = 3 * h * inter + (MlpBias ? 2 * inter + h : 0);
-        return v * h + l * (attn + mlp + 2 * h) + h + (TieWordEmbeddings ? 0 : v * h);
+        long norms = NormPlacement == NormPlacement.Sandwich ? 4 * h : 2 * h;
+        return v * h + l * (attn + mlp + norms) + h + (TieWordEmbeddings ? 0 : v * h);
     }
 
     /// <summary>Typed access to config fields with errors that name the file and field.</summary>
     sealed class Reader(JsonObject o, string source)
     {
         public string Source => source;
+        /// <summary>Whether the key is present at all (a JSON null counts: it means "off" for some fields).</summary>
+        public bool Has(string k) => o.ContainsKey(k);
+        public IReadOnlyList<double>? Doubles(string k)
+        {
+            var v = Get(k);
+            if (v is null) return null;
+            if (v is not JsonArray a) throw Bad(k, "a list of numbers", v);
+            return a.Select(x => x is JsonValue xv && xv.TryGetValue(out double d) ? d
+                : x is JsonValue xi && xi.TryGetValue(out long l) ? l : throw Bad(k, "a list of numbers", v)).ToArray();
+        }
+        public IReadOnlyList<string>? Strs(string k)
+        {
+            var v = Get(k);
+            if (v is null) return null;
+            if (v is not JsonArray a) throw Bad(k, "a list of strings", v);
+            return a.Select(x => x is JsonValue xv && xv.TryGetValue(out string? s) ? s : throw Bad(k, "a list of strings", v)).ToArray();
+        }
         JsonNode? Get(string k) => o.TryGetPropertyValue(k, out var v) ? v : null;
         ModelConfigException Bad(string k, string expected, JsonNode? v) =>
             new($"{source}: field \"{k}\" should be {expected}, found {v?.ToJsonString() ?? "null"}.");

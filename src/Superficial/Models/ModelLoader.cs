@@ -68,6 +68,7 @@ public static class ModelLoader
         using var ckpt = Checkpoint.Open(folder);
         string[] names = config.IsGpt2
             ? (config.TieWordEmbeddings ? ["transformer.wte.weight", "wte.weight"] : ["lm_head.weight"])
+            : config.IsFalcon ? (config.TieWordEmbeddings ? ["transformer.word_embeddings.weight"] : ["lm_head.weight"])
             : (config.TieWordEmbeddings ? ["model.embed_tokens.weight"] : ["lm_head.weight"]);
         var name = names.FirstOrDefault(ckpt.Contains) ?? throw new CheckpointMismatchException(
             $"{folder}: the LM head tensor ({string.Join(" or ", names)}) is missing from the checkpoint.");

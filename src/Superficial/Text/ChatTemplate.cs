@@ -13,9 +13,9 @@ public sealed class ChatTemplate
 {
     /// <summary>Chat formats this class renders; any is accepted by <see cref="Named"/> and --chat-template NAME.</summary>
     public static IReadOnlyList<string> KnownFamilies { get; } =
-        ["llama2", "llama3", "llama3.1", "chatml", "mistral", "zephyr", "phi3", "gemma", "gemma3", "smollm3"];
+        ["llama2", "llama3", "llama3.1", "chatml", "mistral", "zephyr", "phi3", "gemma", "gemma3", "smollm3", "tulu", "falcon"];
 
-    internal const string PickHint = "Pick a format with --chat-template NAME (one of: llama2, llama3, llama3.1, chatml, mistral, zephyr, phi3, gemma, gemma3, smollm3) or --chat-template FILE.jinja.";
+    internal const string PickHint = "Pick a format with --chat-template NAME (one of: llama2, llama3, llama3.1, chatml, mistral, zephyr, phi3, gemma, gemma3, smollm3, tulu, falcon) or --chat-template FILE.jinja.";
 
     public string Family { get; }
     /// <summary>The text the template's bos_token / eos_token variables hold ("" when the tokenizer has none).</summary>
@@ -28,7 +28,7 @@ public sealed class ChatTemplate
 
     // Variant switches found in the template source (see Recognize).
     bool _leadingBos, _bosIfUserOrSystemFirst, _eosAfterFinalAssistant, _spaceAfterEos, _eosAfterUser = true,
-        _hasSystemRole = true, _phi3Inline, _eosWithoutGenerationPrompt;
+        _hasSystemRole = true, _phi3Inline, _eosWithoutGenerationPrompt, _falconLines;
     string _cutoffDate = "December 2023";
     string? _dateLiteral, _dateFormat;
 
@@ -71,6 +71,7 @@ public sealed class ChatTemplate
             "chatml" or "smollm3" => ("", "<|im_end|>"),
             "phi3" => ("<s>", "<|endoftext|>"),
             "gemma" or "gemma3" => ("<bos>", "<eos>"),
+            "tulu" or "falcon" => ("<|endoftext|>", "<|endoftext|>"),   // OLMo 2's and Falcon's
             _ => ("<s>", "</s>"),
         };
     }
@@ -94,7 +95,8 @@ public sealed class ChatTemplate
     [
         "llama3 (<|start_header_id|>)", "llama3.1 (<|start_header_id|> + Cutting Knowledge Date)", "llama2 ([INST] + <<SYS>>)",
         "mistral ([INST] without <<SYS>>)", "gemma / gemma3 (<start_of_turn>)", "smollm3 (<|im_start|> + Reasoning Mode)",
-        "chatml (<|im_start|>)", "phi3 (<|end|> + <|user|> or <|assistant|>)", "zephyr (<|user|> + eos_token)",
+        "chatml (<|im_start|>)", "phi3 (<|end|> + <|user|> or <|assistant|>)", "tulu (OLMo 2: <|user|> + <|system|> + not loop.last)",
+        "zephyr (<|user|> + eos_token)", "falcon (User: / Falcon:)",
     ];
 
     static UnrecognizedChatTemplateException Unrecognized(string why) =>
@@ -109,6 +111,8 @@ public sealed class ChatTemplate
         if (Has("<start_of_turn>")) return Has("first_user_prefix") ? "gemma3" : "gemma";
         if (Has("<|im_start|>")) return Has("Reasoning Mode") ? "smollm3" : "chatml";
         if (Has("<|end|>") && (Has("<|user|>") || Has("<|assistant|>"))) return "phi3";
+        if (Has("<|user|>") && Has("<|system|>") && Has("not loop.last")) return "tulu";
+        if (Has("'Falcon:") && Has("User: ")) return "falcon";
         if (Has("<|user|>")) return Has("eos_token") ? "zephyr" : throw Unrecognized("it has <|user|> but neither <|end|> (phi3) nor eos_token (zephyr)");
         throw Unrecognized("none of the families' markers occur in it");
     }
@@ -167,6 +171,18 @@ public sealed class ChatTemplate
             case "smollm3":
                 if (Regex.Match(s, @"strftime_now\([""']([^""']+)[""']\)") is { Success: true } f) t._dateFormat = f.Groups[1].Value;
                 break;
+            case "tulu":
+                if (!Matches(s, @"'<\|assistant\|>" + NL + @"'\s*\+\s*message\['content'\]\s*\+\s*eos_token\s*\+\s*'" + NL + "'")
+                    || !Matches(s, @"'<\|user\|>" + NL + @"'\s*\+\s*message\['content'\]\s*\+\s*'" + NL + "'"))
+                    throw Unrecognized("a <|user|>/<|system|> template that is not the Tulu layout of OLMo 2");
+                t._leadingBos = StartsWithBos(s);
+                break;
+            case "falcon":
+                // Falcon-instruct: turns joined by "\n" ({% if not loop.first %}), or each turn on its own lines
+                if (Matches(s, @"if not loop\.first")) t._falconLines = false;
+                else if (Matches(s, @"'User: " + NL + @"'\s*\+\s*message\['content'\]") && Matches(s, @"'Falcon:" + NL + @"'\s*\+\s*message\['content'\]")) t._falconLines = true;
+                else throw Unrecognized("a Falcon-style template that is neither of the two Falcon-instruct layouts");
+                break;
         }
         return t;
     }
@@ -195,6 +211,8 @@ public sealed class ChatTemplate
             case "gemma": Gemma(messages, addGenerationPrompt, sb, gemma3: false); break;
             case "gemma3": Gemma(messages, addGenerationPrompt, sb, gemma3: true); break;
             case "smollm3": SmolLm3(messages, addGenerationPrompt, sb); break;
+            case "tulu": Tulu(messages, addGenerationPrompt, sb); break;
+            case "falcon": Falcon(messages, addGenerationPrompt, sb); break;
             default: throw new InvalidOperationException($"No renderer for family '{Family}'.");
         }
         return sb.ToString();
@@ -318,6 +336,40 @@ public sealed class ChatTemplate
               .Append(PyText.Strip(rest[i].Content)).Append("<end_of_turn>\n");
         }
         if (gen) sb.Append("<start_of_turn>model\n");
+    }
+
+    /// <summary>Tulu, OLMo 2's SFT/DPO/Instruct format: &lt;|user|&gt;\n...\n&lt;|assistant|&gt;\n...EOS.</summary>
+    void Tulu(IReadOnlyList<ChatMessage> messages, bool gen, StringBuilder sb)
+    {
+        if (_leadingBos) sb.Append(BosToken);
+        for (int i = 0; i < messages.Count; i++)
+        {
+            var m = messages[i];
+            bool last = i == messages.Count - 1;
+            if (m.Role == "assistant") sb.Append("<|assistant|>\n").Append(m.Content).Append(EosToken).Append(last ? "" : "\n");
+            else sb.Append("<|").Append(m.Role).Append("|>\n").Append(m.Content).Append('\n');
+            if (last && gen) sb.Append("<|assistant|>\n");
+        }
+    }
+
+    /// <summary>Falcon-instruct: "User: ...", "Falcon: ...", in one of its two published layouts.</summary>
+    void Falcon(IReadOnlyList<ChatMessage> messages, bool gen, StringBuilder sb)
+    {
+        for (int i = 0; i < messages.Count; i++)
+        {
+            var m = messages[i];
+            if (_falconLines)
+            {
+                sb.Append(m.Role switch { "user" => "User: \n", "system" => "System: ", _ => "Falcon:\n" }).Append(m.Content).Append('\n');
+                if (i == messages.Count - 1 && gen) sb.Append("Falcon:\n");
+            }
+            else
+            {
+                if (i > 0) sb.Append('\n');
+                sb.Append(m.Role switch { "user" => "User: ", "system" => "System: ", _ => "Falcon: " }).Append(m.Content);
+            }
+        }
+        if (!_falconLines && gen) sb.Append("\nFalcon:");
     }
 
     const string SmolThinkPrompt = "You are a helpful AI assistant named SmolLM, trained by Hugging Face. Your role as an assistant involves thoroughly exploring questions through a systematic thinking process before providing the final precise and accurate solutions. This requires engaging in a comprehensive cycle of analysis, summarizing, exploration, reassessment, reflection, backtracking, and iteration to develop well-considered thinking process. Please structure your response into two main sections: Thought and Solution using the specified format: <think> Thought section </think> Solution section. In the Thought section, detail your reasoning process in steps. Each step should include detailed considerations such as analysing questions, summarizing relevant findings, brainstorming new ideas, verifying the accuracy of the current steps, refining any errors, and revisiting previous steps. In the Solution section, based on various attempts, explorations, and reflections from the Thought section, systematically present the final solution that you deem correct. The Solution section should be logical, accurate, and concise and detail necessary steps needed to reach the conclusion.";

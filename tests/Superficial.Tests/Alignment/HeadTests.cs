@@ -79,8 +79,8 @@ public class HeadTests
                 $"gradient {i}: max diff {(expected[i] - actual[i]).abs().max().item<double>()}");
     }
 
-    /// <summary>Writes an extraction folder whose teacher is a known head: top-k of W(h + A* h).</summary>
-    static string PlantedExtraction(string dir, Tensor w, Tensor aStar, int positions, int topK, int seed)
+    /// <summary>Writes an extraction folder whose teacher is a known head: top-k of W(h + A* h) (soft-capped when <paramref name="cap"/> is given).</summary>
+    internal static string PlantedExtraction(string dir, Tensor w, Tensor aStar, int positions, int topK, int seed, double? cap = null)
     {
         var gen = new TorchSharp.torch.Generator((ulong)seed);
         int hsize = (int)w.shape[1];
@@ -90,7 +90,7 @@ public class HeadTests
         {
             using var scope = NewDisposeScope();
             var h = randn([per, hsize], generator: gen);
-            var (vals, idx) = (h + h.matmul(aStar.t())).matmul(w.t()).topk(topK, 1);
+            var (vals, idx) = HeadTrainer.Student(h, w, aStar, null, null, cap).topk(topK, 1);
             var seq = arange(c * per, (c + 1) * per, ScalarType.Int32); // one position per sequence
             SafeTensorsWriter.Write(Extraction.ChunkPath(dir, c, ".safetensors"), [
                 KeyValuePair.Create("hidden", h), KeyValuePair.Create("topk_ids", idx.to_type(ScalarType.Int32)),

@@ -16,6 +16,9 @@ public class HfParityTests
     {
         "llama-gqa", "llama-gqa-bf16", "llama-gqa-sharded", "llama-tied-llama3rope", "llama-linear-bias-headdim",
         "mistral-window", "qwen2", "gpt2",
+        // transformers 4.47 (make_families.py): Gemma, Gemma 2 (F32 and BF16 weights), OLMo 2, Phi-3, rope variants
+        "gemma", "gemma2", "gemma2-bf16", "olmo2", "phi3-window", "phi3-longrope", "qwen2-window", "llama-dynamic", "llama-yarn",
+        "falcon-new-arch",
     };
 
     static string Dir(string name) => Path.Combine(TestPaths.Fixtures, "reference", "models", name);

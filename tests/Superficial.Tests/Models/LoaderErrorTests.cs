@@ -39,10 +39,10 @@ public class LoaderErrorTests
     {
         using var tmp = TestPaths.NewTempDir();
         var dir = Copy(tmp, "llama-gqa");
-        EditConfig(dir, o => o["model_type"] = "falcon");
-        Assert.Contains("falcon", Assert.Throws<ModelConfigException>(() => CausalLM.Load(dir)).Message);
-        EditConfig(dir, o => { o["model_type"] = "llama"; o["rope_scaling"] = new JsonObject { ["rope_type"] = "yarn", ["factor"] = 4.0 }; });
-        Assert.Contains("yarn", Assert.Throws<ModelConfigException>(() => CausalLM.Load(dir)).Message);
+        EditConfig(dir, o => o["model_type"] = "mamba");
+        Assert.Contains("mamba", Assert.Throws<ModelConfigException>(() => CausalLM.Load(dir)).Message);
+        EditConfig(dir, o => { o["model_type"] = "llama"; o["rope_scaling"] = new JsonObject { ["rope_type"] = "longrope", ["factor"] = 4.0 }; });
+        Assert.Contains("longrope", Assert.Throws<ModelConfigException>(() => CausalLM.Load(dir)).Message);
         EditConfig(dir, o => { o.Remove("rope_scaling"); o["num_key_value_heads"] = 3; });
         Assert.Contains("num_key_value_heads", Assert.Throws<ModelConfigException>(() => CausalLM.Load(dir)).Message);
         EditConfig(dir, o => { o["num_key_value_heads"] = "two"; });

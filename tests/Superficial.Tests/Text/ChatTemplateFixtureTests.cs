@@ -16,6 +16,7 @@ public class ChatTemplateFixtureTests
 
     static string SourceOf(JsonElement t)
     {
+        if (t.TryGetProperty("source", out var inline)) return inline.GetString()!;
         var file = TextFixtures.Artifact(t.GetProperty("file").GetString()!);
         if (file.EndsWith(".jinja")) return File.ReadAllText(file);
         using var doc = TextFixtures.Json(file);

@@ -31,7 +31,7 @@ public sealed class ToxiGenTask(TaskOptions options) : EvalTaskBase(options)
     public override async Task<ExampleScore> ScoreAsync(TaskExample example, string output, ScoringContext context, CancellationToken ct = default)
     {
         var labeler = context.Get<IToxicityLabeler>() ?? throw new ScorerMissingException(
-            "toxigen needs a toxicity labeller to score outputs: configure the ML.NET classifier (trained on the ToxiGen " +
+            "toxigen needs a toxicity labeller to score outputs: configure the encoder or n-gram classifier (trained on the ToxiGen " +
             "extraction lines) or a judge-backed labeller.");
         var label = await labeler.LabelAsync(example.Id, output, ct).ConfigureAwait(false);
         var group = Field(example, "group");

@@ -35,7 +35,7 @@ public sealed record ToxicityClassifierMetrics(
     [property: JsonPropertyName("training_seconds")] double TrainingSeconds);
 
 /// <summary>
-/// The default toxicity labeller: word and character n-gram features and a logistic-regression classifier
+/// The n-gram toxicity labeller (--toxicity-labeller ngram): word and character n-gram features and a logistic-regression classifier
 /// (ML.NET SDCA), trained on the statements of the ToxiGen prompt files' extraction lines (hate_* toxic,
 /// neutral_* not), with a seeded held-out split whose accuracy is reported beside every toxicity figure.
 /// The trained model is cached in a zip keyed by the data files' hashes, so it is trained once.
