@@ -106,12 +106,15 @@ public static class AnalysisSummary
             ["definition"] = "KL(aligned || model) per position over the aligned model's stored top-k support (the head's training loss); " +
                              "gap_closed = 1 - KL(aligned || base+head) / KL(aligned || base)",
             ["tokens_deep_definition"] = "the number of leading positions (0, 1, 2, ...) whose mean KL(aligned || base) exceeds twice the late level " +
-                                         $"(the median per-position mean over the later half of the positions with n >= {minN}); " +
+                                         $"(the median per-position mean over the later half of the positions with n >= {minN}, at least {MinLateLevel} nats); " +
                                          "last_high_position: the last position above that level (-1: none)",
             ["interval"] = $"per position: mean ± 1.96 sd/sqrt(n) (one value per response); per task: bootstrap over responses, {resamples} resamples",
             ["tasks"] = tasks,
         };
     }
+
+    /// <summary>The late level is at least this (nats), so the threshold is at least 0.1 nats.</summary>
+    public const double MinLateLevel = 0.05;
 
     /// <summary>
     /// How many tokens deep the base–aligned gap is: the number of leading positions whose mean KL(aligned‖base)
@@ -124,7 +127,8 @@ public static class AnalysisSummary
         var slots = d.Slots.Where(s => s < d.MaxDepth && d.Base(s).N >= minN).ToArray();
         if (slots.Length < 2) return (0, -1);
         var late = slots.Skip(slots.Length / 2).Select(s => d.Base(s).Mean).OrderBy(x => x).ToArray();
-        double level = late[late.Length / 2];
+        // where the aligned answer is fully determined later on (late level ~ 0), tiny KLs are not "deep"
+        double level = Math.Max(late[late.Length / 2], MinLateLevel);
         int deep = 0, last = -1;
         bool leading = true;
         foreach (var s in slots)

@@ -193,6 +193,12 @@ public class AnalysisMathTests
         Assert.Equal(0.9, d.GapClosed(0), 12);
         Assert.Equal(9, d.Base(0).Mean, 12);
         Assert.Equal(0, d.Base(0).High - d.Base(0).Low, 12);                       // no spread, no width
+        // a fully determined late answer (late level 0) does not make tiny early KLs "deep"
+        var settled = new DepthProfile(16);
+        double[] refusal = [15, 6, 0.06, 0.01, 0.0, 0.0, 0.0, 0.0];
+        for (int r = 0; r < 10; r++)
+            for (int p = 0; p < refusal.Length; p++) settled.Add(p, refusal[p], 0);
+        Assert.Equal((2, 1), AnalysisSummary.TokensDeep(settled));
         // positions reached by fewer than 10 responses do not count
         var thin = new DepthProfile(16);
         for (int p = 0; p < 5; p++) thin.Add(p, 1, 1);
