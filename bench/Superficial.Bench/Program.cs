@@ -1,17 +1,21 @@
 using Superficial.Bench;
 
 // Benchmarks: each prints throughput as a fraction of the F32 matmul peak measured in the same run.
-//   dotnet run -c Release --project bench/Superficial.Bench -- <foundation|method|transfer|toxicity|all> [--quick]
-var which = args.FirstOrDefault(a => !a.StartsWith("--")) ?? "all";
+//   dotnet run -c Release --project bench/Superficial.Bench -- <foundation|method|transfer|toxicity|serve|all> [--quick]
+var which = args.FirstOrDefault(a => !a.StartsWith("--") && !int.TryParse(a, out _)) ?? "all";
 bool quick = args.Contains("--quick");
-TorchSharp.torch.set_num_threads(Environment.ProcessorCount);
+// --threads N: libtorch threads (default: all cores); on a busy shared machine 1 avoids OpenMP threads spinning against other work
+int threadsAt = Array.IndexOf(args, "--threads");
+TorchSharp.torch.set_num_threads(threadsAt >= 0 ? int.Parse(args[threadsAt + 1]) : Environment.ProcessorCount);
 Superficial.Tensors.NativeMemory.KeepFreedMemoryForReuse(); // as the superficial command does
 Console.WriteLine($"threads: {TorchSharp.torch.get_num_threads()}, libtorch {TorchSharp.torch.__version__}, {Environment.ProcessorCount} cores");
 if (which is "load-child") { FoundationBench.LoadChild(args[1]); return 0; }
+if (which is "chat-transcript") { ChatTranscript.Run(args[1], args[2], args.Skip(3)); return 0; }
 if (which is "train-child") { MethodBench.TrainChild(args[1], args[2]); return 0; }
 if (which is "extract-family") { MethodBench.ExtractFamily(args[1]); return 0; }   // llama | gemma2: time it from outside
 if (which is "foundation" or "all") FoundationBench.Run(quick);
 if (which is "method" or "all") MethodBench.Run(quick);
 if (which is "transfer" or "all") TransferBench.Run(quick);
 if (which is "toxicity" or "all") ToxicityBench.Run(quick);
+if (which is "serve" or "all") ServeBench.Run(quick);
 return 0;

@@ -13,12 +13,20 @@ internal static class Cli
         return o;
     }
 
+    /// <summary>Commands that shut down gracefully on SIGTERM by themselves.</summary>
+    public static readonly HashSet<Command> DrainOnTermination = [];
+
     /// <summary>Runs the parsed command. Expected failures (bad input, missing files) print one clear line, not a stack trace.</summary>
     public static async Task<int> RunAsync(RootCommand root, string[] args)
     {
         try
         {
-            return await root.Parse(args).InvokeAsync();
+            var parse = root.Parse(args);
+            // Commands in DrainOnTermination handle SIGTERM/SIGINT themselves (serve drains running requests);
+            // the others have their token cancelled and are given System.CommandLine's default 2 s.
+            var config = DrainOnTermination.Contains(parse.CommandResult.Command)
+                ? new InvocationConfiguration { ProcessTerminationTimeout = null } : null;
+            return await parse.InvokeAsync(config);
         }
         catch (OperationCanceledException)
         {

@@ -12,4 +12,5 @@ EvalCommands.Add(root);
 OrganismCommands.Add(root);
 DemoCommand.Add(root);
 AnalyzeCommand.Add(root);
+ServeCommand.Add(root);
 return await Cli.RunAsync(root, args);

@@ -32,6 +32,7 @@ public sealed class HeadTransform(SuperficialHead head, double alpha = 1.0) : IL
             return (alpha == 1.0 ? logits + shift : logits + alpha * shift).MoveToOuterDisposeScope();
         }
         public void KeepRows(Tensor rows) { }
+        public void Append(ILogitSession other) => other.Dispose();
         public void Dispose() { }
     }
 }
@@ -80,6 +81,8 @@ public sealed class SideModelOffset(CausalLM side, SuperficialHead head, double 
 
     sealed class Session(CausalLM side, SuperficialHead head, double alpha, KvCache cache) : ILogitSession
     {
+        KvCache cache = cache;
+
         public Tensor Apply(StepContext step, Tensor hidden, Tensor select, Tensor logits)
         {
             using var scope = NewDisposeScope();
@@ -87,6 +90,15 @@ public sealed class SideModelOffset(CausalLM side, SuperficialHead head, double 
             return AddShift(side, head, alpha, hs, select, logits).MoveToOuterDisposeScope();
         }
         public void KeepRows(Tensor rows) => cache.SelectRows(rows);
+        public void Append(ILogitSession other)
+        {
+            var o = (Session)other;
+            var joined = KvCache.Concat(cache, o.cache, Math.Max(cache.Capacity - cache.Length, o.cache.Capacity - o.cache.Length));
+            cache.Dispose();
+            o.Dispose();
+            cache = joined;
+        }
+        public void DropLeft(int columns) => cache.DropLeft(columns);
         public void Dispose() => cache.Dispose();
     }
 
@@ -170,6 +182,38 @@ public sealed class SideModelOffset(CausalLM side, SuperficialHead head, double 
             cache?.SelectRows(rows);
             if (mask is not null) { var m = mask.index_select(0, rows).DetachFromDisposeScope(); mask.Dispose(); mask = m; }
             if (nextPos is not null) { var n = nextPos.index_select(0, rows).DetachFromDisposeScope(); nextPos.Dispose(); nextPos = n; }
+        }
+
+        /// <summary>Both sessions have read their prompts; rows are right-aligned to the longer side history.</summary>
+        public void Append(ILogitSession other)
+        {
+            var o = (OwnPromptSession)other;
+            if (cache is null || o.cache is null) throw new InvalidOperationException("sessions join a batch only after their first step.");
+            using var scope = NewDisposeScope();
+            int ba = (int)mask!.shape[0], bb = (int)o.mask!.shape[0], len = Math.Max(past, o.past);
+            int cap = len + Math.Max((int)mask.shape[1] - past, (int)o.mask.shape[1] - o.past);
+            var m = zeros([ba + bb, cap], ScalarType.Int64, mask.device);
+            m.narrow(0, 0, ba).narrow(1, len - past, past).copy_(mask.narrow(1, 0, past));
+            m.narrow(0, ba, bb).narrow(1, len - o.past, o.past).copy_(o.mask.narrow(1, 0, o.past));
+            var joined = KvCache.Concat(cache, o.cache, cap - len);
+            var pos = cat([nextPos!, o.nextPos!], 0).DetachFromDisposeScope();
+            Dispose();
+            o.Dispose();
+            (cache, mask, nextPos, past) = (joined, m.DetachFromDisposeScope(), pos, len);
+        }
+
+        /// <summary>Drops the side model's own leading columns that every row pads (its history is not the main model's).</summary>
+        public void DropLeft(int columns)
+        {
+            if (cache is null || past == 0) return;
+            using var scope = NewDisposeScope();
+            int n = (int)(mask!.narrow(1, 0, past).cumsum(1) == 0).sum(1).min().item<long>();
+            if (n == 0) return;
+            cache.DropLeft(n);
+            var m = mask.narrow(1, n, mask.shape[1] - n).clone().DetachFromDisposeScope();
+            mask.Dispose();
+            mask = m;
+            past -= n;
         }
 
         public void Dispose() { cache?.Dispose(); mask?.Dispose(); nextPos?.Dispose(); }

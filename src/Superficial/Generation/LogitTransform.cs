@@ -50,6 +50,16 @@ public interface ILogitSession : IDisposable
 
     /// <summary>Keeps only these batch rows (finished sequences leave the batch).</summary>
     void KeepRows(Tensor rows);
+
+    /// <summary>
+    /// Continuous batching: takes over <paramref name="other"/>'s rows (a session of the same transform), after
+    /// this session's rows, as <see cref="Models.KvCache.Concat"/> joins the main model's caches; <paramref name="other"/>
+    /// is disposed. A session that cannot join batches throws <see cref="NotSupportedException"/>.
+    /// </summary>
+    void Append(ILogitSession other) => throw new NotSupportedException($"{GetType().FullName} cannot join a running batch.");
+
+    /// <summary>The main model's cache dropped its first <paramref name="columns"/> positions (left padding of every row).</summary>
+    void DropLeft(int columns) { }
 }
 
 /// <summary>Applies several transforms in order.</summary>
@@ -63,6 +73,7 @@ public sealed class ChainedTransform(IReadOnlyList<ILogitTransform> parts) : ILo
 
     sealed class Session(ILogitSession[] sessions) : ILogitSession
     {
+        ILogitSession[] Parts => sessions;
         public Tensor Apply(StepContext step, Tensor hidden, Tensor select, Tensor logits)
         {
             var current = logits;
@@ -75,6 +86,12 @@ public sealed class ChainedTransform(IReadOnlyList<ILogitTransform> parts) : ILo
             return current;
         }
         public void KeepRows(Tensor rows) { foreach (var s in sessions) s.KeepRows(rows); }
+        public void Append(ILogitSession other)
+        {
+            var o = (Session)other;
+            for (int i = 0; i < sessions.Length; i++) sessions[i].Append(o.Parts[i]);
+        }
+        public void DropLeft(int columns) { foreach (var s in sessions) s.DropLeft(columns); }
         public void Dispose() { foreach (var s in sessions) s.Dispose(); }
     }
 }

@@ -133,7 +133,7 @@ public sealed class TextGenerator(CausalLM model, TextTokenizer? tokenizer)
                 int row = active[i];
                 generated[row].Add((int)chosen[i]);
                 if (stopIds.Contains(chosen[i])) finish[row] = FinishReason.Eos;
-                else if (maxStop > 0 && EndsWithStop(generated[row], options.StopStrings, maxStop)) finish[row] = FinishReason.StopString;
+                else if (maxStop > 0 && EndsWithStop(tokenizer!, generated[row], options.StopStrings, maxStop)) finish[row] = FinishReason.StopString;
                 else { keep.Add(i); continue; }
             }
             if (step == maxNew - 1) break;
@@ -164,7 +164,7 @@ public sealed class TextGenerator(CausalLM model, TextTokenizer? tokenizer)
     }
 
     /// <summary>Greedy argmax, or temperature + nucleus (top-p) sampling from a seeded generator.</summary>
-    static Tensor Choose(Tensor logits, GenerationOptions o, torch.Generator gen)
+    internal static Tensor Choose(Tensor logits, GenerationOptions o, torch.Generator gen)
     {
         if (o.Temperature <= 0) return logits.argmax(-1);
         var probs = (logits.to_type(ScalarType.Float32) / o.Temperature).softmax(-1);
@@ -179,14 +179,14 @@ public sealed class TextGenerator(CausalLM model, TextTokenizer? tokenizer)
     }
 
     /// <summary>Checks only the tail of the generation: a stop string of k characters spans at most k tokens.</summary>
-    bool EndsWithStop(List<int> toks, IReadOnlyList<string> stops, int maxStop)
+    internal static bool EndsWithStop(TextTokenizer tokenizer, List<int> toks, IReadOnlyList<string> stops, int maxStop)
     {
         int window = Math.Min(toks.Count, 2 * maxStop + 8);
-        var tail = tokenizer!.Decode(toks.GetRange(toks.Count - window, window));
+        var tail = tokenizer.Decode(toks.GetRange(toks.Count - window, window));
         return stops.Any(s => tail.Contains(s, StringComparison.Ordinal));
     }
 
-    static string CutAtStop(string text, IReadOnlyList<string> stops)
+    internal static string CutAtStop(string text, IReadOnlyList<string> stops)
     {
         int cut = text.Length;
         foreach (var s in stops)

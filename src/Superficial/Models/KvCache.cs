@@ -71,6 +71,41 @@ public sealed class KvCache : IDisposable
         }
     }
 
+    /// <summary>
+    /// Continuous batching: a new cache holding <paramref name="a"/>'s rows, then <paramref name="b"/>'s, each
+    /// right-aligned to the longer of the two (the shorter one gains left padding, which the caller masks);
+    /// <paramref name="spare"/> more positions are allocated. Both inputs are left as they were.
+    /// </summary>
+    public static KvCache Concat(KvCache a, KvCache b, int spare)
+    {
+        int len = Math.Max(a.Length, b.Length);
+        var k0 = a.keys[0];
+        var c = new KvCache(a.keys.Length, a.Batch + b.Batch, (int)k0.shape[1], (int)k0.shape[3], len + spare, k0.dtype, k0.device);
+        for (int i = 0; i < a.keys.Length; i++)
+        {
+            c.keys[i].narrow(0, 0, a.Batch).narrow(2, len - a.Length, a.Length).copy_(a.keys[i].narrow(2, 0, a.Length));
+            c.values[i].narrow(0, 0, a.Batch).narrow(2, len - a.Length, a.Length).copy_(a.values[i].narrow(2, 0, a.Length));
+            c.keys[i].narrow(0, a.Batch, b.Batch).narrow(2, len - b.Length, b.Length).copy_(b.keys[i].narrow(2, 0, b.Length));
+            c.values[i].narrow(0, a.Batch, b.Batch).narrow(2, len - b.Length, b.Length).copy_(b.values[i].narrow(2, 0, b.Length));
+        }
+        c.Length = len;
+        return c;
+    }
+
+    /// <summary>Forgets the first <paramref name="n"/> positions (left padding that no remaining row needs any more).</summary>
+    public void DropLeft(int n)
+    {
+        if (n <= 0) return;
+        if (n > Length) throw new ArgumentOutOfRangeException(nameof(n), $"cannot drop {n} of {Length} positions.");
+        for (int i = 0; i < keys.Length; i++)
+        {
+            var k = keys[i].narrow(2, n, Capacity - n).clone().DetachFromDisposeScope(); keys[i].Dispose(); keys[i] = k;
+            var v = values[i].narrow(2, n, Capacity - n).clone().DetachFromDisposeScope(); values[i].Dispose(); values[i] = v;
+        }
+        Capacity -= n;
+        Length -= n;
+    }
+
     public void Dispose()
     {
         foreach (var t in keys) t.Dispose();

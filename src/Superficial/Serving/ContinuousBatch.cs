@@ -1,0 +1,306 @@
+using Superficial.Generation;
+using Superficial.Models;
+using Superficial.Text;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Superficial.Serving;
+
+/// <summary>
+/// The running batch of one variant, as in continuous batching: sequences from different requests decode
+/// together, each step one token; a finished or cancelled sequence leaves at once and waiting requests join
+/// between steps. Joining prefills the newcomers as a group of their own (left-padded, as
+/// <see cref="TextGenerator"/> does), then appends their KV cache rows and their transform session to the
+/// running ones (<see cref="KvCache.Concat"/>, <see cref="ILogitSession.Append"/>); left padding that no
+/// remaining row needs is dropped. Every row keeps its own positions, stop rules and sampling generator, so
+/// its tokens do not depend on which other requests share the batch. Used from the engine's thread only.
+/// </summary>
+internal sealed class ContinuousBatch(ServedVariant variant) : IDisposable
+{
+    readonly CausalLM model = variant.Model;
+    readonly TextTokenizer tokenizer = variant.Tokenizer;
+    readonly List<Sequence> rows = [];
+    KvCache? cache;
+    Tensor? mask;     // [B, cache length]: 1 for tokens, 0 for left padding
+    Tensor? nextPos;  // [B] position of each row's pending token
+    Tensor? input;    // [B, 1] each row's pending token (chosen, not yet read)
+    ILogitSession? session;
+
+    public ServedVariant Variant => variant;
+    public int Count => rows.Count;
+
+    /// <summary>A sequence in the batch or about to join it.</summary>
+    internal sealed class Sequence(GenerationStream stream, CancellationToken ct, HashSet<long> stopIds)
+    {
+        public readonly GenerationStream Stream = stream;
+        public readonly CancellationToken Ct = ct;
+        public readonly HashSet<long> StopIds = stopIds;
+        public readonly List<int> Generated = [];
+        public torch.Generator? Sampler;
+        public FinishReason? Finish;
+        public GenerationOptions Options => Stream.Request.Options;
+        /// <summary>Scale of the transform's shift relative to the variant's alpha (1 = as built).</summary>
+        public double AlphaFactor = 1.0;
+    }
+
+    public Sequence NewSequence(GenerationStream stream, CancellationToken ct)
+    {
+        var o = stream.Request.Options;
+        var s = new Sequence(stream, ct, (o.StopIds ?? tokenizer.StopIds).Select(i => (long)i).ToHashSet());
+        if (o.Temperature > 0) s.Sampler = new torch.Generator((ulong)o.Seed, model.Device);
+        if (stream.Request.Alpha is double a && a != variant.Alpha) s.AlphaFactor = a / variant.Alpha;
+        return s;
+    }
+
+    /// <summary>Drops sequences whose client went away; returns how many.</summary>
+    public int RemoveCancelled()
+    {
+        var keep = Enumerable.Range(0, rows.Count).Where(i => !rows[i].Ct.IsCancellationRequested).ToList();
+        if (keep.Count == rows.Count) return 0;
+        int gone = rows.Count - keep.Count;
+        foreach (var s in rows.Where(s => s.Ct.IsCancellationRequested)) Cancel(s);
+        Keep(keep);
+        return gone;
+    }
+
+    /// <summary>Prefills <paramref name="joining"/> as one group, chooses each one's first token, and adds those still running to the batch.</summary>
+    public void Join(IReadOnlyList<Sequence> joining)
+    {
+        if (joining.Count == 0) return;
+        using var noGrad = no_grad();
+        using var scope = NewDisposeScope();
+        var dev = model.Device;
+        int n = joining.Count, len = joining.Max(s => s.Stream.Request.Prompt.Ids.Count);
+        int maxNew = joining.Max(s => s.Options.MaxNewTokens);
+        long pad = tokenizer.PadId ?? tokenizer.EosId ?? model.Config.PadTokenId ?? 0;
+        var ids = new long[n * len];
+        var m = new long[n * len];
+        for (int r = 0; r < n; r++)
+        {
+            var p = joining[r].Stream.Request.Prompt.Ids;
+            int offset = len - p.Count;
+            for (int j = 0; j < len; j++)
+            {
+                ids[r * len + j] = j >= offset ? p[j - offset] : pad;
+                m[r * len + j] = j >= offset ? 1 : 0;
+            }
+        }
+        var gInput = tensor(ids, [n, len], ScalarType.Int64).to(dev);
+        var gMask = tensor(m, [n, len], ScalarType.Int64).to(dev);
+        var positions = (gMask.cumsum(1) - 1).clamp_min(0);
+        var gCache = model.NewCache(n, len + maxNew);
+        ILogitSession? gSession = null;
+        try
+        {
+            var transform = variant.Transform;
+            if (transform is not null)
+                gSession = transform.Begin(n, len + maxNew, transform.ReadsOwnPrompt
+                    ? joining.Select(s => new SidePrompt(s.Stream.Request.Prompt.Ids.Count, s.Stream.Request.Prompt.SideIds ?? s.Stream.Request.Prompt.Ids)).ToArray()
+                    : null);
+            var hidden = model.Forward(gInput, positions, gCache, gMask);
+            var select = arange(n, ScalarType.Int64, dev) * len + (len - 1);
+            var next = Choose(joining, StepLogits(joining, new StepContext(gInput, positions, gMask), hidden, select, gSession));
+            var gPos = tensor(joining.Select(s => (long)s.Stream.Request.Prompt.Ids.Count).ToArray(), ScalarType.Int64).to(dev);
+            var keep = Record(joining, next);
+            if (keep.Count == 0) { gCache.Dispose(); gSession?.Dispose(); return; }
+            var rowsT = tensor(keep.Select(i => (long)i).ToArray(), ScalarType.Int64).to(dev);
+            if (keep.Count < n) { gCache.SelectRows(rowsT); gSession?.KeepRows(rowsT); }
+            var kept = keep.Count < n;
+            var jMask = kept ? gMask.index_select(0, rowsT) : gMask;
+            var jPos = kept ? gPos.index_select(0, rowsT) : gPos;
+            var jInput = (kept ? next.index_select(0, rowsT) : next).unsqueeze(1);
+            if (rows.Count == 0)
+            {
+                cache = gCache;
+                session = gSession;
+                Set(ref mask, jMask); Set(ref nextPos, jPos); Set(ref input, jInput);
+            }
+            else
+            {
+                var joined = KvCache.Concat(cache!, gCache, Math.Max(cache!.Capacity - cache.Length, gCache.Capacity - gCache.Length));
+                int total = joined.Length;
+                cache.Dispose();
+                gCache.Dispose();
+                cache = joined;
+                if (session is not null) session.Append(gSession!);
+                Set(ref mask, cat([PadLeft(mask!, total), PadLeft(jMask, total)], 0));
+                Set(ref nextPos, cat([nextPos!, jPos], 0));
+                Set(ref input, cat([input!, jInput], 0));
+            }
+            rows.AddRange(keep.Select(i => joining[i]));
+            DropPadding();
+        }
+        catch
+        {
+            gCache.Dispose();
+            gSession?.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>One decoding step for every running sequence; returns the number of tokens generated.</summary>
+    public int Step()
+    {
+        if (rows.Count == 0) return 0;
+        using var noGrad = no_grad();
+        using var scope = NewDisposeScope();
+        var dev = model.Device;
+        int n = rows.Count;
+        Set(ref mask, cat([mask!, ones([n, 1], ScalarType.Int64, dev)], 1));
+        var positions = nextPos!.unsqueeze(1);
+        var hidden = model.Forward(input!, positions, cache, mask);
+        var select = arange(n, ScalarType.Int64, dev);
+        var next = Choose(rows, StepLogits(rows, new StepContext(input!, positions, mask!), hidden, select, session));
+        var keep = Record(rows, next);
+        Set(ref nextPos, nextPos + 1);
+        Set(ref input, next.unsqueeze(1));
+        if (keep.Count < n) Keep(keep);
+        return n;
+    }
+
+    /// <summary>
+    /// Logits of the selected positions as TextGenerator computes them: the head's linear logits, the transform,
+    /// then the family's finishing step (Gemma 2's soft-cap). Rows asking for another alpha get z + f (T(z) - z).
+    /// </summary>
+    Tensor StepLogits(IReadOnlyList<Sequence> seqs, StepContext step, Tensor hidden, Tensor select, ILogitSession? s)
+    {
+        var hLast = hidden.reshape(hidden.shape[0] * hidden.shape[1], -1).index_select(0, select);
+        var logits = model.HeadLogits(hLast);
+        if (s is null) return model.FinishLogits(logits);
+        var steered = s.Apply(step, hidden, select, logits);
+        if (seqs.Any(q => q.AlphaFactor != 1.0))
+        {
+            var f = tensor(seqs.Select(q => (float)q.AlphaFactor).ToArray(), ScalarType.Float32).to(logits.device).to_type(logits.dtype).unsqueeze(1);
+            steered = where(f == 1, steered, logits + f * (steered - logits));
+        }
+        return model.FinishLogits(steered);
+    }
+
+    /// <summary>Greedy rows take the argmax; sampling rows draw from their own seeded generator (as TextGenerator does for one prompt).</summary>
+    static Tensor Choose(IReadOnlyList<Sequence> seqs, Tensor logits)
+    {
+        var next = logits.argmax(-1);
+        if (seqs.All(s => s.Sampler is null)) return next;
+        next = next.clone();
+        for (int i = 0; i < seqs.Count; i++)
+            if (seqs[i].Sampler is { } g)
+                next[i] = TextGenerator.Choose(logits.narrow(0, i, 1), seqs[i].Options, g)[0];
+        return next;
+    }
+
+    /// <summary>Appends each row's token, streams it, finishes rows that stopped; returns the indices of rows still running.</summary>
+    List<int> Record(IReadOnlyList<Sequence> seqs, Tensor next)
+    {
+        var chosen = next.cpu().data<long>().ToArray();
+        var keep = new List<int>();
+        for (int i = 0; i < seqs.Count; i++)
+        {
+            var s = seqs[i];
+            var o = s.Options;
+            int maxStop = o.StopStrings.Count == 0 ? 0 : o.StopStrings.Max(x => x.Length);
+            s.Generated.Add((int)chosen[i]);
+            if (s.StopIds.Contains(chosen[i])) s.Finish = FinishReason.Eos;
+            else
+            {
+                s.Stream.channel.Writer.TryWrite((int)chosen[i]);
+                if (maxStop > 0 && TextGenerator.EndsWithStop(tokenizer, s.Generated, o.StopStrings, maxStop)) s.Finish = FinishReason.StopString;
+                else if (s.Generated.Count >= o.MaxNewTokens) s.Finish = FinishReason.Length;
+            }
+            if (s.Finish is null) keep.Add(i);
+            else Complete(s);
+        }
+        return keep;
+    }
+
+    void Complete(Sequence s)
+    {
+        var toks = s.Generated;
+        var textToks = s.Finish == FinishReason.Eos ? toks.Take(toks.Count - 1) : toks;
+        var text = TextGenerator.CutAtStop(tokenizer.Decode(textToks), s.Options.StopStrings);
+        var result = new GenerationResult(s.Stream.Request.Prompt.Ids.ToArray(), toks.ToArray(), text, s.Finish!.Value);
+        s.Sampler?.Dispose();
+        s.Stream.done.TrySetResult(result);
+        s.Stream.channel.Writer.TryComplete();
+    }
+
+    internal static void Cancel(Sequence s)
+    {
+        s.Sampler?.Dispose();
+        s.Stream.done.TrySetCanceled(s.Ct);
+        s.Stream.channel.Writer.TryComplete(new OperationCanceledException(s.Ct));
+    }
+
+    /// <summary>Fails every sequence (the engine hit an error it cannot recover from) and empties the batch.</summary>
+    public void FailAll(Exception e)
+    {
+        foreach (var s in rows)
+        {
+            s.Sampler?.Dispose();
+            s.Stream.done.TrySetException(e);
+            s.Stream.channel.Writer.TryComplete(e);
+        }
+        rows.Clear();
+        Reset();
+    }
+
+    /// <summary>Keeps only the rows at these indices (in order).</summary>
+    void Keep(List<int> keep)
+    {
+        if (keep.Count == 0)
+        {
+            rows.Clear();
+            Reset();
+            return;
+        }
+        using var scope = NewDisposeScope();
+        var idx = tensor(keep.Select(i => (long)i).ToArray(), ScalarType.Int64).to(model.Device);
+        cache!.SelectRows(idx);
+        session?.KeepRows(idx);
+        Set(ref mask, mask!.index_select(0, idx));
+        Set(ref nextPos, nextPos!.index_select(0, idx));
+        Set(ref input, input!.index_select(0, idx));
+        var kept = keep.Select(i => rows[i]).ToList();
+        rows.Clear();
+        rows.AddRange(kept);
+        DropPadding();
+    }
+
+    /// <summary>Forgets the leading positions that every row pads, so a batch that never empties does not grow without bound.</summary>
+    void DropPadding()
+    {
+        using var scope = NewDisposeScope();
+        int len = (int)mask!.shape[1];
+        int drop = (int)(mask.cumsum(1) == 0).sum(1).min().item<long>();
+        if (drop <= 0) return;
+        cache!.DropLeft(drop);
+        session?.DropLeft(drop);
+        Set(ref mask, mask.narrow(1, drop, len - drop).clone());
+    }
+
+    static Tensor PadLeft(Tensor m, int len) =>
+        m.shape[1] == len ? m : cat([zeros([m.shape[0], len - m.shape[1]], m.dtype, m.device), m], 1);
+
+    /// <summary>Replaces a state tensor, detaching the new one from the step's scope and freeing the old one.</summary>
+    static void Set(ref Tensor? field, Tensor value)
+    {
+        var old = field;
+        field = value.DetachFromDisposeScope();
+        if (old is not null && !ReferenceEquals(old, field)) old.Dispose();
+    }
+
+    void Reset()
+    {
+        cache?.Dispose(); cache = null;
+        session?.Dispose(); session = null;
+        mask?.Dispose(); mask = null;
+        nextPos?.Dispose(); nextPos = null;
+        input?.Dispose(); input = null;
+    }
+
+    public void Dispose()
+    {
+        foreach (var s in rows) Cancel(s);
+        rows.Clear();
+        Reset();
+    }
+}
