@@ -17,7 +17,7 @@ public class PrefillProbeTests
         var baseDir = TinyModels.WriteModel(Path.Combine(tmp.Path, "base"), seed: 1);
         var aligned = TinyModels.WriteModel(Path.Combine(tmp.Path, "aligned"), seed: 2);
         var head = Path.Combine(tmp.Path, "zero.safetensors");
-        using (var z = SuperficialHead.Zero(32, TinyModels.Vocab)) z.Save(head);
+        using (var z = new SuperficialHead(TorchSharp.torch.zeros(32, 32), TinyModels.Vocab) { BaseModel = Superficial.Models.ModelIdentity.Of(baseDir) }) z.Save(head);
         var task = new FakeSafetyTask(6);
         var file = Path.Combine(tmp.Path, "prefills.jsonl");
         // matched by id for most examples, by prompt text for one
