@@ -11,5 +11,6 @@ AlignmentCommands.Add(root);
 EvalCommands.Add(root);
 OrganismCommands.Add(root);
 DemoCommand.Add(root);
+AnalyzeCommand.Add(root);
 ServeCommand.Add(root);
 return await Cli.RunAsync(root, args);

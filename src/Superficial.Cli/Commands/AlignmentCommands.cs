@@ -57,10 +57,11 @@ internal static class AlignmentCommands
         var shard = Opt<string?>("--shard", "K/N: process the K-th (0-based) of N disjoint slices; default from SLURM_ARRAY_TASK_ID/COUNT or JOB_COMPLETION_INDEX.");
         var shardCount = Opt<int?>("--shard-count", "N for a Kubernetes Indexed Job (JOB_COMPLETION_INDEX gives K).");
         var truncatePrompts = Opt<bool>("--truncate-prompts", "Keep the last tokens of a prompt too long for a model's context (with a warning) instead of refusing it.");
+        var preset = Opt<string?>("--preset", "paper: the reference implementation's extraction (generate to --max-new-tokens, no stop strings; top-k 500, 512 tokens as by default).");
         var overwrite = Opt<bool>("--overwrite", "Discard an extraction already in --out that was made with other settings (its manifest and chunks).");
         var run = new ModelRunOptions(seedHelp: "Recorded only: extraction decodes greedily.");
         var cmd = new Command("extract", "Step 1: the aligned model generates; record its top-k logits and the base model's hidden states.")
-            { baseDir, aligned, prompts, output, data, organism, topK, maxNew, batch, chunk, prefix, limit, f32, template, shard, shardCount, truncatePrompts, overwrite };
+            { baseDir, aligned, prompts, output, data, organism, topK, maxNew, batch, chunk, prefix, limit, f32, template, shard, shardCount, truncatePrompts, preset, overwrite };
         run.AddTo(cmd);
         cmd.SetAction(Action((p, ct) =>
         {
@@ -74,6 +75,7 @@ internal static class AlignmentCommands
             }
             RunRecord.Write(p, outDir, Cli.Args);
             var (list, source, stops) = ReadPrompts(p.GetValue(prompts)!, p.GetValue(data), p.GetValue(organism), p.GetValue(limit));
+            if (Presets.Check(p.GetValue(preset)) == "paper") stops = [];
             var spec = ShardSpec.Resolve(p.GetValue(shard), p.GetValue(shardCount));
             var options = new ExtractionOptions
             {
@@ -115,9 +117,13 @@ internal static class AlignmentCommands
         var epochs = Opt("--epochs", "Passes over the training positions.", defaultValue: () => 20);
         var topK = Opt<int?>("--top-k", "Teacher logits used per position (default: all stored).");
         var seed = Opt("--seed", "Seed for the split, shuffling and random init.", defaultValue: () => 0);
+        var seeds = Opt<string?>("--seeds", "Train one head per seed (e.g. 0,1,2: different initialisation and data order; the held-out split stays --seed's); files HEAD-s<seed>.safetensors.");
+        var ranks = Opt<string?>("--ranks", "Train one head per rank (e.g. 1,4,16,64,full); files HEAD-r<rank>.safetensors.");
+        var preset = Opt<string?>("--preset", "paper: the reference implementation's training (nn.Linear init, Adam lr 1e-5, batch 1000, 1000 epochs, " +
+                                                     "last 5% of positions held out, last epoch kept); options given explicitly still win.");
         var run = new ModelRunOptions(seedHelp: null, dtypeHelp: null); // its own --seed; the head trains in float32
         var cmd = new Command("train-head", "Step 2: distil the superficial head A so that W(h + A h) matches the aligned model's top-k.")
-            { data, baseDir, output, rank, init, lr, batch, epochs, topK, seed };
+            { data, baseDir, output, rank, init, lr, batch, epochs, topK, seed, seeds, ranks, preset };
         run.AddTo(cmd);
         cmd.SetAction(Action((p, ct) =>
         {
@@ -135,19 +141,33 @@ internal static class AlignmentCommands
                 Epochs = p.GetValue(epochs), TopK = p.GetValue(topK), Seed = p.GetValue(seed),
                 FinalLogitSoftcap = ModelConfig.Load(Path.Combine(p.GetValue(baseDir)!, "config.json")).FinalLogitSoftcap,
             };
+            if (Presets.Check(p.GetValue(preset)) == "paper")
+                o = Presets.PaperTraining(o, given: opt => p.GetResult(opt) is { Implicit: false }, init, lr, batch, epochs);
             Note($"training on {ext.Positions} positions from {ext.Folders.Count} extraction folder(s); hidden {ext.HiddenSize}, vocab {ext.VocabSize}");
-            var result = WithProgress("train-head", "epochs", progress => HeadTrainer.Train(ext, w, p.GetValue(output)!, o,
-                new Progress<HeadTrainingProgress>(e =>
-                {
-                    progress.Report(e.Epoch - 1 + (double)e.PositionsDone / Math.Max(1, e.PositionsTotal), e.Epochs, $"epoch {e.Epoch}: running KL {e.RunningKl:0.0000}");
-                    if (e.HeldOut is { } held && e.Train is { } tr)
-                        progress.Event($"epoch {e.Epoch}: train KL {tr.Kl:0.0000} top-1 {tr.Top1:P1} | held-out KL {held.Kl:0.0000} top-1 {held.Top1:P1} ({held.Positions} positions)");
-                }), ct, Warn));
-            Say($"{(result.Resumed ? "resumed; " : "")}best epoch {result.BestEpoch}: held-out KL {result.BestHeldOut.Kl:0.0000}, " +
-                $"top-1 agreement {result.BestHeldOut.Top1:P1} -> {Path.GetFullPath(p.GetValue(output)!)}");
-            result.Head.Dispose();
+            var runs = HeadRuns.Plan(p.GetValue(output)!, o, p.GetValue(seeds), p.GetValue(ranks), ext.HiddenSize);
+            foreach (var (path, options) in runs)
+            {
+                if (runs.Count > 1) AnsiConsole.MarkupLine($"[bold]{Markup.Escape(path)}[/]: rank {options.Rank?.ToString() ?? "full"}, seed {options.InitSeed ?? options.Seed}");
+                TrainOne(ext, w, path, options, ct);
+            }
+            if (runs.Count > 1) AnsiConsole.MarkupLine($"{runs.Count} heads: {Markup.Escape(string.Join(" ", runs.Select(r => r.Path)))}");
             return 0;
         }));
         return cmd;
+    }
+
+    static void TrainOne(ExtractionData ext, TorchSharp.torch.Tensor w, string outPath, HeadTrainingOptions o, CancellationToken ct)
+    {
+        var result = WithProgress("train-head", report => HeadTrainer.Train(ext, w, outPath, o,
+            new Progress<HeadTrainingProgress>(e =>
+            {
+                report(e.Epoch - 1 + (double)e.PositionsDone / Math.Max(1, e.PositionsTotal), e.Epochs,
+                    e.HeldOut is { } h ? $"epoch {e.Epoch}: held-out KL {h.Kl:0.0000}, top-1 {h.Top1:P1}" : $"epoch {e.Epoch}: KL {e.RunningKl:0.0000}");
+                if (e.HeldOut is { } held && e.Train is { } tr)
+                    AnsiConsole.MarkupLine($"epoch {e.Epoch}: train KL {tr.Kl:0.0000} top-1 {tr.Top1:P1} | held-out KL {held.Kl:0.0000} top-1 {held.Top1:P1} ({held.Positions} positions)");
+            }), ct, Warn));
+        AnsiConsole.MarkupLine($"{(result.Resumed ? "resumed; " : "")}best epoch {result.BestEpoch}: held-out KL {result.BestHeldOut.Kl:0.0000}, " +
+                               $"top-1 agreement {result.BestHeldOut.Top1:P1} -> {Markup.Escape(Path.GetFullPath(outPath))}");
+        result.Head.Dispose();
     }
 }

@@ -87,6 +87,11 @@ internal static class DemoCommand
         }
         timings.Add(("train-head", watch.Elapsed.TotalSeconds));
 
+        Section("3b. more heads: other seeds (stability) and low ranks (how many dimensions)");
+        watch.Restart();
+        var extraHeads = TrainExtraHeads(size, outDir, seed, data, Model("base"), ct);
+        timings.Add(("extra heads", watch.Elapsed.TotalSeconds));
+
         Section("4. evaluate: base, base+head, aligned; transfer; recovery");
         watch.Restart();
         var plan = new EvalCommands.EvalPlan
@@ -94,7 +99,7 @@ internal static class DemoCommand
             Base = Model("base"), Aligned = Model("aligned"), Head = headPath,
             LargeBase = Model("large-base"), LargeAligned = Model("large-aligned"),
             Compromised = Model("compromised"), RecoverWith = headPath, ViaBase = Model("base"), ViaBaseReads = ["raw", "same"],
-            Alphas = [0.5, 1.0, 2.0],
+            Alphas = [0.5, 1.0, 2.0], ExtraHeads = extraHeads,
         };
         var tasks = EvalTasks.Select(t => TaskCatalog.Create(t, null, organism.Folder)).ToList();
         var evalDir = Path.Combine(outDir, "eval");
@@ -104,9 +109,50 @@ internal static class DemoCommand
         }, 16, new Dictionary<string, string> { ["organism"] = organism.Folder }, ct);
         timings.Add(("evaluate", watch.Elapsed.TotalSeconds));
 
+        Section("5. analyze: token shift, depth, head anatomy, stability, rank, prefill");
+        watch.Restart();
+        var analysisDir = Path.Combine(outDir, "analysis");
+        var analysis = WithProgress("analyze", report => Superficial.Analysis.Analyzer.Run(new Superficial.Analysis.AnalyzeOptions
+        {
+            Data = extractDirs, Base = Model("base"), Heads = [headPath, .. extraHeads], Eval = evalDir, Out = analysisDir, Seed = seed,
+        }, null, new Progress<(long Done, long Total)>(x => report(x.Done, x.Total, "positions")), ct));
+        analysis["prefill"] = WithProgress("prefill probe", report => Superficial.Analysis.PrefillProbe.Run(new Superficial.Analysis.PrefillPlan
+        {
+            Task = TaskCatalog.Create("organism-safety", null, organism.Folder), Base = Model("base"), Head = headPath, Aligned = Model("aligned"),
+            FromModel = Model("compromised"), Limit = size == OrganismSize.Tiny ? 16 : 40, Seed = seed,
+        }, (d, t, n) => report(d, t, n), ct));
+        Superficial.Analysis.Analyzer.Save(analysisDir, analysis);
+        var analysisReport = Superficial.Analysis.AnalysisReport.Write(analysisDir);
+        timings.Add(("analyze", watch.Elapsed.TotalSeconds));
+
         Section("superficial portion");
         EvalCommands.PrintSummary(evalSummary);
-        Say($"timings: {string.Join(", ", timings.Select(t => $"{t.Item1} {t.Item2:0} s"))}; total {total.Elapsed.TotalSeconds:0} s");
-        Say($"report: {Path.GetFullPath(Path.Combine(evalDir, "report.html"))} (and report.md beside it)");
+        AnalyzeCommand.Print(analysis);
+        AnsiConsole.MarkupLine($"timings: {string.Join(", ", timings.Select(t => $"{t.Item1} {t.Item2:0} s"))}; total {total.Elapsed.TotalSeconds:0} s");
+        AnsiConsole.MarkupLine($"report: [link]{Markup.Escape(Path.GetFullPath(Path.Combine(evalDir, "report.html")))}[/] (and report.md beside it)");
+        AnsiConsole.MarkupLine($"analysis: [link]{Markup.Escape(analysisReport.Html)}[/] (and analysis.md, analysis.json beside it)");
+    }
+
+    /// <summary>
+    /// Heads beside the main one (seed 0, full rank): seeds 1 and 2 (other initialisation and data order, same
+    /// held-out split) for the head-to-head spread, and low ranks retrained for the portion-vs-rank curve.
+    /// </summary>
+    static IReadOnlyList<string> TrainExtraHeads(OrganismSize size, string outDir, int seed, ExtractionData data, string baseDir, CancellationToken ct)
+    {
+        var options = new HeadTrainingOptions { LearningRate = 3e-3, BatchSize = 256, Epochs = size == OrganismSize.Tiny ? 15 : 25, Seed = seed };
+        var runs = new List<(string, HeadTrainingOptions)>();
+        foreach (var s in new[] { 1, 2 }) runs.Add((Path.Combine(outDir, "heads", $"head-s{s}.safetensors"), options with { InitSeed = seed + s }));
+        foreach (var r in size == OrganismSize.Tiny ? new[] { 2 } : [1, 4, 16])
+            runs.Add((Path.Combine(outDir, "heads", $"head-r{r}.safetensors"), options with { Rank = r }));
+        Directory.CreateDirectory(Path.Combine(outDir, "heads"));
+        using var w = ModelLoader.LoadLmHead(baseDir);
+        foreach (var (path, o) in runs)
+        {
+            var result = WithProgress($"train-head {Path.GetFileNameWithoutExtension(path)}", report => HeadTrainer.Train(data, w, path, o,
+                new Progress<HeadTrainingProgress>(e => report(e.Epoch - 1 + (double)e.PositionsDone / Math.Max(1, e.PositionsTotal), e.Epochs, null)), ct));
+            AnsiConsole.MarkupLine($"{Path.GetFileName(path)}: best epoch {result.BestEpoch}, held-out KL {result.BestHeldOut.Kl:0.000}, top-1 {result.BestHeldOut.Top1:P1}");
+            result.Head.Dispose();
+        }
+        return runs.Select(r => r.Item1).ToArray();
     }
 }

@@ -48,6 +48,8 @@ internal static class EvalCommands
         public string? Base { get; init; }
         public string? Aligned { get; init; }
         public string? Head { get; init; }
+        /// <summary>Further heads for the same base (other seeds or ranks): variants base+head#2, #3, ... and comparisons superficial#2, ...</summary>
+        public IReadOnlyList<string> ExtraHeads { get; init; } = [];
         /// <summary>When set, Base/Aligned are the large pair and Head belongs to this small base model (offsite alignment).</summary>
         public string? TransferFrom { get; init; }
         public string TransferMode { get; init; } = "offset";
@@ -78,6 +80,7 @@ internal static class EvalCommands
             }
             if (TransferFrom is not null)
             {
+                if (ExtraHeads.Count > 0) throw new ArgumentException("several --head files are evaluated against --base only, not with --transfer-from.");
                 Require(Base, "--base (the large base model)"); Require(Aligned, "--aligned (the large aligned model)"); Require(Head, "--head (trained on --transfer-from)");
                 variants.Add(new VariantSpec("large-base", Base!, false, none));
                 Headed("large-base+head", Base!, new SteeringRequest { Head = Head, TransferFrom = TransferFrom, TransferMode = TransferMode });
@@ -91,6 +94,12 @@ internal static class EvalCommands
                 Headed("base+head", Base!, new SteeringRequest { Head = Head });
                 variants.Add(new VariantSpec("aligned", Aligned!, true, none, ChatTemplate));
                 comparisons.Add(Comparison.Superficial);
+                for (int i = 0; i < ExtraHeads.Count; i++)
+                {
+                    var name = Superficial.Analysis.Analyzer.HeadVariant(i + 1);
+                    variants.Add(new VariantSpec(name, Base!, false, new SteeringRequest { Head = ExtraHeads[i] }));
+                    comparisons.Add(new Comparison($"superficial#{i + 2}", "base", name, "aligned"));
+                }
                 if (LargeBase is not null)
                 {
                     Require(LargeAligned, "--large-aligned");
@@ -221,7 +230,11 @@ internal static class EvalCommands
     {
         var baseDir = Opt<string?>("--base", "Base model folder (with --transfer-from: the large base model).");
         var aligned = Opt<string?>("--aligned", "Aligned model folder (read through its chat template).");
-        var head = Opt<string?>("--head", "Superficial head trained on --base (or on --transfer-from).");
+        var head = new Option<string[]>("--head")
+        {
+            Description = "Superficial head trained on --base (or on --transfer-from); several heads (other seeds or ranks) are each evaluated as base+head#2, #3, ...",
+            AllowMultipleArgumentsPerToken = true,
+        };
         var transferFrom = Opt<string?>("--transfer-from", "Small base model the --head was trained on; --base/--aligned are then the larger pair.");
         var transferMode = Opt("--transfer-mode", "offset (small model beside, default) or direct (same hidden size only).", defaultValue: () => "offset");
         var largeBase = Opt<string?>("--large-base", "Also evaluate transfer of --head to this larger base model (offsite alignment).");
@@ -253,7 +266,8 @@ internal static class EvalCommands
             var settings = run.Read(p);
             var plan = new EvalPlan
             {
-                Base = p.GetValue(baseDir), Aligned = p.GetValue(aligned), Head = p.GetValue(head), TransferFrom = p.GetValue(transferFrom),
+                Base = p.GetValue(baseDir), Aligned = p.GetValue(aligned), Head = p.GetValue(head)?.FirstOrDefault(),
+                ExtraHeads = p.GetValue(head)?.Skip(1).ToArray() ?? [], TransferFrom = p.GetValue(transferFrom),
                 TransferMode = p.GetValue(transferMode)!, LargeBase = p.GetValue(largeBase), LargeAligned = p.GetValue(largeAligned),
                 Compromised = p.GetValue(compromised), RecoverWith = p.GetValue(recoverWith), ViaBase = p.GetValue(viaBase),
                 ViaBaseReads = p.GetValue(viaBaseReads)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries), Alphas = ParseAlphas(p.GetValue(alpha)), ChatTemplate = p.GetValue(template),

@@ -104,21 +104,27 @@ public sealed class ExtractionData
 
     /// <summary>
     /// Batches of the training (or held-out) positions. Training order is shuffled per epoch: chunk order,
-    /// then positions within a buffer of up to <paramref name="bufferPositions"/>.
+    /// then positions within a buffer of up to <paramref name="bufferPositions"/>; <paramref name="orderSeed"/> (default
+    /// <paramref name="seed"/>) seeds that order, <paramref name="seed"/> the split.
     /// </summary>
     public IEnumerable<PositionBatch> Batches(bool heldOut, int batchSize, int topK, double heldOutFraction, int seed, int epoch,
-        bool shuffle, int bufferPositions = 16384)
+        bool shuffle, int bufferPositions = 16384, int? orderSeed = null, bool tailSplit = false)
     {
         if (topK > TopK) throw new ArgumentException($"--top-k {topK} exceeds the {TopK} logits stored by the extraction.");
         // Not HashCode.Combine: .NET seeds it per process, so the order (and the head) would change from run to run.
-        var rng = new Random(MixSeed(seed, epoch, heldOut ? 1 : 0));
+        var rng = new Random(MixSeed(orderSeed ?? seed, epoch, heldOut ? 1 : 0));
         var order = Chunks.ToArray();
         if (shuffle) rng.Shuffle(order);
         var pool = new List<PositionBatch>();
         int pooled = 0;
+        // with tailSplit the held-out positions are the last fraction in storage order (folders, then chunks)
+        long cut = tailSplit ? (long)(Positions * (1 - heldOutFraction)) : -1;
+        var offsets = new Dictionary<ChunkRef, long>();
+        long offset = 0;
+        foreach (var c in Chunks) { offsets[c] = offset; offset += c.Positions; }
         foreach (var chunk in order)
         {
-            var part = LoadChunk(chunk, heldOut, topK, heldOutFraction, seed);
+            var part = LoadChunk(chunk, heldOut, topK, heldOutFraction, seed, tailSplit ? (offsets[chunk], cut) : null);
             if (part is null) continue;
             pool.Add(part); pooled += part.Count;
             if (pooled < bufferPositions) continue;
@@ -154,12 +160,13 @@ public sealed class ExtractionData
         h.Dispose(); ids.Dispose(); lg.Dispose(); permT.Dispose();
     }
 
-    PositionBatch? LoadChunk(ChunkRef chunk, bool heldOut, int topK, double fraction, int seed)
+    PositionBatch? LoadChunk(ChunkRef chunk, bool heldOut, int topK, double fraction, int seed, (long Offset, long Cut)? tail = null)
     {
         using var st = SafeTensorsFile.Open(chunk.Path);
         using var seq = st.Load("sequence", ScalarType.Int32);
         var seqs = seq.data<int>().ToArray();
-        var rows = Enumerable.Range(0, seqs.Length).Where(i => IsHeldOut(chunk.Folder, seqs[i], fraction, seed) == heldOut)
+        var rows = Enumerable.Range(0, seqs.Length)
+            .Where(i => (tail is { } t ? t.Offset + i >= t.Cut : IsHeldOut(chunk.Folder, seqs[i], fraction, seed)) == heldOut)
             .Select(i => (long)i).ToArray();
         if (rows.Length == 0) return null;
         using var idx = tensor(rows);

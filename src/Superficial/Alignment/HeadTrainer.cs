@@ -22,7 +22,15 @@ public sealed record HeadTrainingOptions
     /// <summary>Teacher logits used per position (at most what extraction stored).</summary>
     public int? TopK { get; init; }
     public int Seed { get; init; }
+    /// <summary>Seed of the initialisation and the data order only (null: <see cref="Seed"/>), so heads of several
+    /// seeds share one held-out split (train-head --seeds).</summary>
+    public int? InitSeed { get; init; }
     public double HeldOutFraction { get; init; } = 0.05;
+    /// <summary>"sequences": held-out positions are whole responses chosen by a seeded hash (default); "tail": the
+    /// last <see cref="HeldOutFraction"/> of the positions in storage order, as the reference implementation splits.</summary>
+    public string HeldOutSplit { get; init; } = "sequences";
+    /// <summary>Keep the head of the epoch with the lowest held-out KL (default), or the last epoch's (the reference's choice).</summary>
+    public bool KeepLast { get; init; }
     /// <summary>Positions shuffled together; bounds memory independently of the data size.</summary>
     public int ShuffleBuffer { get; init; } = 16384;
     /// <summary>
@@ -145,7 +153,7 @@ public static class HeadTrainer
         int topK = o.TopK ?? data.TopK;
         int h = data.HiddenSize;
         var w = lmHead.to_type(ScalarType.Float32).detach();
-        var gen = new torch.Generator((ulong)o.Seed);
+        var gen = new torch.Generator((ulong)(o.InitSeed ?? o.Seed));
         Parameter? a = null, u = null, v = null;
         if (o.Rank is int r)
         {
@@ -155,6 +163,7 @@ public static class HeadTrainer
         }
         else a = new Parameter(o.Init == "zero" ? zeros(h, h) : (rand(h, h, generator: gen) * 2 - 1) / Math.Sqrt(h));
         if (o.Init is not ("zero" or "random")) throw new ArgumentException($"--init {o.Init}: expected zero or random.");
+        if (o.HeldOutSplit is not ("sequences" or "tail")) throw new ArgumentException($"held-out split {o.HeldOutSplit}: expected sequences or tail.");
         var parameters = new[] { a, u, v }.Where(p => p is not null).Cast<Parameter>().ToArray();
         var opt = optim.Adam(parameters, lr: o.LearningRate);
 
@@ -188,7 +197,7 @@ public static class HeadTrainer
             ct.ThrowIfCancellationRequested();
             double klSum = 0, top1Sum = 0;
             long seen = 0;
-            foreach (var batch in data.Batches(false, o.BatchSize, topK, o.HeldOutFraction, o.Seed, epoch, true, o.ShuffleBuffer))
+            foreach (var batch in data.Batches(false, o.BatchSize, topK, o.HeldOutFraction, o.Seed, epoch, true, o.ShuffleBuffer, o.InitSeed, o.HeldOutSplit == "tail"))
             {
                 ct.ThrowIfCancellationRequested();
                 using var scope = NewDisposeScope();
@@ -210,7 +219,7 @@ public static class HeadTrainer
                 ["heldout_kl"] = held.Kl, ["heldout_top1"] = held.Top1, ["heldout_positions"] = held.Positions,
             });
             var score = held.Positions > 0 ? held.Kl : train.Kl;
-            if (score < best.Kl || bestEpoch == 0)
+            if (score < best.Kl || bestEpoch == 0 || o.KeepLast)
             {
                 best = held.Positions > 0 ? held : train;
                 bestEpoch = epoch;
@@ -229,7 +238,7 @@ public static class HeadTrainer
         using var noGrad = no_grad();
         double kl = 0, top1 = 0;
         long n = 0;
-        foreach (var batch in data.Batches(true, o.BatchSize, topK, o.HeldOutFraction, o.Seed, 0, false, o.ShuffleBuffer))
+        foreach (var batch in data.Batches(true, o.BatchSize, topK, o.HeldOutFraction, o.Seed, 0, false, o.ShuffleBuffer, tailSplit: o.HeldOutSplit == "tail"))
         {
             using var scope = NewDisposeScope();
             using var _ = batch;
@@ -252,13 +261,22 @@ public static class HeadTrainer
         return s;
     }
 
-    static JsonObject SettingsWithoutCap(ExtractionData data, HeadTrainingOptions o, int topK) => new()
+    static JsonObject SettingsWithoutCap(ExtractionData data, HeadTrainingOptions o, int topK) => new JsonObject
     {
         ["data"] = new JsonArray(data.Folders.Select(f => (JsonNode)Path.GetFullPath(f)).ToArray()),
         ["positions"] = data.Positions, ["rank"] = o.Rank?.ToString() ?? "full", ["init"] = o.Init, ["lr"] = o.LearningRate,
         ["batch"] = o.BatchSize, ["epochs"] = o.Epochs, ["top_k"] = topK, ["seed"] = o.Seed, ["heldout_fraction"] = o.HeldOutFraction,
         ["shuffle_buffer"] = o.ShuffleBuffer, ["loss"] = "KL(teacher top-k softmax || softmax(W(h + A h))), batch mean",
-    };
+    }.WithExtras(o);
+
+    // recorded only when they differ from the defaults, so settings of earlier heads and checkpoints stay comparable
+    static JsonObject WithExtras(this JsonObject settings, HeadTrainingOptions o)
+    {
+        if (o.InitSeed is int s) settings["init_seed"] = s;
+        if (o.HeldOutSplit != "sequences") settings["heldout_split"] = o.HeldOutSplit;
+        if (o.KeepLast) settings["keep"] = "last";
+        return settings;
+    }
 
     static SuperficialHead MakeHead(Tensor? a, Tensor? u, Tensor? v, ExtractionData data, HeadTrainingOptions o, int topK,
         List<JsonObject> history, int bestEpoch, HeadMetrics best)
