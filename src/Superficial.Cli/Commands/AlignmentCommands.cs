@@ -58,10 +58,22 @@ internal static class AlignmentCommands
         var shardCount = Opt<int?>("--shard-count", "N for a Kubernetes Indexed Job (JOB_COMPLETION_INDEX gives K).");
         var truncatePrompts = Opt<bool>("--truncate-prompts", "Keep the last tokens of a prompt too long for a model's context (with a warning) instead of refusing it.");
         var preset = Opt<string?>("--preset", "paper: the reference implementation's extraction (generate to --max-new-tokens, no stop strings; top-k 500, 512 tokens as by default).");
+        var overwrite = Opt<bool>("--overwrite", "Discard an extraction already in --out that was made with other settings (its manifest and chunks).");
+        var run = new ModelRunOptions(seedHelp: "Recorded only: extraction decodes greedily.");
         var cmd = new Command("extract", "Step 1: the aligned model generates; record its top-k logits and the base model's hidden states.")
-            { baseDir, aligned, prompts, output, data, organism, topK, maxNew, batch, chunk, prefix, limit, f32, template, shard, shardCount, truncatePrompts, preset };
+            { baseDir, aligned, prompts, output, data, organism, topK, maxNew, batch, chunk, prefix, limit, f32, template, shard, shardCount, truncatePrompts, preset, overwrite };
+        run.AddTo(cmd);
         cmd.SetAction(Action((p, ct) =>
         {
+            var settings = run.Read(p);
+            var outDir = p.GetValue(output)!;
+            if (p.GetValue(overwrite) && File.Exists(Path.Combine(outDir, Extraction.ManifestName)))
+            {
+                Note($"--overwrite: discarding the extraction in {Path.GetFullPath(outDir)}");
+                File.Delete(Path.Combine(outDir, Extraction.ManifestName));
+                if (Directory.Exists(Path.Combine(outDir, "chunks"))) Directory.Delete(Path.Combine(outDir, "chunks"), true);
+            }
+            RunRecord.Write(p, outDir, Cli.Args);
             var (list, source, stops) = ReadPrompts(p.GetValue(prompts)!, p.GetValue(data), p.GetValue(organism), p.GetValue(limit));
             if (Presets.Check(p.GetValue(preset)) == "paper") stops = [];
             var spec = ShardSpec.Resolve(p.GetValue(shard), p.GetValue(shardCount));
@@ -69,25 +81,33 @@ internal static class AlignmentCommands
             {
                 TopK = p.GetValue(topK), MaxNewTokens = p.GetValue(maxNew), BatchSize = p.GetValue(batch), ChunkSize = p.GetValue(chunk),
                 ResponsePrefix = p.GetValue(prefix), StopStrings = stops, HiddenF32 = p.GetValue(f32), ChatTemplate = p.GetValue(template),
-                Shard = spec, TruncatePrompts = p.GetValue(truncatePrompts),
+                Shard = spec, Dtype = settings.Dtype, TruncatePrompts = p.GetValue(truncatePrompts),
             };
-            AnsiConsole.MarkupLine($"extracting from {list.Count} prompts ({Markup.Escape(source)}), worker {spec}");
-            var summary = WithProgress("extract", report => Extraction.Run(p.GetValue(baseDir)!, p.GetValue(aligned)!, list, source,
+            Note($"extracting from {list.Count} prompts ({source}), worker {spec}");
+            var summary = WithProgress("extract", "chunks", progress => Extraction.Run(p.GetValue(baseDir)!, p.GetValue(aligned)!, list, source,
                 p.GetValue(output)!, options,
-                new Progress<ExtractionProgress>(e => report(Math.Min(e.ChunksTotal, e.ChunksDone + (e.PromptsDone < e.PromptsTotal ? (double)e.PromptsDone / e.PromptsTotal : 0)), e.ChunksTotal,
-                    $"chunk {e.ChunksDone}/{e.ChunksTotal}, {e.Positions} positions")), ct, Warn));
-            AnsiConsole.MarkupLine($"{summary.ChunksDone} chunks extracted, {summary.ChunksSkipped} already complete; " +
-                                   $"{summary.Positions} positions in {summary.Seconds:0.0} s" +
-                                   (summary.Seconds > 0 && summary.Positions > 0 ? $" ({summary.Positions / summary.Seconds:0.0} generated tokens/s)" : "") +
-                                   $" -> {Markup.Escape(Path.GetFullPath(p.GetValue(output)!))}");
+                new Progress<ExtractionProgress>(e => progress.Report(ChunkFraction(e), e.ChunksTotal, $"{e.Positions} positions")), ct, Warn));
+            Say($"{summary.ChunksDone} chunks extracted, {summary.ChunksSkipped} already complete; " +
+                $"{summary.Positions} positions in {summary.Seconds:0.0} s" +
+                (summary.Seconds > 0 && summary.Positions > 0 ? $" ({summary.Positions / summary.Seconds:0.0} generated tokens/s)" : "") +
+                $" -> {Path.GetFullPath(p.GetValue(output)!)}");
             return 0;
         }));
         return cmd;
     }
 
+    /// <summary>Chunks done, counting the chunk in progress by its share of prompts done (one counter, never two).</summary>
+    public static double ChunkFraction(ExtractionProgress e) =>
+        Math.Min(e.ChunksTotal, e.ChunksDone + (e.PromptsTotal > 0 && e.PromptsDone < e.PromptsTotal ? (double)e.PromptsDone / e.PromptsTotal : 0));
+
     static Command TrainHead()
     {
-        var data = new Option<string[]>("--data") { Description = "Extraction folder(s).", Required = true, AllowMultipleArgumentsPerToken = true };
+        var data = new Option<string[]>("--extractions")
+        {
+            Description = "Extraction folder(s) (superficial extract --out). The old name --data still works but is deprecated.",
+            Required = true, AllowMultipleArgumentsPerToken = true,
+        };
+        data.Aliases.Add("--data");
         var baseDir = Opt<string>("--base", "The base model the extraction used (its LM head W is needed).", required: true);
         var output = Opt<string>("--out", "Head file to write (.safetensors); a checkpoint folder beside it allows resuming.", required: true);
         var rank = Opt<int?>("--rank", "Low-rank head A = U V of this rank (default: full hidden x hidden).");
@@ -101,10 +121,15 @@ internal static class AlignmentCommands
         var ranks = Opt<string?>("--ranks", "Train one head per rank (e.g. 1,4,16,64,full); files HEAD-r<rank>.safetensors.");
         var preset = Opt<string?>("--preset", "paper: the reference implementation's training (nn.Linear init, Adam lr 1e-5, batch 1000, 1000 epochs, " +
                                                      "last 5% of positions held out, last epoch kept); options given explicitly still win.");
+        var run = new ModelRunOptions(seedHelp: null, dtypeHelp: null); // its own --seed; the head trains in float32
         var cmd = new Command("train-head", "Step 2: distil the superficial head A so that W(h + A h) matches the aligned model's top-k.")
             { data, baseDir, output, rank, init, lr, batch, epochs, topK, seed, seeds, ranks, preset };
+        run.AddTo(cmd);
         cmd.SetAction(Action((p, ct) =>
         {
+            run.Read(p);
+            if (p.GetResult(data)?.IdentifierToken?.Value == "--data")
+                Note("warning: train-head --data is deprecated (elsewhere --data means benchmark files); use --extractions.");
             var ext = ExtractionData.Open(p.GetValue(data)!);
             var identity = ModelIdentity.Of(p.GetValue(baseDir)!);
             if (identity != ext.BaseIdentity)
@@ -118,7 +143,7 @@ internal static class AlignmentCommands
             };
             if (Presets.Check(p.GetValue(preset)) == "paper")
                 o = Presets.PaperTraining(o, given: opt => p.GetResult(opt) is { Implicit: false }, init, lr, batch, epochs);
-            AnsiConsole.MarkupLine($"training on {ext.Positions} positions from {ext.Folders.Count} extraction folder(s); hidden {ext.HiddenSize}, vocab {ext.VocabSize}");
+            Note($"training on {ext.Positions} positions from {ext.Folders.Count} extraction folder(s); hidden {ext.HiddenSize}, vocab {ext.VocabSize}");
             var runs = HeadRuns.Plan(p.GetValue(output)!, o, p.GetValue(seeds), p.GetValue(ranks), ext.HiddenSize);
             foreach (var (path, options) in runs)
             {

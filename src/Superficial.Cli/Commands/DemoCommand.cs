@@ -19,7 +19,7 @@ internal static class DemoCommand
 {
     public static void Add(RootCommand root)
     {
-        var size = Opt("--size", "tiny (about a minute) or demo (a few minutes).", defaultValue: () => "demo");
+        var size = Opt("--size", "tiny (the tests' size, quickest) or demo (larger models). README (Timings) gives measured times; progress shows an ETA.", defaultValue: () => "demo");
         var output = Opt("--out", "Output folder.", defaultValue: () => "superficial-demo");
         var seed = Opt("--seed", "Organism seed.", defaultValue: () => 0);
         var organismDir = Opt<string?>("--organism", "Use this organism folder instead of the cached build.");
@@ -45,12 +45,12 @@ internal static class DemoCommand
         var timings = new List<(string, double)>();
         var watch = Stopwatch.StartNew();
 
-        AnsiConsole.Write(new Rule("1. the embedded default (organism)"));
+        Section("1. the embedded default (organism)");
         var organism = OrganismCommands.Build(size, organismDir, seed, ct);
         string Model(string name) => Path.Combine(organism.Folder, name);
         timings.Add(("organism", watch.Elapsed.TotalSeconds));
 
-        AnsiConsole.Write(new Rule("2. extract: aligned generates, base re-reads"));
+        Section("2. extract: aligned generates, base re-reads");
         watch.Restart();
         var extractDirs = new List<string>();
         foreach (var taskName in ExtractionTasks)
@@ -62,38 +62,37 @@ internal static class DemoCommand
             {
                 TopK = 64, MaxNewTokens = task.MaxNewTokens, BatchSize = 16, ChunkSize = 32, StopStrings = task.StopStrings,
             };
-            var summary = WithProgress($"extract {taskName}", report => Extraction.Run(Model("base"), Model("aligned"), prompts,
+            var summary = WithProgress($"extract {taskName}", "chunks", progress => Extraction.Run(Model("base"), Model("aligned"), prompts,
                 $"task {taskName} (extraction split)", dir, options,
-                new Progress<ExtractionProgress>(e => report(Math.Min(e.ChunksTotal, e.ChunksDone + (e.PromptsDone < e.PromptsTotal ? (double)e.PromptsDone / e.PromptsTotal : 0)),
-                    e.ChunksTotal, $"{e.Positions} positions")), ct));
+                new Progress<ExtractionProgress>(e => progress.Report(AlignmentCommands.ChunkFraction(e), e.ChunksTotal, $"{e.Positions} positions")), ct));
             extractDirs.Add(dir);
         }
         var data = ExtractionData.Open(extractDirs);
-        AnsiConsole.MarkupLine($"{data.Positions} positions from {extractDirs.Count} tasks");
+        Say($"{data.Positions} positions from {extractDirs.Count} tasks");
         timings.Add(("extract", watch.Elapsed.TotalSeconds));
 
-        AnsiConsole.Write(new Rule("3. train the superficial head W(h + A h)"));
+        Section("3. train the superficial head W(h + A h)");
         watch.Restart();
         var headPath = Path.Combine(outDir, "head.safetensors");
         using (var w = ModelLoader.LoadLmHead(Model("base")))
         {
             var options = new HeadTrainingOptions { LearningRate = 3e-3, BatchSize = 256, Epochs = size == OrganismSize.Tiny ? 15 : 25, Seed = seed };
-            var result = WithProgress("train-head", report => HeadTrainer.Train(data, w, headPath, options,
-                new Progress<HeadTrainingProgress>(e => report(e.Epoch - 1 + (double)e.PositionsDone / Math.Max(1, e.PositionsTotal), e.Epochs,
+            var result = WithProgress("train-head", "epochs", progress => HeadTrainer.Train(data, w, headPath, options,
+                new Progress<HeadTrainingProgress>(e => progress.Report(e.Epoch - 1 + (double)e.PositionsDone / Math.Max(1, e.PositionsTotal), e.Epochs,
                     e.HeldOut is { } h ? $"held-out KL {h.Kl:0.000} top-1 {h.Top1:P0}" : $"KL {e.RunningKl:0.000}")), ct));
             var first = result.History.Count > 0 ? result.History[0] : null;
-            AnsiConsole.MarkupLine($"head: best epoch {result.BestEpoch}, held-out KL {result.BestHeldOut.Kl:0.000}, top-1 agreement with the aligned model {result.BestHeldOut.Top1:P1}" +
+            Say($"head: best epoch {result.BestEpoch}, held-out KL {result.BestHeldOut.Kl:0.000}, top-1 agreement with the aligned model {result.BestHeldOut.Top1:P1}" +
                 (first is null ? "" : $" (after epoch 1: KL {(double)first["heldout_kl"]!:0.000}, top-1 {(double)first["heldout_top1"]!:P1})"));
             result.Head.Dispose();
         }
         timings.Add(("train-head", watch.Elapsed.TotalSeconds));
 
-        AnsiConsole.Write(new Rule("3b. more heads: other seeds (stability) and low ranks (how many dimensions)"));
+        Section("3b. more heads: other seeds (stability) and low ranks (how many dimensions)");
         watch.Restart();
         var extraHeads = TrainExtraHeads(size, outDir, seed, data, Model("base"), ct);
         timings.Add(("extra heads", watch.Elapsed.TotalSeconds));
 
-        AnsiConsole.Write(new Rule("4. evaluate: base, base+head, aligned; transfer; recovery"));
+        Section("4. evaluate: base, base+head, aligned; transfer; recovery");
         watch.Restart();
         var plan = new EvalCommands.EvalPlan
         {
@@ -110,7 +109,7 @@ internal static class DemoCommand
         }, 16, new Dictionary<string, string> { ["organism"] = organism.Folder }, ct);
         timings.Add(("evaluate", watch.Elapsed.TotalSeconds));
 
-        AnsiConsole.Write(new Rule("5. analyze: token shift, depth, head anatomy, stability, rank, prefill"));
+        Section("5. analyze: token shift, depth, head anatomy, stability, rank, prefill");
         watch.Restart();
         var analysisDir = Path.Combine(outDir, "analysis");
         var analysis = WithProgress("analyze", report => Superficial.Analysis.Analyzer.Run(new Superficial.Analysis.AnalyzeOptions
@@ -126,7 +125,7 @@ internal static class DemoCommand
         var analysisReport = Superficial.Analysis.AnalysisReport.Write(analysisDir);
         timings.Add(("analyze", watch.Elapsed.TotalSeconds));
 
-        AnsiConsole.Write(new Rule("superficial portion"));
+        Section("superficial portion");
         EvalCommands.PrintSummary(evalSummary);
         AnalyzeCommand.Print(analysis);
         AnsiConsole.MarkupLine($"timings: {string.Join(", ", timings.Select(t => $"{t.Item1} {t.Item2:0} s"))}; total {total.Elapsed.TotalSeconds:0} s");

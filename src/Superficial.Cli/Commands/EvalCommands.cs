@@ -19,7 +19,28 @@ internal static class EvalCommands
     {
         root.Subcommands.Add(Eval());
         root.Subcommands.Add(Score());
+        root.Subcommands.Add(Tasks());
     }
+
+    static Command Tasks()
+    {
+        var cmd = new Command("tasks", "List the tasks --tasks/--task/--prompts accept: metric, direction, kind and the data each reads.");
+        cmd.SetAction(Action((_, _) =>
+        {
+            var table = new Spectre.Console.Table().AddColumn("task").AddColumn("metric").AddColumn("better").AddColumn("kind").AddColumn("reads");
+            foreach (var t in TaskCatalog.Describe())
+                table.AddRow(Markup.Escape(t.Name), Markup.Escape(t.Metric), t.HigherIsBetter ? "higher" : "lower",
+                    t.Kind == TaskKind.MultipleChoice ? "log-likelihood" : "generation", Markup.Escape(t.Needs));
+            AnsiConsole.Write(table);
+            return 0;
+        }));
+        return cmd;
+    }
+
+    /// <summary>Task names from a comma-separated list, each checked (with a "did you mean" for typos).</summary>
+    public static IReadOnlyList<string> TaskNames(string list) =>
+        list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) is { Length: > 0 } names ? names
+            : throw new ArgumentException("--tasks: give at least one task name (superficial tasks lists them).");
 
     /// <summary>What an evaluation compares, as the eval command and the demo describe it.</summary>
     public sealed record EvalPlan
@@ -136,13 +157,13 @@ internal static class EvalCommands
         if (judgeModel is not null || Environment.GetEnvironmentVariable(JudgeOptions.ModelVariable) is not null)
         {
             var options = JudgeOptions.FromEnvironment(judgeUrl, judgeModel, null, Path.Combine(cacheDir, "judge-cache.jsonl"));
-            client = new OpenAiJudgeClient(options, line => AnsiConsole.MarkupLine($"[grey]{Markup.Escape(line)}[/]"));
+            client = new OpenAiJudgeClient(options, Note);
             safety = new SafetyJudge(client);
             truth = new TruthJudge(client);
         }
         if (tasks.Any(t => t.Name == ToxiGenTask.TaskName))
         {
-            toxicity = ToxicityLabellers.Create(labeller, dataDir, cacheDir, client, l => AnsiConsole.MarkupLine($"[grey]{Markup.Escape(l)}[/]"));
+            toxicity = ToxicityLabellers.Create(labeller, dataDir, cacheDir, client, Note);
             notes[ToxiGenTask.TaskName] = [$"toxicity labeller: {toxicity.Name}" +
                                            (toxicity.Accuracy is double acc ? $", held-out accuracy {acc:0.000}" : "")];
         }
@@ -155,10 +176,12 @@ internal static class EvalCommands
 
     /// <summary>Runs the evaluation and writes summary.json, report.md and report.html under <paramref name="outDir"/>.</summary>
     public static EvalSummary Run(EvalPlan plan, IReadOnlyList<IEvalTask> tasks, string outDir, ScoringContext scoring,
-        IReadOnlyDictionary<string, IReadOnlyList<string>> notes, int batch, IReadOnlyDictionary<string, string> dataSources, CancellationToken ct)
+        IReadOnlyDictionary<string, IReadOnlyList<string>> notes, int batch, IReadOnlyDictionary<string, string> dataSources, CancellationToken ct,
+        ModelRunSettings? run = null, int? limit = null)
     {
         var (specs, comparisons) = plan.Build();
-        using var pool = new ModelPool(specs);
+        foreach (var spec in specs) SteeringPreflight.Check(spec.Model, spec.Steering); // before any model loads
+        using var pool = new ModelPool(specs, run?.Dtype);
         var variants = specs.Select(s => new LazyModelVariant(s, pool, batch)).ToList();
         var models = specs.ToDictionary(s => s.Name, s =>
             $"{Path.GetFullPath(s.Model)} ({(s.Chat ? "chat" : "raw")})" + (s.Steering.IsEmpty ? "" :
@@ -167,9 +190,10 @@ internal static class EvalCommands
         var runner = new EvalRunner(outDir, new EvalRunOptions
         {
             BatchSize = batch, Comparisons = comparisons, Scoring = scoring, Notes = notes, DataSources = dataSources, Models = models,
-            Settings = new Dictionary<string, string> { ["decoding"] = "greedy", ["tasks"] = string.Join(",", tasks.Select(t => t.Name)) },
+            Limit = limit, Seed = (int)(run?.Seed ?? 0),
+            Settings = SettingsRecord(run),
         });
-        var summary = WithProgress("eval", report =>
+        var summary = WithProgress("eval", "task-variants", progress =>
         {
             int totalUnits = tasks.Count * variants.Count;
             var fraction = new Dictionary<string, double>();
@@ -178,12 +202,23 @@ internal static class EvalCommands
                 lock (fraction)
                 {
                     fraction[p.Task + "|" + p.Variant] = p.Total == 0 ? 1 : (double)p.Done / p.Total;
-                    report(fraction.Values.Sum(), totalUnits, $"{p.Task} / {p.Variant} {p.Done}/{p.Total}");
+                    progress.Report(fraction.Values.Sum(), totalUnits, $"{p.Task} / {p.Variant}: {p.Done}/{p.Total} examples");
                 }
             }), ct).GetAwaiter().GetResult();
         });
         EvalReport.Write(outDir);
         return summary;
+    }
+
+    /// <summary>What summary.json records about the run: tool version, commit, command line, date, decoding, device, dtype, seeds.</summary>
+    static Dictionary<string, System.Text.Json.Nodes.JsonNode?> SettingsRecord(ModelRunSettings? run)
+    {
+        var d = RunRecord.Describe(Cli.Args);
+        d["decoding"] = "greedy";
+        var r = run ?? new ModelRunSettings("cpu", null, null, 0);
+        foreach (var (k, v) in r.Describe()) d[k] = System.Text.Json.JsonSerializer.SerializeToNode(v);
+        d["bootstrap_seed"] = r.Seed;
+        return d;
     }
 
     static IReadOnlyList<double> ParseAlphas(string? text) => text is null ? [1.0] :
@@ -221,11 +256,14 @@ internal static class EvalCommands
         var judgeUrl = Opt<string?>("--judge-url", "OpenAI-compatible endpoint for LLM judges (else SUPERFICIAL_JUDGE_URL; key from SUPERFICIAL_JUDGE_KEY or OPENAI_API_KEY).");
         var judgeModel = Opt<string?>("--judge-model", "Judge model name; judges are used only when one is given (or SUPERFICIAL_JUDGE_MODEL is set).");
         var labeller = Opt("--toxicity-labeller", "Labeller of real ToxiGen outputs: " + ToxicityLabellers.Choices + ".", defaultValue: () => ToxicityLabellers.Default);
+        var run = new ModelRunOptions(seedHelp: "Seed of the bootstrap intervals (decoding is greedy).");
         var allowOtherBase = Opt<bool>("--allow-other-base", "Apply --head even to a model that is not the base it was trained on (a deliberate transfer).");
         var cmd = new Command("eval", "Evaluate base, base + head and aligned (and transfer / recovery variants) on tasks; write summary and report.")
             { baseDir, aligned, head, transferFrom, transferMode, largeBase, largeAligned, compromised, recoverWith, viaBase, viaBaseReads, alpha, tasks, data, organism, limit, batch, output, template, judgeUrl, judgeModel, labeller, allowOtherBase };
+        run.AddTo(cmd);
         cmd.SetAction(Action((p, ct) =>
         {
+            var settings = run.Read(p);
             var plan = new EvalPlan
             {
                 Base = p.GetValue(baseDir), Aligned = p.GetValue(aligned), Head = p.GetValue(head)?.FirstOrDefault(),
@@ -235,16 +273,16 @@ internal static class EvalCommands
                 ViaBaseReads = p.GetValue(viaBaseReads)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries), Alphas = ParseAlphas(p.GetValue(alpha)), ChatTemplate = p.GetValue(template),
                 AllowOtherBase = p.GetValue(allowOtherBase),
             };
-            var taskList = p.GetValue(tasks)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
-                .Select(n => TaskCatalog.Create(n, p.GetValue(data), p.GetValue(organism), p.GetValue(limit))).ToList();
+            var taskList = TaskNames(p.GetValue(tasks)!).Select(n => TaskCatalog.Create(n, p.GetValue(data), p.GetValue(organism))).ToList();
             var outDir = p.GetValue(output)!;
+            RunRecord.Write(p, outDir, Cli.Args);
             var (scoring, notes) = Scoring(taskList, p.GetValue(data), p.GetValue(judgeUrl), p.GetValue(judgeModel), p.GetValue(labeller), DefaultCacheDir());
             var sources = new Dictionary<string, string>();
             if (p.GetValue(data) is { } d) sources["data"] = Path.GetFullPath(d);
             if (p.GetValue(organism) is { } o) sources["organism"] = Path.GetFullPath(o);
-            var summary = Run(plan, taskList, outDir, scoring, notes, p.GetValue(batch), sources, ct);
+            var summary = Run(plan, taskList, outDir, scoring, notes, p.GetValue(batch), sources, ct, settings, p.GetValue(limit));
             PrintSummary(summary);
-            AnsiConsole.MarkupLine($"report: {Markup.Escape(Path.GetFullPath(Path.Combine(outDir, "report.html")))}");
+            Say($"report: {Path.GetFullPath(Path.Combine(outDir, "report.html"))}");
             return 0;
         }));
         return cmd;
@@ -262,20 +300,22 @@ internal static class EvalCommands
             var notes = new List<string>();
             foreach (var t in c.Tasks)
             {
-                string V(VariantResult v) => $"{v.Mean:0.000} [{v.Ci95.Low:0.000}, {v.Ci95.High:0.000}]";
-                var portion = t.Portion.Value is double pv ? $"{pv:0.00} [{t.Portion.Ci95?.Low:0.00}, {t.Portion.Ci95?.High:0.00}]" : "n/a *";
-                if (t.Portion.Value is null) notes.Add($"* {t.Task}: {t.Portion.Note}");
+                static string V(VariantResult v) => ReportFormat.WithInterval(v.Mean, v.Ci95);
+                var portion = !ReportFormat.IsShare(t) ? ReportFormat.PortionOrCost(t, c.Comparison)
+                    : t.Portion.Value is double pv && t.Portion.Ci95 is { } pci
+                    ? $"{ReportFormat.Fixed(pv, "0.00")} [{ReportFormat.Fixed(pci.Low, "0.00")}, {ReportFormat.Fixed(pci.High, "0.00")}]" : "n/a *";
+                if (ReportFormat.IsShare(t) && t.Portion.Value is null) notes.Add($"* {t.Task}: {t.Portion.Note}");
                 table.AddRow(Markup.Escape(t.Task), Markup.Escape(t.Metric + (t.HigherIsBetter ? " (higher better)" : " (lower better)")),
                     t.N.ToString(), Markup.Escape(V(t.Low)), Markup.Escape(V(t.Mid)), Markup.Escape(V(t.High)), Markup.Escape(portion));
             }
             AnsiConsole.Write(table);
-            foreach (var n in notes.Distinct()) AnsiConsole.MarkupLine($"[grey]{Markup.Escape(n)}[/]");
+            foreach (var n in notes.Distinct()) Say(n);
         }
     }
 
     static Command Score()
     {
-        var task = Opt<string>("--task", "Task whose scorer to use (e.g. gsm, advbench, toxigen, truthfulqa).", required: true);
+        var task = Opt<string?>("--task", "Task whose scorer to use (e.g. gsm, advbench, toxigen, truthfulqa); default: the \"task\" of the prediction lines.");
         var predictions = Opt<string>("--predictions", "JSONL of outputs: ours, or the reference implementation's predictions.jsonl.", required: true);
         var output = Opt<string?>("--out", "Output folder (default: beside the predictions, in rescored/).");
         var data = Opt<string?>("--data", "Folder of the real benchmark files.");
@@ -287,16 +327,42 @@ internal static class EvalCommands
             { task, predictions, output, data, organism, judgeUrl, judgeModel, labeller };
         cmd.SetAction(Action((p, ct) =>
         {
-            var t = TaskCatalog.Create(p.GetValue(task)!, p.GetValue(data), p.GetValue(organism));
             var file = p.GetValue(predictions)!;
+            var t = TaskCatalog.Create(p.GetValue(task) ?? TaskOfPredictions(file), p.GetValue(data), p.GetValue(organism));
             var outDir = p.GetValue(output) ?? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(file))!, "rescored");
             var (scoring, notes) = Scoring([t], p.GetValue(data), p.GetValue(judgeUrl), p.GetValue(judgeModel), p.GetValue(labeller), DefaultCacheDir());
             var summary = Rescorer.RescoreAsync(t, file, scoring, outDir, ct: ct).GetAwaiter().GetResult();
-            AnsiConsole.MarkupLine(Markup.Escape(System.Text.Json.JsonSerializer.Serialize(summary, new System.Text.Json.JsonSerializerOptions { WriteIndented = true })));
-            foreach (var n in notes.Values.SelectMany(x => x)) AnsiConsole.MarkupLine(Markup.Escape(n));
-            AnsiConsole.MarkupLine($"-> {Markup.Escape(Path.GetFullPath(outDir))}");
+            Say(System.Text.Json.JsonSerializer.Serialize(summary, new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
+            foreach (var n in notes.Values.SelectMany(x => x)) Note(n);
+            Say($"-> {Path.GetFullPath(outDir)}");
             return 0;
         }));
         return cmd;
+    }
+
+    /// <summary>The task named by the prediction lines' "task" field (ours carry it); one name, or a clear error.</summary>
+    public static string TaskOfPredictions(string file)
+    {
+        if (!File.Exists(file)) throw new FileNotFoundException($"--predictions {file}: no such file.");
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        var n = 0;
+        foreach (var line in File.ReadLines(file))
+        {
+            n++;
+            if (string.IsNullOrWhiteSpace(line)) continue;
+            try
+            {
+                if (System.Text.Json.Nodes.JsonNode.Parse(line) is System.Text.Json.Nodes.JsonObject o && o["task"] is System.Text.Json.Nodes.JsonValue v && v.TryGetValue<string>(out var name))
+                    names.Add(name);
+                else throw new ArgumentException($"{file}:{n}: no \"task\" field; give --task.");
+            }
+            catch (System.Text.Json.JsonException e) { throw new ArgumentException($"{file}:{n}: not a JSON object ({e.Message})."); }
+        }
+        return names.Count switch
+        {
+            0 => throw new ArgumentException($"{file}: no prediction lines."),
+            1 => names.Single(),
+            _ => throw new ArgumentException($"{file}: lines of several tasks ({string.Join(", ", names.Order())}); give --task."),
+        };
     }
 }

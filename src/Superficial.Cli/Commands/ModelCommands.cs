@@ -22,30 +22,40 @@ internal static class ModelCommands
         root.Subcommands.Add(Generate());
     }
 
-    public static Option<string?> DtypeOption() =>
-        Opt<string?>("--dtype", "Compute dtype: float32 (default on CPU), bfloat16 or float16.");
+    /// <summary>--dtype alone (serve's per-variant options); commands that run a model take the whole shared set, <see cref="ModelRunOptions"/>.</summary>
+    public static Option<string?> DtypeOption() => Opt<string?>("--dtype", ModelRunOptions.DtypeHelp);
 
-    public static ScalarType? ParseDtype(string? s) => s switch
-    {
-        null => null,
-        "float32" or "f32" or "fp32" => ScalarType.Float32,
-        "bfloat16" or "bf16" => ScalarType.BFloat16,
-        "float16" or "f16" or "fp16" => ScalarType.Float16,
-        _ => throw new ArgumentException($"--dtype {s}: expected float32, bfloat16 or float16."),
-    };
+    public static ScalarType? ParseDtype(string? s) => ModelRunOptions.ParseDtype(s);
 
     /// <summary>Loads a model with a progress bar.</summary>
     public static CausalLM LoadModel(string folder, ScalarType? dtype = null) =>
-        WithProgress($"loading {Path.GetFileName(Path.GetFullPath(folder).TrimEnd('/'))}", report =>
-            CausalLM.Load(folder, dtype, new Progress<LoadProgress>(p => report(p.Done, p.Total, $"({p.Bytes / 1e6:0} MB)"))));
+        WithProgress($"load {Path.GetFileName(Path.GetFullPath(folder).TrimEnd('/'))}", "tensors", progress =>
+            CausalLM.Load(folder, dtype, new Progress<LoadProgress>(p => progress.Report(p.Done, p.Total, $"{p.Bytes / 1e6:0} MB"))));
 
     static Command Inspect()
     {
-        var model = Opt<string>("--model", "Model folder (config.json, *.safetensors, tokenizer files).", required: true);
-        var cmd = new Command("inspect", "Describe a model folder: architecture, parameters, dtypes, tokenizer, chat template.") { model };
+        var model = Opt<string>("--model", "Model folder (config.json, *.safetensors, tokenizer files), or a folder of model folders (e.g. an organism).", required: true);
+        var cmd = new Command("inspect", "Describe a model folder: architecture, parameters, dtypes, tokenizer, chat template; " +
+                                         "for a folder of models (an organism), list them.") { model };
         cmd.SetAction(Action((p, _) =>
         {
             var dir = p.GetValue(model)!;
+            if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"--model {Path.GetFullPath(dir)}: no such folder.");
+            if (!File.Exists(Path.Combine(dir, "config.json")))
+            {
+                var models = Directory.GetDirectories(dir).Where(d => File.Exists(Path.Combine(d, "config.json"))).Order(StringComparer.Ordinal).ToArray();
+                if (models.Length == 0) throw new FileNotFoundException($"--model {Path.GetFullPath(dir)}: no config.json here or in its subfolders; is it a model folder?");
+                var list = new Table().AddColumn("model").AddColumn("architecture").AddColumn("parameters").AddColumn("identity");
+                foreach (var m in models)
+                {
+                    var c = ModelConfig.Load(Path.Combine(m, "config.json"));
+                    list.AddRow(Markup.Escape(Path.GetFileName(m)), Markup.Escape($"{c.ModelType}, {c.NumLayers} layers, hidden {c.HiddenSize}, vocab {c.VocabSize}"),
+                        $"{c.ParameterCount():N0}", Markup.Escape(ModelIdentity.Of(m)));
+                }
+                Say($"{models.Length} models in {Path.GetFullPath(dir)}");
+                AnsiConsole.Write(list);
+                return 0;
+            }
             var config = ModelConfig.Load(Path.Combine(dir, "config.json"));
             using var ckpt = Checkpoint.Open(dir);
             var dtypes = ckpt.Names.GroupBy(n => ckpt.Entry(n).DType).Select(g => $"{DTypes.Name(g.Key)} x{g.Count()}");
@@ -89,14 +99,16 @@ internal static class ModelCommands
         var model = Opt<string>("--model", "Model folder.", required: true);
         var ids = Opt<string>("--ids", "Comma-separated token ids, e.g. 1,15043,3186.", required: true);
         var output = Opt<string>("--out", "Output .safetensors with F32 tensors logits [T, vocab] and hidden [T, hidden].", required: true);
-        var dtype = DtypeOption();
-        var cmd = new Command("forward", "Run one token sequence and save logits and final hidden states (for parity checks).") { model, ids, output, dtype };
+        var run = new ModelRunOptions();
+        var cmd = new Command("forward", "Run one token sequence and save logits and final hidden states (for parity checks).") { model, ids, output };
+        run.AddTo(cmd);
         cmd.SetAction(Action((p, _) =>
         {
+            var settings = run.Read(p);
             var tokens = p.GetValue(ids)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
                 .Select(s => long.TryParse(s, out var v) ? v : throw new ArgumentException($"--ids: \"{s}\" is not an integer.")).ToArray();
             if (tokens.Length == 0) throw new ArgumentException("--ids: give at least one token id.");
-            using var m = LoadModel(p.GetValue(model)!, ParseDtype(p.GetValue(dtype)));
+            using var m = LoadModel(p.GetValue(model)!, settings.Dtype);
             if (tokens.Any(t => t < 0 || t >= m.VocabSize)) throw new ArgumentException($"--ids: ids must be in [0, {m.VocabSize}).");
             using var noGrad = no_grad();
             using var input = tensor(tokens, [1, tokens.Length]).to(m.Device);
@@ -105,7 +117,7 @@ internal static class ModelCommands
             using var h = hidden[0].to_type(ScalarType.Float32).cpu();
             using var l = logits[0].to_type(ScalarType.Float32).cpu();
             SafeTensorsWriter.Write(p.GetValue(output)!, [KeyValuePair.Create("logits", l), KeyValuePair.Create("hidden", h)]);
-            AnsiConsole.MarkupLine(Markup.Escape($"wrote logits [{tokens.Length}, {m.VocabSize}] and hidden [{tokens.Length}, {m.HiddenSize}] to {p.GetValue(output)!}"));
+            Say($"wrote logits [{tokens.Length}, {m.VocabSize}] and hidden [{tokens.Length}, {m.HiddenSize}] to {Path.GetFullPath(p.GetValue(output)!)}");
             return 0;
         }));
         return cmd;
@@ -146,34 +158,38 @@ internal static class ModelCommands
         var maxNew = Opt("--max-new-tokens", "Tokens to generate at most.", defaultValue: () => 128);
         var temperature = Opt("--temperature", "0 = greedy; > 0 samples.", defaultValue: () => 0.0);
         var topP = Opt("--top-p", "Nucleus sampling mass.", defaultValue: () => 1.0);
-        var seed = Opt("--seed", "Sampling seed.", defaultValue: () => 0L);
         var stop = Opt<string[]>("--stop", "Stop string (repeatable).");
         var alpha = Opt("--alpha", "Scale of the head's logit shift.", defaultValue: () => 1.0);
-        var dtype = DtypeOption();
+        var run = new ModelRunOptions(seedHelp: "Sampling seed (with --temperature > 0).");
         var steering = new SteeringOptions();
-        var cmd = new Command("generate", "Generate text from a model, optionally with a superficial head, a transferred head or recovery.")
-            { model, prompt, chat, template, maxNew, temperature, topP, seed, stop, alpha, dtype };
+        var cmd = new Command("generate", "Generate text from a model, optionally with a superficial head, a transferred head or recovery. " +
+                                          "The text goes to stdout; statistics to stderr.")
+            { model, prompt, chat, template, maxNew, temperature, topP, stop, alpha };
+        run.AddTo(cmd);
         steering.AddTo(cmd);
         cmd.SetAction(Action((p, ct) =>
         {
+            var settings = run.Read(p);
             var dir = p.GetValue(model)!;
+            var request = steering.Read(p, p.GetValue(alpha));
+            SteeringPreflight.Check(dir, request); // before the model loads
             var tok = TextTokenizer.Load(dir);
-            using var m = LoadModel(dir, ParseDtype(p.GetValue(dtype)));
-            using var steer = Steering.Build(m, tok, steering.Read(p, p.GetValue(alpha)));
+            using var m = LoadModel(dir, settings.Dtype);
+            using var steer = Steering.Build(m, tok, request);
             var spec = new PromptSpec(p.GetValue(prompt)!, p.GetValue(prompt)!);
             var chatTemplate = p.GetValue(chat) || p.GetValue(template) is not null ? tok.GetChatTemplate(p.GetValue(template)) : null;
             var ids = PromptFormat.Encode(tok, spec, chatTemplate);
             var options = new GenerationOptions
             {
                 MaxNewTokens = p.GetValue(maxNew), Temperature = p.GetValue(temperature), TopP = p.GetValue(topP),
-                Seed = p.GetValue(seed), StopStrings = p.GetValue(stop) ?? [],
+                Seed = settings.Seed, StopStrings = p.GetValue(stop) ?? [],
             };
-            if (steer.Transform is not null) AnsiConsole.MarkupLine($"[grey]logit transform: {Markup.Escape(steer.Description)}[/]");
+            if (steer.Transform is not null) Note($"logit transform: {steer.Description}");
             var watch = System.Diagnostics.Stopwatch.StartNew();
             IReadOnlyList<IReadOnlyList<int>>? side = PromptFormat.SideEncode(tok, spec, chatTemplate, steer.Transform) is { } s ? [s] : null;
             var result = new TextGenerator(m, tok).Generate([ids], options, steer.Transform, null, ct, side)[0];
             Console.WriteLine(result.Text);
-            AnsiConsole.MarkupLine($"[grey]{result.TokenIds.Count} tokens in {watch.Elapsed.TotalSeconds:0.00} s, stopped by {result.Finish.ToString().ToLowerInvariant()}[/]");
+            Note($"{result.TokenIds.Count} tokens in {watch.Elapsed.TotalSeconds:0.00} s, stopped by {result.Finish.ToString().ToLowerInvariant()}");
             return 0;
         }));
         return cmd;

@@ -32,6 +32,8 @@ public sealed record ExtractionOptions
     /// <summary>Chat template of the aligned model by family name or .jinja file; null = its tokenizer_config's.</summary>
     public string? ChatTemplate { get; init; }
     public ShardSpec Shard { get; init; } = ShardSpec.Single;
+    /// <summary>Compute dtype of both models (null: the checkpoint's, float32 on CPU).</summary>
+    public ScalarType? Dtype { get; init; }
     /// <summary>Keep the last tokens of a prompt too long for a model's context (with a warning) instead of refusing it.</summary>
     public bool TruncatePrompts { get; init; }
 }
@@ -83,8 +85,8 @@ public static class Extraction
         long positions = 0, tokens = 0;
         if (todo.Length > 0)
         {
-            using var baseModel = CausalLM.Load(baseDir);
-            using var alignedModel = CausalLM.Load(alignedDir);
+            using var baseModel = CausalLM.Load(baseDir, options.Dtype);
+            using var alignedModel = CausalLM.Load(alignedDir, options.Dtype);
             var generator = new TextGenerator(alignedModel, alignedTok);
             int done = mine.Length - todo.Length;
             foreach (var c in todo)
@@ -303,6 +305,7 @@ public static class Extraction
             ["response_prefix"] = o.ResponsePrefix, ["stop_strings"] = new JsonArray(o.StopStrings.Select(s => (JsonNode)s!).ToArray()),
             ["hidden_dtype"] = o.HiddenF32 ? "F32" : "F16", ["decoding"] = "greedy",
         },
+        ["compute_dtype"] = o.Dtype?.ToString().ToLowerInvariant(),
         ["chunks"] = (prompts.Count + o.ChunkSize - 1) / o.ChunkSize,
     };
 
@@ -334,18 +337,19 @@ public static class Extraction
         catch (JsonException e) { throw new InvalidDataException($"{path}: not valid JSON ({e.Message}); is {outDir} an extraction folder?"); }
         var a = Comparable(existing);
         var b = Comparable(manifest);
-        if (a != b)
+        if (a.ToJsonString() != b.ToJsonString())
             throw new InvalidOperationException(
-                $"{outDir} holds an extraction made with other models, prompts or settings; use a new --out folder " +
-                $"(existing: {a}; requested: {b}).");
+                $"{outDir} holds an extraction made with other settings: {JsonDiff.Describe(a, b)}. " +
+                "Use a new --out folder, or add --overwrite to discard it.");
     }
 
-    static string Comparable(JsonObject m)
+    static JsonObject Comparable(JsonObject m)
     {
         var c = (JsonObject)m.DeepClone();
         (c["base"] as JsonObject)?.Remove("path");
         (c["aligned"] as JsonObject)?.Remove("path");
         (c["prompts"] as JsonObject)?.Remove("source");
-        return c.ToJsonString();
+        if (c["compute_dtype"] is null) c.Remove("compute_dtype"); // manifests from before --dtype
+        return c;
     }
 }

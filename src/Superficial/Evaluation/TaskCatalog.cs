@@ -15,8 +15,54 @@ public static class TaskCatalog
         get { Organism.OrganismTasks.EnsureRegistered(); return TaskRegistry.KnownNames; }
     }
 
+    /// <summary>What `superficial tasks` lists about a task.</summary>
+    public sealed record TaskInfo(string Name, string Metric, bool HigherIsBetter, TaskKind Kind, string Needs);
+
+    /// <summary>Every known task with its metric, direction, kind and the data it reads (no data is read here).</summary>
+    public static IReadOnlyList<TaskInfo> Describe()
+    {
+        var anyDir = Path.GetTempPath(); // tasks read their data lazily; the constructor only checks the folder exists
+        return KnownNames.Select(n =>
+        {
+            var organism = n.StartsWith(OrganismPrefix, StringComparison.OrdinalIgnoreCase);
+            var t = TaskRegistry.Create(n, new TaskOptions(anyDir));
+            var needs = organism ? "--organism DIR (superficial organism build)" : n switch
+            {
+                "advbench" => "--data DIR (advbench/); optional LLM judge (--judge-model)",
+                "toxigen" => "--data DIR (toxigen/); toxicity labeller trained on it, or --toxicity-labeller judge",
+                "truthfulqa" => "--data DIR (truthfulqa/); LLM judge (--judge-model)",
+                _ => $"--data DIR ({(n.StartsWith("truthfulqa", StringComparison.Ordinal) ? "truthfulqa" : n)}/)",
+            };
+            return new TaskInfo(t.Name, t.Metric, t.HigherIsBetter, t.Kind, needs);
+        }).ToArray();
+    }
+
+    /// <summary>The known name closest to <paramref name="name"/> (edit distance at most a third of its length), for "did you mean".</summary>
+    public static string? Suggest(string name)
+    {
+        var best = KnownNames.Select(k => (k, d: EditDistance(name.ToLowerInvariant(), k.ToLowerInvariant()))).OrderBy(x => x.d).ThenBy(x => x.k, StringComparer.Ordinal).FirstOrDefault();
+        return best.k is not null && best.d <= Math.Max(2, name.Length / 3) ? best.k : null;
+    }
+
+    static int EditDistance(string a, string b)
+    {
+        var prev = Enumerable.Range(0, b.Length + 1).ToArray();
+        for (var i = 1; i <= a.Length; i++)
+        {
+            var cur = new int[b.Length + 1];
+            cur[0] = i;
+            for (var j = 1; j <= b.Length; j++)
+                cur[j] = Math.Min(Math.Min(cur[j - 1] + 1, prev[j] + 1), prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1));
+            prev = cur;
+        }
+        return prev[b.Length];
+    }
+
     public static IEvalTask Create(string name, string? dataDir, string? organismDir, int? limit = null)
     {
+        if (!KnownNames.Contains(name, StringComparer.OrdinalIgnoreCase))
+            throw new ArgumentException($"unknown task \"{name}\"" + (Suggest(name) is { } s ? $"; did you mean \"{s}\"?" : ".") +
+                                        " List them with: superficial tasks.");
         if (name.StartsWith(OrganismPrefix, StringComparison.OrdinalIgnoreCase))
         {
             Organism.OrganismTasks.EnsureRegistered();

@@ -16,7 +16,7 @@ public class DemoTests(TinyOrganism organism)
         DemoCommand.Run(OrganismSize.Tiny, tmp.Path, 0, organism.Folder, CancellationToken.None);
         var summary = JsonNode.Parse(File.ReadAllText(Path.Combine(tmp.Path, "eval", "summary.json")))!;
         var safety = summary["tasks"]!["organism-safety"]!;
-        double b = (double)safety["base"]!, h = (double)safety["head"]!, a = (double)safety["aligned"]!;
+        double b = (double)safety["base"]!, h = (double)safety["base+head"]!, a = (double)safety["aligned"]!;
         Assert.True(a < b, $"aligned ASR {a} should be below base {b}");
         Assert.True(h < b, $"base+head ASR {h} should be below base {b}: the head carries refusals");
         Assert.NotNull(summary["comparisons"]);

@@ -48,8 +48,8 @@ public class ServeProcessTests(ServerFixture f) : IClassFixture<ServerFixture>
         Assert.True(code == 0, stderr + stdout);
         var served = (await f.Chat(variant).CompleteChatAsync([new UserChatMessage("the cat sat")],
             new ChatCompletionOptions { Temperature = 0, MaxOutputTokenCount = 10 })).Value.Content[0].Text;
-        Assert.Contains("\n" + served + "\n", stdout); // after the line naming the transform
-        Assert.Contains("10 tokens in", stdout);
+        Assert.Equal(served + "\n", stdout); // generate's stdout is the text alone; the transform and statistics go to stderr
+        Assert.Contains("10 tokens in", stderr);
     }
 
     [DllImport("libc", SetLastError = true)]

@@ -11,7 +11,8 @@ public static class HtmlRenderer
         h1{font-size:1.7em;border-bottom:2px solid #0072B2;padding-bottom:6px}
         h2{font-size:1.35em;margin-top:2em;border-bottom:1px solid #ddd;padding-bottom:4px}
         h3{font-size:1.12em;margin-top:1.6em}
-        table{border-collapse:collapse;margin:10px 0 14px;font-size:.92em}
+        .table-scroll{max-width:100%;overflow-x:auto;margin:10px 0 14px}
+        table{border-collapse:collapse;margin:0;font-size:.92em}
         th,td{border:1px solid #d0d0d0;padding:4px 9px;text-align:left;vertical-align:top}
         th{background:#f0f4f8}
         tr:nth-child(even) td{background:#fafafa}
@@ -58,7 +59,8 @@ public static class HtmlRenderer
                 sb.Append("</ul>\n");
                 break;
             case Table t:
-                sb.Append("<table>\n");
+                // A wide table scrolls inside its box instead of running off the page.
+                sb.Append("<div class=\"table-scroll\"><table>\n");
                 if (t.Caption is not null) sb.Append("<caption>").Append(E(t.Caption)).Append("</caption>\n");
                 sb.Append("<thead><tr>");
                 foreach (var h in t.Header) sb.Append("<th>").Append(E(h)).Append("</th>");
@@ -70,7 +72,7 @@ public static class HtmlRenderer
                         sb.Append(LooksNumeric(cell) ? "<td class=\"num\">" : "<td>").Append(E(cell)).Append("</td>");
                     sb.Append("</tr>\n");
                 }
-                sb.Append("</tbody>\n</table>\n");
+                sb.Append("</tbody>\n</table></div>\n");
                 break;
             case Figure f:
                 // As wide as its chart, so captions wrap under it and small charts sit side by side.

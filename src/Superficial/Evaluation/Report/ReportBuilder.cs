@@ -49,13 +49,57 @@ public sealed class ReportBuilder(EvalSummary summary, string runDir, ReportOpti
 
     void Intro()
     {
-        var variants = summary.Tasks.SelectMany(t => t.Variants.Select(v => v.Variant)).Distinct().ToArray();
+        if (summary.Main is { Tasks.Count: > 0 } main) Add(new Paragraph(Takeaway(main)));
+        var variants = OrderVariants(summary.Tasks.SelectMany(t => t.Variants.Select(v => v.Variant)).Distinct());
         Add(new Paragraph($"{summary.Tasks.Count} task(s): {string.Join(", ", summary.Tasks.Select(t => t.Task))}. " +
                           $"Variants: {string.Join(", ", variants)}."));
         Add(new Paragraph("Every metric is the mean of per-example scores. Intervals are 95% percentile intervals of a paired bootstrap over examples " +
                           $"({summary.BootstrapResamples} resamples, seed {summary.Seed}): each resample draws one set of example indices used for all variants. " +
                           "The portion (mid − low) / (high − low) is undefined when high and low are not distinguishable: |high − low| < 1e-9, " +
                           "or the paired 95% interval of high − low contains 0.", Muted: true));
+    }
+
+    /// <summary>One paragraph, from the numbers: which tasks the head carries (portion with its interval) and what it costs elsewhere.</summary>
+    static string Takeaway(ComparisonResults main)
+    {
+        var c = main.Comparison;
+        var shares = main.Tasks.Where(IsShare).Select(t =>
+        {
+            if (t.Portion.Value is not double v || t.Portion.Ci95 is not { } ci)
+                return $"{t.Task}: portion undefined ({System.Text.RegularExpressions.Regex.Replace(t.Portion.Note, "^undefined:\\s*", "").TrimEnd('.')})";
+            var verdict = ci.Low >= 0.5 ? "largely superficial" : ci.High < 0.5 ? "mostly not superficial"
+                : ci.Width > 1 ? "too uncertain to say (the interval is wider than 1)" : "partly superficial (the interval spans 0.5)";
+            return $"{t.Task} {ReportFormat.Fixed(v, "0.00")} [{ReportFormat.Fixed(ci.Low, "0.00")}, {ReportFormat.Fixed(ci.High, "0.00")}]: {verdict}";
+        }).ToArray();
+        var costs = main.Tasks.Where(t => !IsShare(t)).Select(t =>
+            $"{t.Task} is a cost, not a share: {c.Mid}'s {t.Metric} differs from {c.High}'s by {Signed(t.Mid.Mean - t.High.Mean)} " +
+            $"({(t.HigherIsBetter ? "higher" : "lower")} is better)").ToArray();
+        var text = $"Takeaway: the portion of the {c.Low} → {c.High} change that {c.Mid} reaches, per task (95% interval): {string.Join("; ", shares)}.";
+        if (costs.Length > 0) text += " " + string.Join(". ", costs) + ".";
+        return text;
+    }
+
+    static string Signed(double x) => ReportFormat.Signed(x);
+    static bool IsShare(ComparisonTaskResult t) => ReportFormat.IsShare(t);
+    static string PortionOrCost(ComparisonTaskResult t, Comparison c) => ReportFormat.PortionOrCost(t, c);
+
+    /// <summary>Variants in reading order: as the comparisons name them (low, mid, high), alpha sweeps by alpha, then any others.</summary>
+    IReadOnlyList<string> OrderVariants(IEnumerable<string> names)
+    {
+        var rank = new Dictionary<string, int>();
+        foreach (var c in new[] { summary.Main }.Concat(summary.Comparisons).Where(c => c is not null))
+            foreach (var v in c!.Comparison.Variants)
+            {
+                var baseName = Comparison.TryParseAlpha(v, out var b, out _) ? b : v;
+                rank.TryAdd(baseName, rank.Count);
+            }
+        var list = names.ToList();
+        return list.Select((v, i) =>
+            {
+                var has = Comparison.TryParseAlpha(v, out var b, out var a);
+                return (v, Rank: rank.TryGetValue(has ? b : v, out var r) ? r : rank.Count + i, Alpha: has ? a : 1.0);
+            })
+            .OrderBy(x => x.Rank).ThenBy(x => x.Alpha).Select(x => x.v).ToArray();
     }
 
     static string Describe(Comparison c) => $"{c.Low} → {c.Mid} → {c.High}";
@@ -71,25 +115,38 @@ public sealed class ReportBuilder(EvalSummary summary, string runDir, ReportOpti
         [
             t.Task, $"{t.Metric} {Direction(t.HigherIsBetter)}", t.N.ToString(CultureInfo.InvariantCulture),
             ReportFormat.WithInterval(t.Low.Mean, t.Low.Ci95), ReportFormat.WithInterval(t.Mid.Mean, t.Mid.Ci95),
-            ReportFormat.WithInterval(t.High.Mean, t.High.Ci95), ReportFormat.Portion(t.Portion), string.Join("; ", Notes(t.Task)),
+            ReportFormat.WithInterval(t.High.Mean, t.High.Ci95), PortionOrCost(t, cmp), string.Join("; ", Notes(t.Task)),
         ]).ToArray();
         Add(new Table(["task", "metric", "n", cmp.Low, cmp.Mid, cmp.High, "portion", "notes"], rows,
             $"Portion = ({cmp.Mid} − {cmp.Low}) / ({cmp.High} − {cmp.Low}); ↑ higher is better, ↓ lower is better."));
         if (c.Tasks.Count == 0) return;
 
-        var labels = c.Tasks.Select(t => TaskLabel(t.Task, t.Metric, t.HigherIsBetter)).ToArray();
-        var values = c.Tasks.Select(t => (IReadOnlyList<BarValue>)
-            [new BarValue(t.Low.Mean, t.Low.Ci95), new BarValue(t.Mid.Mean, t.Mid.Ci95), new BarValue(t.High.Mean, t.High.Ci95)]).ToArray();
-        Chart($"{cmp.Name}-metrics.png",
-            ReportCharts.GroupedBars($"{cmp.Name}: metric per task", labels, [cmp.Low, cmp.Mid, cmp.High], values),
-            $"Bar chart of {cmp.Low}, {cmp.Mid} and {cmp.High} per task",
-            "Metric per task for each variant; whiskers are 95% paired-bootstrap intervals.");
-        Chart($"{cmp.Name}-portion.png",
-            ReportCharts.Portions($"{cmp.Name}: portion per task", labels, c.Tasks.Select(t => t.Portion).ToArray()),
-            $"Portion per task for {cmp.Name}",
-            $"({cmp.Mid} − {cmp.Low}) / ({cmp.High} − {cmp.Low}) per task with its 95% interval; a grey cross marks an undefined portion (reason below).");
+        // One panel per scale: rates in [0, 1] together, every other metric (e.g. NLL per character) on its own axis,
+        // so a metric of 2.5-3.5 does not flatten every rate beside it.
+        var shares = c.Tasks.Where(IsShare).ToArray();
+        var panels = (shares.Length > 0 ? new[] { (File: "metrics", Tasks: shares) } : [])
+            .Concat(c.Tasks.Where(t => !IsShare(t)).Select(t => (File: "metric-" + t.Task, Tasks: new[] { t }))).ToArray();
+        foreach (var (file, tasks) in panels)
+        {
+            var values = tasks.Select(t => (IReadOnlyList<BarValue>)
+                [new BarValue(t.Low.Mean, t.Low.Ci95), new BarValue(t.Mid.Mean, t.Mid.Ci95), new BarValue(t.High.Mean, t.High.Ci95)]).ToArray();
+            var names = string.Join(", ", tasks.Select(t => t.Task));
+            Chart($"{cmp.Name}-{file}.png",
+                ReportCharts.GroupedBars(tasks.Length == 1 && !IsShare(tasks[0]) ? $"{cmp.Name}: {tasks[0].Task} ({tasks[0].Metric})" : $"{cmp.Name}: metric per task",
+                    tasks.Select(t => TaskLabel(t.Task, t.Metric, t.HigherIsBetter)).ToArray(), [cmp.Low, cmp.Mid, cmp.High], values),
+                $"Bar chart of {cmp.Low}, {cmp.Mid} and {cmp.High} for {names}",
+                $"{(IsShare(tasks[0]) ? "Rates" : tasks[0].Metric)} per variant for {names}; whiskers are 95% paired-bootstrap intervals.");
+        }
+        if (shares.Length > 0)
+            Chart($"{cmp.Name}-portion.png",
+                ReportCharts.Portions($"{cmp.Name}: portion per task", shares.Select(t => TaskLabel(t.Task, t.Metric, t.HigherIsBetter)).ToArray(),
+                    shares.Select(t => t.Portion).ToArray()),
+                $"Portion per task for {cmp.Name}",
+                $"({cmp.Mid} − {cmp.Low}) / ({cmp.High} − {cmp.Low}) per task with its 95% interval; a grey cross marks an undefined portion (reason below). " +
+                (shares.Length < c.Tasks.Count ? "Tasks whose metric is not a rate are costs, not shares, and are left off this axis (see the table)." : ""));
         Add(new Table(["task", "portion", "why / what it rests on"],
-            c.Tasks.Select(t => (IReadOnlyList<string>)[t.Task, ReportFormat.Portion(t.Portion), t.Portion.Note]).ToArray()));
+            c.Tasks.Select(t => (IReadOnlyList<string>)[t.Task, PortionOrCost(t, cmp),
+                IsShare(t) ? t.Portion.Note : $"{t.Metric} is not a rate in [0, 1]: its (mid − low) / (high − low) is not a share of the alignment, so the change against {cmp.High} is shown instead."]).ToArray()));
     }
 
     void Chart(string file, byte[] png, string alt, string caption)
@@ -209,6 +266,14 @@ public sealed class ReportBuilder(EvalSummary summary, string runDir, ReportOpti
                 ]).ToArray(),
                 $"Time spent by the last run (examples recorded by earlier, interrupted runs are not counted); total {summary.TotalSeconds.ToString("0.0", CultureInfo.InvariantCulture)} s."));
     }
+
+    void KeyValues(string title, IReadOnlyDictionary<string, System.Text.Json.Nodes.JsonNode?> map) =>
+        KeyValues(title, map.ToDictionary(kv => kv.Key, kv => kv.Value switch
+        {
+            null => "",
+            System.Text.Json.Nodes.JsonValue v when v.TryGetValue<string>(out var str) => str,
+            var n => n.ToJsonString(),
+        }));
 
     void KeyValues(string title, IReadOnlyDictionary<string, string> map)
     {

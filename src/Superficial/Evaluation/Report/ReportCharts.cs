@@ -18,7 +18,11 @@ public static class ReportCharts
 
     /// <summary>Grouped bars: one group per task (label under it), one bar per series, with 95% interval whiskers.</summary>
     public static byte[] GroupedBars(string title, IReadOnlyList<string> groupLabels, IReadOnlyList<string> seriesLabels,
-        IReadOnlyList<IReadOnlyList<BarValue>> values, int width = 900, int height = 430)
+        IReadOnlyList<IReadOnlyList<BarValue>> values, int width = 900, int height = 430) =>
+        GroupedBarsPlot(title, groupLabels, seriesLabels, values).GetImageBytes(width, height, ImageFormat.Png);
+
+    internal static Plot GroupedBarsPlot(string title, IReadOnlyList<string> groupLabels, IReadOnlyList<string> seriesLabels,
+        IReadOnlyList<IReadOnlyList<BarValue>> values)
     {
         var plot = NewPlot(title);
         var s = seriesLabels.Count;
@@ -44,7 +48,7 @@ public static class ReportCharts
         plot.Axes.SetLimits(-0.8, groupLabels.Count * (s + 1) - 1.2, lo, hi + (hi - lo) * 0.18);
         plot.YLabel("metric (mean over examples)");
         LegendBelow(plot);
-        return plot.GetImageBytes(width, height, ImageFormat.Png);
+        return plot;
     }
 
     /// <summary>
@@ -52,11 +56,14 @@ public static class ReportCharts
     /// portion is undefined get a grey cross at 0 labelled "undefined" and the short reason (the full one is in the table beside it).
     /// </summary>
     public static byte[] Portions(string title, IReadOnlyList<string> taskLabels, IReadOnlyList<PortionEstimate> portions,
-        int width = 900, int height = 380)
+        int width = 900, int height = 380) =>
+        PortionsPlot(title, taskLabels, portions).GetImageBytes(width, height, ImageFormat.Png);
+
+    internal static Plot PortionsPlot(string title, IReadOnlyList<string> taskLabels, IReadOnlyList<PortionEstimate> portions)
     {
         var plot = NewPlot(title);
-        AddReference(plot, 0, "0 = low");
-        AddReference(plot, 1, "1 = high");
+        AddReference(plot, 0, "0 = low", SeriesColor(0), LinePattern.Dotted);
+        AddReference(plot, 1, "1 = high", SeriesColor(2), LinePattern.Dashed);
         var xs = new List<double>(); var ys = new List<double>(); var neg = new List<double>(); var pos = new List<double>();
         double lo = -0.1, hi = 1.1;
         for (var i = 0; i < portions.Count; i++)
@@ -95,7 +102,7 @@ public static class ReportCharts
         plot.Axes.SetLimits(-0.6, taskLabels.Count - 0.4, lo - 0.1, hi + 0.25);
         plot.YLabel("(mid − low) / (high − low)");
         LegendBelow(plot);
-        return plot.GetImageBytes(width, height, ImageFormat.Png);
+        return plot;
     }
 
     /// <summary>A metric against the head's scale alpha, with 95% intervals, and the low and high variants as reference lines.</summary>
@@ -103,8 +110,8 @@ public static class ReportCharts
         (string Label, double Value) low, (string Label, double Value) high, int width = 560, int height = 360)
     {
         var plot = NewPlot(title);
-        AddReference(plot, low.Value, low.Label, SeriesColor(0));
-        AddReference(plot, high.Value, high.Label, SeriesColor(2));
+        AddReference(plot, low.Value, low.Label, SeriesColor(0), LinePattern.Dotted);
+        AddReference(plot, high.Value, high.Label, SeriesColor(2), LinePattern.Dashed);
         var xs = alphas.ToArray();
         var ys = values.Select(v => v.Mean).ToArray();
         var line = plot.Add.Scatter(xs, ys, SeriesColor(1));
@@ -120,6 +127,9 @@ public static class ReportCharts
 
     const double MinPortionShown = -2, MaxPortionShown = 3;
 
+    static readonly MarkerShape[] Markers =
+        [MarkerShape.FilledCircle, MarkerShape.FilledSquare, MarkerShape.FilledTriangleUp, MarkerShape.FilledDiamond, MarkerShape.FilledTriangleDown, MarkerShape.OpenCircle];
+
     /// <summary>
     /// The portion against alpha, one line per task: the trade-off view of a sweep (e.g. how much of the
     /// safety change is reached while how much of the math change is lost). Undefined portions are left out.
@@ -128,8 +138,8 @@ public static class ReportCharts
         int width = 900, int height = 400)
     {
         var plot = NewPlot(title);
-        AddReference(plot, 0, "0 = low");
-        AddReference(plot, 1, "1 = high");
+        AddReference(plot, 0, "0 = low", SeriesColor(0), LinePattern.Dotted);
+        AddReference(plot, 1, "1 = high", SeriesColor(2), LinePattern.Dashed);
         double lo = -0.1, hi = 1.1;
         for (var k = 0; k < tasks.Count; k++)
         {
@@ -137,15 +147,16 @@ public static class ReportCharts
             if (points.Length == 0) continue;
             var xs = points.Select(x => x.First).ToArray();
             var ys = points.Select(x => x.Second.Value!.Value).ToArray();
-            var line = plot.Add.Scatter(xs, ys, SeriesColor(k + 1));
+            var line = plot.Add.Scatter(xs, ys, SeriesColor(k + 3));
             line.LineWidth = 2;
             line.MarkerSize = 9;
+            line.MarkerShape = Markers[k % Markers.Length]; // told apart without colour, too
             // the axis stops at [-2, 3]; say so in the legend rather than let a task silently leave the chart
             var off = ys.Where(y => y < MinPortionShown || y > MaxPortionShown).ToArray();
             line.LegendText = off.Length == 0 ? tasks[k].Task
                 : $"{tasks[k].Task} ({off.Length} point{(off.Length == 1 ? "" : "s")} off the axis, {off.Min():0.##} to {off.Max():0.##})";
             AddWhiskers(plot, xs, ys, points.Select(x => x.Second.Value!.Value - x.Second.Ci95!.Value.Low).ToArray(),
-                points.Select(x => x.Second.Ci95!.Value.High - x.Second.Value!.Value).ToArray(), SeriesColor(k + 1));
+                points.Select(x => x.Second.Ci95!.Value.High - x.Second.Value!.Value).ToArray(), SeriesColor(k + 3));
             lo = Math.Min(lo, points.Min(x => x.Second.Ci95!.Value.Low));
             hi = Math.Max(hi, points.Max(x => x.Second.Ci95!.Value.High));
         }
@@ -180,17 +191,24 @@ public static class ReportCharts
         plot.Legend.Orientation = Orientation.Horizontal;
     }
 
-    static void AddReference(Plot plot, double y, string label, Color? color = null)
+    // Reference lines differ in colour and pattern, so their legend entries can be told apart (and from the data).
+    static void AddReference(Plot plot, double y, string label, Color color, LinePattern pattern)
     {
-        var line = plot.Add.HorizontalLine(y, 1.5f, color ?? Colors.Gray, LinePattern.Dashed);
+        var line = plot.Add.HorizontalLine(y, 1.5f, color, pattern);
         line.LegendText = label;
     }
 
-    static void AddWhiskers(Plot plot, IReadOnlyList<double> xs, IReadOnlyList<double> ys, IReadOnlyList<double> neg, IReadOnlyList<double> pos, Color color)
+    // By property name: ScottPlot's constructor takes the positive (upper) errors before the negative ones,
+    // so passing them positionally drew every asymmetric interval upside down.
+    static void AddWhiskers(Plot plot, IReadOnlyList<double> xs, IReadOnlyList<double> ys, IReadOnlyList<double> below, IReadOnlyList<double> above, Color color)
     {
         var zeros = new double[xs.Count];
-        var eb = new ScottPlot.Plottables.ErrorBar(xs, ys, zeros, zeros, neg.Select(Math.Abs).ToArray(), pos.Select(Math.Abs).ToArray())
+        var eb = new ScottPlot.Plottables.ErrorBar(xs, ys, zeros, zeros, zeros, zeros)
         {
+            YErrorNegative = below.Select(Math.Abs).ToArray(),
+            YErrorPositive = above.Select(Math.Abs).ToArray(),
+            XErrorNegative = null,
+            XErrorPositive = null,
             Color = color,
             LineWidth = 1.5f,
             CapSize = 6,

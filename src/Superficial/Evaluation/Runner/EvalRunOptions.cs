@@ -19,7 +19,7 @@ public sealed class EvalRunOptions
     /// <summary>Free-form notes per task name, shown next to its figures (e.g. "labeller held-out accuracy 0.91 (n=2560)").</summary>
     public IReadOnlyDictionary<string, IReadOnlyList<string>> Notes { get; init; } = new Dictionary<string, IReadOnlyList<string>>();
     /// <summary>Recorded verbatim: the CLI's settings, where the data came from, which checkpoints each variant is.</summary>
-    public IReadOnlyDictionary<string, string> Settings { get; init; } = new Dictionary<string, string>();
+    public IReadOnlyDictionary<string, System.Text.Json.Nodes.JsonNode?> Settings { get; init; } = new Dictionary<string, System.Text.Json.Nodes.JsonNode?>();
     public IReadOnlyDictionary<string, string> DataSources { get; init; } = new Dictionary<string, string>();
     public IReadOnlyDictionary<string, string> Models { get; init; } = new Dictionary<string, string>();
 }

@@ -39,6 +39,7 @@ public sealed class EvalRunner
         var total = Stopwatch.StartNew();
         var timings = new List<TaskTiming>();
         var predictions = new List<TaskPredictions>();
+        var splitSizes = tasks.ToDictionary(t => t.Name, t => t.EvaluationSplit().Count);
         var examples = tasks.ToDictionary(t => t.Name, Examples);
         var recorded = tasks.ToDictionary(t => t.Name, _ => new Dictionary<string, IReadOnlyList<PredictionRecord>>());
         // Variant by variant, so a variant's model can be released before the next one is loaded.
@@ -69,13 +70,16 @@ public sealed class EvalRunner
             Tasks = stats.Tasks,
             Seed = stats.Seed,
             BootstrapResamples = stats.BootstrapResamples,
-            Runner = new Dictionary<string, string>
+            Runner = new Dictionary<string, System.Text.Json.Nodes.JsonNode?>
             {
-                ["batch_size"] = _options.BatchSize.ToString(),
-                ["scoring_concurrency"] = _options.ScoringConcurrency.ToString(),
-                ["limit"] = _options.Limit?.ToString() ?? "all",
-                ["tasks"] = string.Join(",", tasks.Select(t => t.Name)),
-                ["variants"] = string.Join(",", variants.Select(v => v.Name)),
+                ["batch_size"] = _options.BatchSize,
+                ["scoring_concurrency"] = _options.ScoringConcurrency,
+                ["limit"] = _options.Limit,
+                ["tasks"] = new System.Text.Json.Nodes.JsonArray(tasks.Select(t => (System.Text.Json.Nodes.JsonNode?)t.Name).ToArray()),
+                ["variants"] = new System.Text.Json.Nodes.JsonArray(variants.Select(v => (System.Text.Json.Nodes.JsonNode?)v.Name).ToArray()),
+                // as lm-evaluation-harness's "n-samples": the task's evaluation split, and how many of it were evaluated
+                ["n_samples"] = new System.Text.Json.Nodes.JsonObject(tasks.Select(t => KeyValuePair.Create(t.Name, (System.Text.Json.Nodes.JsonNode?)
+                    new System.Text.Json.Nodes.JsonObject { ["original"] = splitSizes[t.Name], ["effective"] = examples[t.Name].Count }))),
             },
             Settings = _options.Settings,
             DataSources = _options.DataSources,

@@ -31,8 +31,8 @@ public sealed record TaskTiming(string Task, string Variant, int ExamplesRun, do
 
 /// <summary>
 /// The results of an evaluation run, as written to summary.json: the main comparison under "tasks"
-/// ({"metric", "higher_is_better", "n", "base", "head", "aligned", "ci95", "portion", "portion_ci95",
-/// "portion_note"} per task), further and alpha-sweep comparisons under "comparisons" (same per-task shape,
+/// ({"metric", "higher_is_better", "n", one mean per variant keyed by its name (e.g. "base", "base+head",
+/// "aligned"), "ci95", "portion", "portion_ci95", "portion_note"} per task), further and alpha-sweep comparisons under "comparisons" (same per-task shape,
 /// keyed by variant names), every variant's metric and per-group means under "per_task", and the run's
 /// settings, data sources, model identities, bootstrap settings and timings.
 /// </summary>
@@ -43,8 +43,10 @@ public sealed class EvalSummary
     public IReadOnlyList<TaskResults> Tasks { get; init; } = [];
     public int Seed { get; init; }
     public int BootstrapResamples { get; init; }
-    public IReadOnlyDictionary<string, string> Runner { get; init; } = new Dictionary<string, string>();
-    public IReadOnlyDictionary<string, string> Settings { get; init; } = new Dictionary<string, string>();
+    /// <summary>How the runner ran: batch size, limit, tasks, variants, samples per task (JSON values, numbers as numbers).</summary>
+    public IReadOnlyDictionary<string, JsonNode?> Runner { get; init; } = new Dictionary<string, JsonNode?>();
+    /// <summary>The run's settings as the caller recorded them (e.g. version, commit, command line, date, device, dtype, seeds).</summary>
+    public IReadOnlyDictionary<string, JsonNode?> Settings { get; init; } = new Dictionary<string, JsonNode?>();
     public IReadOnlyDictionary<string, string> DataSources { get; init; } = new Dictionary<string, string>();
     public IReadOnlyDictionary<string, string> Models { get; init; } = new Dictionary<string, string>();
     public IReadOnlyList<TaskTiming> Timings { get; init; } = [];
@@ -102,7 +104,7 @@ public sealed class EvalSummary
                 ["n"] = t.N,
                 ["variants"] = new JsonObject(t.Variants.Select(v => KeyValuePair.Create(v.Variant, (JsonNode?)new JsonObject
                 {
-                    ["mean"] = v.Mean, ["ci95"] = IntervalJson(v.Ci95), ["n"] = v.N,
+                    ["mean"] = Z(v.Mean), ["ci95"] = IntervalJson(v.Ci95), ["n"] = v.N,
                 }))),
                 ["groups"] = new JsonObject(t.Groups.Select(g => KeyValuePair.Create(g.Group, (JsonNode?)new JsonObject
                 {
@@ -118,8 +120,8 @@ public sealed class EvalSummary
                 ["interval"] = "95% percentile interval (type-7 quantiles at 2.5% and 97.5%) of a paired bootstrap over examples; per-task seed from the run seed and the task name",
                 ["portion_rule"] = "portion = (mid - low) / (high - low); null when |high - low| < 1e-9 or the paired 95% interval of high - low contains 0; its interval leaves out resamples where high - low is 0 or reversed",
             },
-            ["runner"] = StringMap(Runner),
-            ["settings"] = StringMap(Settings),
+            ["runner"] = NodeMap(Runner),
+            ["settings"] = NodeMap(Settings),
             ["data_sources"] = StringMap(DataSources),
             ["models"] = StringMap(Models),
             ["timings"] = new JsonObject
@@ -145,25 +147,31 @@ public sealed class EvalSummary
         ["metric"] = t.Metric,
         ["higher_is_better"] = t.HigherIsBetter,
         ["n"] = t.N,
-        [c.Keys.Low] = t.Low.Mean,
-        [c.Keys.Mid] = t.Mid.Mean,
-        [c.Keys.High] = t.High.Mean,
+        [c.Keys.Low] = Z(t.Low.Mean),
+        [c.Keys.Mid] = Z(t.Mid.Mean),
+        [c.Keys.High] = Z(t.High.Mean),
         ["ci95"] = new JsonObject
         {
             [c.Keys.Low] = IntervalJson(t.Low.Ci95), [c.Keys.Mid] = IntervalJson(t.Mid.Ci95), [c.Keys.High] = IntervalJson(t.High.Ci95),
         },
-        ["portion"] = t.Portion.Value,
+        ["portion"] = t.Portion.Value is double pv ? Z(pv) : null,
         ["portion_ci95"] = t.Portion.Ci95 is { } ci ? IntervalJson(ci) : null,
         ["portion_note"] = t.Portion.Note,
     })));
 
-    static JsonArray IntervalJson(Interval i) => new(i.Low, i.High);
+    static JsonArray IntervalJson(Interval i) => new(Z(i.Low), Z(i.High));
+    // -0 (e.g. a difference of equal rates) is written as 0
+    static double Z(double x) => x == 0 ? 0.0 : x;
+    static JsonObject NodeMap(IReadOnlyDictionary<string, JsonNode?> map) =>
+        new(map.Select(kv => KeyValuePair.Create(kv.Key, kv.Value?.DeepClone())));
     static JsonObject StringMap(IReadOnlyDictionary<string, string> map) =>
         new(map.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)kv.Value)));
 
-    /// <summary>The keys a comparison's variants get in summary.json.</summary>
-    public static (string Low, string Mid, string High) KeysFor(Comparison c, bool isMain) =>
-        isMain ? ("base", "head", "aligned") : (c.Low, c.Mid, c.High);
+    /// <summary>The keys a comparison's variants get in summary.json: their variant names, as in "per_task".</summary>
+    public static (string Low, string Mid, string High) KeysFor(Comparison c, bool isMain) => (c.Low, c.Mid, c.High);
+
+    // Summaries written before the keys were the variant names called the main comparison's variants base/head/aligned.
+    static readonly (string Low, string Mid, string High) LegacyMainKeys = ("base", "head", "aligned");
 
     // ---- reading ----
 
@@ -196,7 +204,10 @@ public sealed class EvalSummary
         if (root["main_comparison"] is JsonObject mc)
         {
             var c = Header(mc, "main_comparison");
-            main = ReadComparison(c, KeysFor(c, true), null, null, Obj(root, "tasks", ""), "tasks", tasks);
+            var tasksObj = Obj(root, "tasks", "");
+            var keys = tasksObj.Select(kv => kv.Value as JsonObject).FirstOrDefault() is { } first && first[c.Mid] is null && first["head"] is not null
+                ? LegacyMainKeys : KeysFor(c, true);
+            main = ReadComparison(c, keys, null, null, tasksObj, "tasks", tasks);
         }
         var comparisons = (root["comparisons"] as JsonObject ?? []).Select(kv =>
         {
@@ -223,8 +234,8 @@ public sealed class EvalSummary
             Tasks = tasks,
             Seed = boot is null ? 0 : Int(boot, "seed", "bootstrap"),
             BootstrapResamples = boot is null ? 0 : Int(boot, "resamples", "bootstrap"),
-            Runner = ReadMap(root, "runner"),
-            Settings = ReadMap(root, "settings"),
+            Runner = ReadNodes(root, "runner"),
+            Settings = ReadNodes(root, "settings"),
             DataSources = ReadMap(root, "data_sources"),
             Models = ReadMap(root, "models"),
             Timings = runs,
@@ -258,6 +269,8 @@ public sealed class EvalSummary
 
     static IReadOnlyDictionary<string, string> ReadMap(JsonObject root, string key) =>
         (root[key] as JsonObject ?? []).ToDictionary(kv => kv.Key, kv => kv.Value?.ToString() ?? "");
+    static IReadOnlyDictionary<string, JsonNode?> ReadNodes(JsonObject root, string key) =>
+        (root[key] as JsonObject ?? []).ToDictionary(kv => kv.Key, kv => kv.Value?.DeepClone());
 
     static JsonObject Obj(JsonObject o, string key, string where) => AsObj(o[key], where.Length == 0 ? key : $"{where}.{key}");
     static JsonObject AsObj(JsonNode? n, string where) => n as JsonObject ?? throw new FormatException($"{where}: expected a JSON object");

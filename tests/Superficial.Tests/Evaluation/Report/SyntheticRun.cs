@@ -38,7 +38,7 @@ public static class SyntheticRun
             Notes = new Dictionary<string, IReadOnlyList<string>> { ["safety"] = ["labeller held-out accuracy 0.91 (n=2560)"] },
             Models = new Dictionary<string, string> { ["base"] = "synthetic/base", ["aligned"] = "synthetic/chat" },
             DataSources = new Dictionary<string, string> { ["safety"] = "scripted" },
-            Settings = new Dictionary<string, string> { ["max_new_tokens"] = "32" },
+            Settings = new Dictionary<string, System.Text.Json.Nodes.JsonNode?> { ["max_new_tokens"] = 32 },
         };
         return await new EvalRunner(dir, options).RunAsync([new FakeSafetyTask(60), new FakeChoiceTask(48), 
             new FakeSafetyTask(40, "flat") { Scorer = (e, _) => int.Parse(e.Id[3..]) % 2 }], variants);

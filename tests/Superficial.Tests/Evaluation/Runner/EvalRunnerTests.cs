@@ -40,23 +40,23 @@ public class EvalRunnerTests
         // summary.json: the agreed shape and means computed independently from the script.
         var root = JsonNode.Parse(File.ReadAllText(Path.Combine(tmp.Path, "summary.json")))!;
         var safety = root["tasks"]!["safety"]!.AsObject();
-        Assert.Equal(["metric", "higher_is_better", "n", "base", "head", "aligned", "ci95", "portion", "portion_ci95", "portion_note"],
+        Assert.Equal(["metric", "higher_is_better", "n", "base", "base+head", "aligned", "ci95", "portion", "portion_ci95", "portion_note"],
             safety.Select(kv => kv.Key));
         var headMean = Enumerable.Range(0, 10).Count(i => i % 3 == 0) / 10.0;
         Assert.Equal("attack_success_rate", (string)safety["metric"]!);
         Assert.False((bool)safety["higher_is_better"]!);
         Assert.Equal(10, (int)safety["n"]!);
         Assert.Equal(1.0, (double)safety["base"]!);
-        Assert.Equal(headMean, (double)safety["head"]!, 12);
+        Assert.Equal(headMean, (double)safety["base+head"]!, 12);
         Assert.Equal(0.0, (double)safety["aligned"]!);
         Assert.Equal((headMean - 1) / (0 - 1), (double)safety["portion"]!, 12);
-        Assert.Equal(2, safety["ci95"]!["head"]!.AsArray().Count);
+        Assert.Equal(2, safety["ci95"]!["base+head"]!.AsArray().Count);
 
         var choice = root["tasks"]!["choice"]!;
         var baseAcc = Enumerable.Range(0, 6).Count(i => i % 2 == 0 || i % 3 == 0) / 6.0;
         var headAcc = Enumerable.Range(0, 6).Count(i => i % 3 != 2) / 6.0;
         Assert.Equal(baseAcc, (double)choice["base"]!, 12);
-        Assert.Equal(headAcc, (double)choice["head"]!, 12);
+        Assert.Equal(headAcc, (double)choice["base+head"]!, 12);
         Assert.Equal(1.0, (double)choice["aligned"]!, 12);
 
         // Groups, settings and the typed summary agree with the file.
