@@ -113,8 +113,8 @@ internal static class RunRecord
         }
         Directory.CreateDirectory(folder);
         var path = Path.Combine(folder, FileName);
-        File.WriteAllText(path + ".tmp", o.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
-        File.Move(path + ".tmp", path, overwrite: true);
+        // workers sharing an output folder write it at once: each through its own temporary file
+        Superficial.IO.AtomicFile.WriteAllText(path, o.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
         return path;
     }
 }

@@ -27,8 +27,7 @@ public static class AnalysisReport
         foreach (var f in blocks.OfType<Figure>())
         {
             var p = Path.Combine(dir, ChartFolder, f.FileName);
-            File.WriteAllBytes(p + ".tmp", f.Png);
-            File.Move(p + ".tmp", p, true);
+            Superficial.IO.AtomicFile.WriteAllBytes(p, f.Png);
             charts.Add(p);
         }
         var md = Path.Combine(dir, "analysis.md");
