@@ -11,19 +11,10 @@ namespace Superficial.Tests.Analysis;
 /// <summary>train-head --seeds and analyze run as a user runs them (a process, exit code, output files); stability against eval's own portions.</summary>
 public class AnalyzeCommandTests
 {
-    /// <summary>Runs the built CLI (Superficial.Cli.dll beside the tests) as a separate process.</summary>
     internal static (int Code, string Output) RunCli(params string[] args)
     {
-        var dll = Path.Combine(AppContext.BaseDirectory, "Superficial.Cli.dll");
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        psi.ArgumentList.Add(dll);
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        psi.Environment["COLUMNS"] = "200";
-        using var p = Process.Start(psi)!;
-        var stderr = p.StandardError.ReadToEndAsync();
-        var stdout = p.StandardOutput.ReadToEnd();
-        if (!p.WaitForExit(240_000)) { p.Kill(true); throw new TimeoutException("superficial " + string.Join(" ", args)); }
-        return (p.ExitCode, stdout + stderr.Result);
+        var r = Superficial.Tests.Cli.CliProcess.Run(args, timeoutSeconds: 240);
+        return (r.ExitCode, r.Output);
     }
 
     [Fact]

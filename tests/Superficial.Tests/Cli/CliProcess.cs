@@ -5,6 +5,9 @@ namespace Superficial.Tests.Cli;
 /// <summary>What one run of the command-line program gave: exit code, standard output and standard error.</summary>
 public sealed record CliResult(int ExitCode, string Stdout, string Stderr)
 {
+    /// <summary>Everything the program printed: standard output, then standard error.</summary>
+    public string Output => Stdout + Stderr;
+
     public override string ToString() => $"exit {ExitCode}\n--- stdout ---\n{Stdout}\n--- stderr ---\n{Stderr}";
 }
 
@@ -17,6 +20,10 @@ public static class CliProcess
     static string Dll => Path.Combine(AppContext.BaseDirectory, "Superficial.Cli.dll");
 
     public static CliResult Run(IEnumerable<string> args, string? workDir = null, IDictionary<string, string>? env = null, int timeoutSeconds = 300)
+        => RunAsync(args, workDir, env, timeoutSeconds).GetAwaiter().GetResult();
+
+    /// <summary>Starts the program without waiting (for tests that run several at once).</summary>
+    public static async Task<CliResult> RunAsync(IEnumerable<string> args, string? workDir = null, IDictionary<string, string>? env = null, int timeoutSeconds = 300)
     {
         var psi = new ProcessStartInfo("dotnet")
         {
@@ -32,12 +39,14 @@ public static class CliProcess
         using var p = Process.Start(psi)!;
         var stdout = p.StandardOutput.ReadToEndAsync();
         var stderr = p.StandardError.ReadToEndAsync();
-        if (!p.WaitForExit(timeoutSeconds * 1000))
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(timeoutSeconds));
+        try { await p.WaitForExitAsync(cts.Token); }
+        catch (OperationCanceledException)
         {
             p.Kill(entireProcessTree: true);
             throw new TimeoutException($"superficial {string.Join(' ', args)} ran over {timeoutSeconds} s");
         }
-        return new CliResult(p.ExitCode, stdout.Result, stderr.Result);
+        return new CliResult(p.ExitCode, await stdout, await stderr);
     }
 
     public static CliResult Run(params string[] args) => Run((IEnumerable<string>)args);

@@ -14,15 +14,8 @@ public class FamilyCliTests
 {
     static (int Code, string Output) RunCli(params string[] args)
     {
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Superficial.Cli.dll"));
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        psi.Environment["COLUMNS"] = "400";   // keep table rows on one line
-        using var p = Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        if (!p.WaitForExit(120_000)) { p.Kill(true); throw new TimeoutException("superficial " + string.Join(' ', args)); }
-        return (p.ExitCode, stdout.Result + stderr.Result);
+        var r = CliProcess.Run(args, timeoutSeconds: 120);
+        return (r.ExitCode, r.Output);
     }
 
     static string Dir(string name) => Path.Combine(TestPaths.Fixtures, "reference", "models", name);

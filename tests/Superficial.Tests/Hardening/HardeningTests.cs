@@ -1,3 +1,4 @@
+using Superficial.Tests.Cli;
 using System.Text;
 using System.Text.Json.Nodes;
 using Superficial.Alignment;

@@ -159,16 +159,8 @@ public sealed class EncoderToxicityTests(EncoderFixture fixture, ITestOutputHelp
 
     static (int Code, string Output) RunCli(string cacheHome, params string[] args)
     {
-        var psi = new System.Diagnostics.ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Superficial.Cli.dll"));
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        psi.Environment["XDG_CACHE_HOME"] = cacheHome;
-        psi.Environment["COLUMNS"] = "400";
-        using var p = System.Diagnostics.Process.Start(psi)!;
-        var stderr = p.StandardError.ReadToEndAsync();
-        var stdout = p.StandardOutput.ReadToEnd();
-        if (!p.WaitForExit(TimeSpan.FromMinutes(3))) { p.Kill(true); throw new TimeoutException("superficial score did not finish in 3 minutes"); }
-        return (p.ExitCode, stdout + stderr.Result);
+        var r = Superficial.Tests.Cli.CliProcess.Run(args, env: new Dictionary<string, string> { ["XDG_CACHE_HOME"] = cacheHome }, timeoutSeconds: 180);
+        return (r.ExitCode, r.Output);
     }
 
     /// <summary>Where trained real-data labellers are kept between test runs (the cache key covers data, model and options).</summary>
