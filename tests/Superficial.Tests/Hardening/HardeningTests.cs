@@ -14,17 +14,16 @@ namespace Superficial.Tests.Hardening;
 /// <summary>Tiny models and one small extraction shared by the hardening tests (issue 14).</summary>
 public sealed class HardeningFixture : IDisposable
 {
-    public readonly TempDir Root = TestPaths.NewTempDir("harden");
-    public string Base => Path.Combine(Root.Path, "base");
-    public string Aligned => Path.Combine(Root.Path, "aligned");
-    public string Other => Path.Combine(Root.Path, "other");
+    /// <summary>base, aligned and an unrelated third model, as the extraction tests use them.</summary>
+    readonly Superficial.Tests.Alignment.ExtractionTests.Pair models = new();
+    TempDir Root => models.Root;
+    public string Base => models.Base;
+    public string Aligned => models.Aligned;
+    public string Other => models.Other;
     public string Extraction => Path.Combine(Root.Path, "ext");
 
     public HardeningFixture()
     {
-        TinyModels.WriteModel(Base, seed: 1);
-        TinyModels.WriteModel(Aligned, seed: 2);
-        TinyModels.WriteModel(Other, seed: 3);
         Superficial.Alignment.Extraction.Run(Base, Aligned, Prompts(6), "test", Extraction,
             new ExtractionOptions { TopK = 8, MaxNewTokens = 6, BatchSize = 3, ChunkSize = 3, HiddenF32 = true });
     }
@@ -44,7 +43,7 @@ public sealed class HardeningFixture : IDisposable
         return dir;
     }
 
-    public void Dispose() => Root.Dispose();
+    public void Dispose() => models.Dispose();
 }
 
 /// <summary>
