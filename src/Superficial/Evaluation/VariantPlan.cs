@@ -1,4 +1,5 @@
 using Superficial.Alignment;
+using Superficial.Generation;
 using Superficial.Models;
 using Superficial.Text;
 using static TorchSharp.torch;

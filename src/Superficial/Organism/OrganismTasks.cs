@@ -3,6 +3,7 @@ using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using Superficial.Evaluation;
 using Superficial.Evaluation.Tasks;
+using Superficial.Generation;
 
 namespace Superficial.Organism;
 

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json;
+using Superficial.Generation;
 
 namespace Superficial.Evaluation.Runner;
 

@@ -1,3 +1,5 @@
+using Superficial.Generation;
+
 namespace Superficial.Evaluation.Tasks;
 
 /// <summary>

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Superficial.Evaluation.Toxicity;
+using Superficial.Generation;
 
 namespace Superficial.Evaluation.Tasks;
 

@@ -1,4 +1,5 @@
 using Superficial.Evaluation.Judges;
+using Superficial.Generation;
 
 namespace Superficial.Evaluation.Tasks;
 

@@ -1,5 +1,6 @@
 using Superficial.Evaluation;
 using Superficial.Evaluation.Tasks;
+using Superficial.Generation;
 
 namespace Superficial.Tests.Evaluation.Tasks;
 
