@@ -94,16 +94,16 @@ internal static class DemoCommand
 
         Section("4. evaluate: base, base+head, aligned; transfer; recovery");
         watch.Restart();
-        var plan = new EvalCommands.EvalPlan
+        var experiment = EvalCommands.Plan(new ExperimentOptions
         {
             Base = Model("base"), Aligned = Model("aligned"), Head = headPath,
             LargeBase = Model("large-base"), LargeAligned = Model("large-aligned"),
             Compromised = Model("compromised"), RecoverWith = headPath, ViaBase = Model("base"), ViaBaseReads = ["raw", "same"],
             Alphas = [0.5, 1.0, 2.0], ExtraHeads = extraHeads,
-        };
+        });
         var tasks = EvalTasks.Select(t => TaskCatalog.Create(t, null, organism.Folder)).ToList();
         var evalDir = Path.Combine(outDir, "eval");
-        var evalSummary = EvalCommands.Run(plan, tasks, evalDir, ScoringContext.None, new Dictionary<string, IReadOnlyList<string>>
+        var evalSummary = EvalCommands.Run(experiment, tasks, evalDir, ScoringContext.None, new Dictionary<string, IReadOnlyList<string>>
         {
             ["organism-toxicity"] = ["labeller: the organism's exact lexicon of hateful phrases (no classifier error)"],
         }, 16, new Dictionary<string, string> { ["organism"] = organism.Folder }, ct);
