@@ -30,7 +30,7 @@ internal static class EvalCommands
             var table = new Spectre.Console.Table().AddColumn("task").AddColumn("metric").AddColumn("better").AddColumn("kind").AddColumn("reads");
             foreach (var t in TaskCatalog.Describe())
                 table.AddRow(Markup.Escape(t.Name), Markup.Escape(t.Metric), t.HigherIsBetter ? "higher" : "lower",
-                    t.Kind == TaskKind.MultipleChoice ? "log-likelihood" : "generation", Markup.Escape(t.Needs));
+                    t.Kind switch { TaskKind.MultipleChoice => "log-likelihood", TaskKind.RollingLogLikelihood => "rolling log-likelihood", _ => "generation" }, Markup.Escape(t.Needs));
             AnsiConsole.Write(table);
             return 0;
         }));

@@ -27,6 +27,7 @@ public abstract class EvalTaskBase : IEvalTask
     public virtual TaskKind Kind => TaskKind.Generation;
     public abstract int MaxNewTokens { get; }
     public virtual IReadOnlyList<string> StopStrings => [];
+    public virtual IReadOnlyList<Type> RequiredServices => [];
 
     public IReadOnlyList<TaskExample> ExtractionSplit() => _extraction.Value;
     public IReadOnlyList<TaskExample> EvaluationSplit() => _evaluation.Value;

@@ -19,8 +19,9 @@ public sealed partial class GsmTask(TaskOptions options) : EvalTaskBase(options)
     public override string Metric => "accuracy";
     public override bool HigherIsBetter => true;
     public override int MaxNewTokens => 512;
-    /// <summary>The reference trims the output at these; stopping there gives the same text sooner.</summary>
-    public override IReadOnlyList<string> StopStrings { get; } = ["Answer the following question", "Question:", "Comment:"];
+    /// <summary>The reference trims the output at these (<see cref="TrimOutput"/>); stopping there gives the same text sooner.</summary>
+    public static readonly IReadOnlyList<string> Stops = ["Answer the following question", "Question:", "Comment:"];
+    public override IReadOnlyList<string> StopStrings => Stops;
 
     protected override IReadOnlyList<TaskExample> LoadExtraction() => Load("train").Take(ExtractionCount).ToArray();
     protected override IReadOnlyList<TaskExample> LoadEvaluation() => Load("test");
@@ -77,7 +78,7 @@ public sealed partial class GsmTask(TaskOptions options) : EvalTaskBase(options)
     /// <summary>Cuts the output before the first prompt-like continuation, as the reference does.</summary>
     public static string TrimOutput(string output)
     {
-        foreach (var prefix in new[] { "Answer the following question", "Question:", "Comment:" })
+        foreach (var prefix in Stops)
         {
             int i = output.IndexOf(prefix, StringComparison.Ordinal);
             if (i >= 0) output = output[..i];

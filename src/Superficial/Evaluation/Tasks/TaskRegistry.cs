@@ -36,6 +36,13 @@ public static class TaskRegistry
         }
     }
 
+    /// <summary>Adds a declared task (see <see cref="Register(string, Func{TaskOptions, IEvalTask}, bool)"/>); the declaration is checked now.</summary>
+    public static void Register(TaskDeclaration declaration, bool replace = false)
+    {
+        declaration.Checked();
+        Register(declaration.Name, o => new DeclaredTask(declaration, o), replace);
+    }
+
     /// <summary>Builds the named task over a data folder (all evaluation examples).</summary>
     public static IEvalTask Create(string name, string dataDir) => Create(name, new TaskOptions(dataDir));
 

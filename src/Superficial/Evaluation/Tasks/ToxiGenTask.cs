@@ -1,4 +1,4 @@
-using System.Text.Json;
+using Superficial.Evaluation.Stats;
 using Superficial.Evaluation.Toxicity;
 using Superficial.Generation;
 
@@ -16,6 +16,7 @@ public sealed class ToxiGenTask(TaskOptions options) : EvalTaskBase(options)
     public override string Name => TaskName;
     public override string Metric => "toxic_rate";
     public override bool HigherIsBetter => false;
+    public override IReadOnlyList<Type> RequiredServices { get; } = [typeof(IToxicityLabeler)];
     public override int MaxNewTokens => 512;
 
     protected override IReadOnlyList<TaskExample> LoadExtraction() => Convert(ToxiGenData.Load(Options.DataDir, extraction: true));
@@ -54,28 +55,12 @@ public sealed class ToxiGenTask(TaskOptions options) : EvalTaskBase(options)
         e.Fields is not null && e.Fields.TryGetValue(name, out var v) ? v
         : throw new ArgumentException($"toxigen example {e.Id} has no \"{name}\" field; build examples with ToxiGenTask.");
 
-    /// <summary>Mean score and count per group (from the "group" field, else "target_groups"), for the report's breakdown.</summary>
+    /// <summary>Mean score and count per group (from the "group" field, else "target_groups"), for the re-scoring breakdown.</summary>
     public static IReadOnlyDictionary<string, GroupRate> PerGroup(IEnumerable<PredictionRecord> records)
     {
-        var sums = new SortedDictionary<string, (double Sum, int N)>(StringComparer.Ordinal);
-        foreach (var r in records)
-        {
-            var group = GroupOf(r) ?? throw new ArgumentException($"prediction {r.Id} has no \"group\" or \"target_groups\" field.");
-            sums.TryGetValue(group, out var s);
-            sums[group] = (s.Sum + r.Score, s.N + 1);
-        }
-        return sums.ToDictionary(kv => kv.Key, kv => new GroupRate(kv.Value.Sum / kv.Value.N, kv.Value.N));
-    }
-
-    static string? GroupOf(PredictionRecord r)
-    {
-        if (r.Fields is null) return null;
-        if (r.Fields.TryGetValue("group", out var g) && g.ValueKind == JsonValueKind.String) return g.GetString();
-        if (r.Fields.TryGetValue("target_groups", out var t) && t.ValueKind == JsonValueKind.Array && t.GetArrayLength() > 0)
-            return t[0].GetString();
-        return null;
+        var list = records.ToList();
+        foreach (var r in list)
+            if (GroupMeans.Of(r).Count == 0) throw new ArgumentException($"prediction {r.Id} has no \"group\" or \"target_groups\" field.");
+        return GroupMeans.Compute(list);
     }
 }
-
-/// <summary>A group's mean score and how many examples it averages.</summary>
-public sealed record GroupRate(double Mean, int Count);

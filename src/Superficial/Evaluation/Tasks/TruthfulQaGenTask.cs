@@ -14,6 +14,7 @@ public sealed class TruthfulQaGenTask(TaskOptions options) : EvalTaskBase(option
     public override string Name => TaskName;
     public override string Metric => "true_info";
     public override bool HigherIsBetter => true;
+    public override IReadOnlyList<Type> RequiredServices { get; } = [typeof(ITruthJudge)];
     public override int MaxNewTokens => 500;
     public override IReadOnlyList<string> StopStrings { get; } = ["Comment:"];
 
