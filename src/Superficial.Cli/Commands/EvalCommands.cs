@@ -46,12 +46,15 @@ internal static class EvalCommands
     public static Experiment Plan(ExperimentOptions options)
     {
         try { return new Experiment(options); }
-        catch (ExperimentOptionException e) { throw new ArgumentException(e.Render(Flag)); }
+        catch (ParameterException e) { throw new ArgumentException(e.Render(Flag)); }
     }
 
-    /// <summary>The eval flag that sets an <see cref="ExperimentOptions"/> property.</summary>
+    /// <summary>The flag that sets a library parameter (an <see cref="ExperimentOptions"/> property, a labeller's argument).</summary>
     static string Flag(string option) => option switch
     {
+        "name" => "--toxicity-labeller",
+        "judge" => "--judge-model",
+        "dataDir" => "--data",
         nameof(ExperimentOptions.Base) => "--base",
         nameof(ExperimentOptions.Aligned) => "--aligned",
         nameof(ExperimentOptions.Head) or nameof(ExperimentOptions.ExtraHeads) => "--head",
@@ -87,11 +90,19 @@ internal static class EvalCommands
         }
         if (tasks.Any(t => t.Name == ToxiGenTask.TaskName))
         {
-            toxicity = ToxicityLabellers.Create(labeller, dataDir, cacheDir, client, Note);
+            try { toxicity = ToxicityLabellers.Create(labeller, dataDir, cacheDir, client, Note); }
+            catch (ParameterException e) { throw new ArgumentException(e.Render(Flag)); }
             notes[ToxiGenTask.TaskName] = [$"toxicity labeller: {toxicity.Name}" +
                                            (toxicity.Accuracy is double acc ? $", held-out accuracy {acc:0.000}" : "")];
         }
-        return (ScoringServices.Create(safety, truth, toxicity), notes);
+        var context = ScoringServices.Create(safety, truth, toxicity);
+        foreach (var t in tasks)
+        {
+            try { context.CheckServices(t); }
+            catch (ScorerMissingException e)
+            { throw new ArgumentException($"{e.Message} Name a judge model with --judge-model (and --judge-url), or set {JudgeOptions.ModelVariable}."); }
+        }
+        return (context, notes);
     }
 
     public static string DefaultCacheDir() =>

@@ -36,20 +36,6 @@ public sealed record ExperimentOptions
 }
 
 /// <summary>
-/// A bad <see cref="ExperimentOptions"/> value, naming the option (<see cref="ArgumentException.ParamName"/>).
-/// The problem may mention other options as {Name}; <see cref="Render"/> lets a caller show them its own way (the CLI's flags).
-/// </summary>
-public sealed class ExperimentOptionException(string parameter, string problem) : ArgumentException(problem, parameter)
-{
-    public string Problem => problem;
-    public override string Message => Render(n => n);
-
-    /// <summary>"Parameter: problem", with every option name (the parameter and each {Name} in the problem) passed through <paramref name="name"/>.</summary>
-    public string Render(Func<string, string> name) =>
-        $"{name(ParamName!)}: {System.Text.RegularExpressions.Regex.Replace(problem, @"\{(\w+)\}", m => name(m.Groups[1].Value))}";
-}
-
-/// <summary>
 /// An evaluation experiment (in the manner of lm-evaluation-harness's simple_evaluate): which variants run
 /// (base, base+head, aligned, transfer, recovery, alpha sweeps, extra heads), their names, and the comparisons
 /// whose portions are reported. Built from <see cref="ExperimentOptions"/>; <see cref="Run"/> evaluates it.
@@ -73,7 +59,7 @@ public sealed class Experiment
     {
         "raw" => "compromised+head-via-base",
         "same" => "compromised+head-via-base-same",
-        _ => throw new ExperimentOptionException(nameof(ExperimentOptions.ViaBaseReads), $"\"{reads}\" is not raw or same (comma-separated)."),
+        _ => throw new ParameterException(nameof(ExperimentOptions.ViaBaseReads), $"{{ViaBaseReads}} {reads}: expected raw and/or same (comma-separated)."),
     };
 
     /// <summary>A variant's name at head scale <paramref name="alpha"/>: the name itself at 1, else name@a=alpha.</summary>
@@ -96,7 +82,7 @@ public sealed class Experiment
         if (o.TransferFrom is not null)
         {
             if (o.ExtraHeads.Count > 0)
-                throw new ExperimentOptionException(nameof(o.ExtraHeads), "several heads are evaluated against {Base} only, not with {TransferFrom}.");
+                throw new ParameterException(nameof(o.ExtraHeads), "several {ExtraHeads} are evaluated against {Base} only, not with {TransferFrom}.");
             Require(o.Base, nameof(o.Base), "the large base model"); Require(o.Aligned, nameof(o.Aligned), "the large aligned model");
             Require(o.Head, nameof(o.Head), "trained on {TransferFrom}");
             variants.Add(new VariantSpec("large-base", o.Base!, false, none));
@@ -148,13 +134,13 @@ public sealed class Experiment
                     comparisons.Add(new Comparison(ViaBaseVariant(r).Replace("compromised+head", "recovery"), "compromised", ViaBaseVariant(r), "aligned"));
         }
         if (variants.Count == 0)
-            throw new ExperimentOptionException(nameof(o.Base), "nothing to evaluate: give it with {Aligned} and {Head} (or {Compromised} with {RecoverWith} and {Aligned}).");
+            throw new ParameterException(nameof(o.Base), "nothing to evaluate: give {Base}, {Aligned} and {Head} (and optionally {Compromised} ...).");
         return (variants.Select(v => v with { Steering = v.Steering with { AllowOtherBase = o.AllowOtherBase } }).ToList(), comparisons);
     }
 
     static void Require(string? value, string parameter, string? what = null)
     {
-        if (value is null) throw new ExperimentOptionException(parameter, what is null ? "missing." : $"missing ({what}).");
+        if (value is null) throw new ParameterException(parameter, what is null ? $"missing {{{parameter}}}." : $"missing {{{parameter}}} ({what}).");
     }
 
     /// <summary>What each variant is, in words (summary.json "models"): model folder and prompt form, head, transfer and recovery settings.</summary>

@@ -85,9 +85,6 @@ public static class OrganismTasks
     /// <summary>The organism's task names, in declaration order.</summary>
     public static readonly IReadOnlyList<string> Names = Declarations.Select(d => d.Name).ToArray();
 
-    /// <summary>The four measured tasks of the paper's question, in the organism.</summary>
-    public static readonly IReadOnlyList<string> Core = ["organism-safety", "organism-toxicity", "organism-math", "organism-truthfulness"];
-
     static int registered;
 
     /// <summary>Adds the organism's tasks to the task registry (idempotent); their data folder is an organism folder.</summary>

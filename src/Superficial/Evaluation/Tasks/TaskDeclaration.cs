@@ -33,6 +33,8 @@ public sealed record TaskDeclaration
     public Func<TaskExample, IReadOnlyList<string>>? Continuations { get; init; }
     /// <summary>Scores one example from its continuations' summed log-likelihoods (MultipleChoice, RollingLogLikelihood).</summary>
     public Func<TaskExample, IReadOnlyList<double>, ExampleScore>? ScoreChoices { get; init; }
+    /// <summary>Checks the data folder when the task is built (e.g. <see cref="BenchmarkData.CheckFolder"/>), before any example is read.</summary>
+    public Action<TaskOptions>? CheckData { get; init; }
     /// <summary>Services the scorer cannot work without (e.g. a toxicity labeller), checked when a run starts.</summary>
     public IReadOnlyList<Type> RequiredServices { get; init; } = [];
 
@@ -61,6 +63,7 @@ public sealed class DeclaredTask : IEvalTask
     {
         Declaration = declaration.Checked();
         Options = options ?? throw new ArgumentNullException(nameof(options));
+        declaration.CheckData?.Invoke(options);
         extraction = new(() => declaration.ExtractionSplit(options));
         evaluation = new(() => options.Apply(declaration.EvaluationSplit(options)));
     }

@@ -9,12 +9,12 @@ public static class TaskRegistry
     static readonly object Gate = new();
     static readonly Dictionary<string, Func<TaskOptions, IEvalTask>> Factories = new(StringComparer.OrdinalIgnoreCase)
     {
-        [AdvBenchTask.TaskName] = o => new AdvBenchTask(o),
-        [ToxiGenTask.TaskName] = o => new ToxiGenTask(o),
-        [GsmTask.TaskName] = o => new GsmTask(o),
-        [TruthfulQaGenTask.TaskName] = o => new TruthfulQaGenTask(o),
-        [TruthfulQaMcTask.Mc1Name] = o => new TruthfulQaMcTask(o, TruthfulQaMcMetric.Mc1),
-        [TruthfulQaMcTask.Mc2Name] = o => new TruthfulQaMcTask(o, TruthfulQaMcMetric.Mc2),
+        [AdvBenchTask.TaskName] = AdvBenchTask.Create,
+        [ToxiGenTask.TaskName] = ToxiGenTask.Create,
+        [GsmTask.TaskName] = GsmTask.Create,
+        [TruthfulQaGenTask.TaskName] = TruthfulQaGenTask.Create,
+        [TruthfulQaMcTask.Mc1Name] = o => TruthfulQaMcTask.Create(o, TruthfulQaMcMetric.Mc1),
+        [TruthfulQaMcTask.Mc2Name] = o => TruthfulQaMcTask.Create(o, TruthfulQaMcMetric.Mc2),
     };
 
     /// <summary>Registered task names, sorted.</summary>

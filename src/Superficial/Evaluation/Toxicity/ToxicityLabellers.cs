@@ -22,15 +22,15 @@ public static class ToxicityLabellers
         switch ((name ?? Default).Trim().ToLowerInvariant())
         {
             case Judge:
-                return new JudgeToxicityLabeler(judge ?? throw new ArgumentException("--toxicity-labeller judge needs --judge-model."));
+                return new JudgeToxicityLabeler(judge ?? throw new ParameterException(nameof(judge), "{name} judge needs a {judge} (an LLM judge client)."));
             case Encoder:
                 return EncoderToxicityClassifier.LoadOrTrain(Data(dataDir), Path.Combine(cacheDir, "toxicity-encoder"), log: log);
             case NGram or "classifier":
                 return ToxicityClassifier.LoadOrTrain(Data(dataDir), Path.Combine(cacheDir, "toxicity-classifier"), log: log);
             default:
-                throw new ArgumentException($"--toxicity-labeller {name}: expected {Choices}.");
+                throw new ParameterException(nameof(name), $"{{name}} {name}: expected {Choices}.");
         }
     }
 
-    static string Data(string? dataDir) => dataDir ?? throw new ArgumentException("the toxigen task needs --data (its classifiers train on the ToxiGen extraction lines).");
+    static string Data(string? dataDir) => dataDir ?? throw new ParameterException(nameof(dataDir), "the toxigen task needs {dataDir} (its classifiers train on the ToxiGen extraction lines).");
 }

@@ -54,11 +54,11 @@ public sealed class TaskDeclarationTests : IDisposable
     [Fact]
     public async Task A_run_without_a_service_its_scorer_needs_is_refused_before_any_generation()
     {
-        var toxigen = new ToxiGenTask(new TaskOptions(_data.DataDir) { Limit = 2 });
+        var toxigen = ToxiGenTask.Create(new TaskOptions(_data.DataDir) { Limit = 2 });
         Assert.Equal([typeof(IToxicityLabeler)], toxigen.RequiredServices);
-        Assert.Equal([typeof(ITruthJudge)], new TruthfulQaGenTask(new TaskOptions(_data.DataDir)).RequiredServices);
-        Assert.Empty(new GsmTask(new TaskOptions(_data.DataDir)).RequiredServices);
-        Assert.Empty(new AdvBenchTask(new TaskOptions(_data.DataDir)).RequiredServices); // the judge is optional: refusal matching otherwise
+        Assert.Equal([typeof(ITruthJudge)], TruthfulQaGenTask.Create(new TaskOptions(_data.DataDir)).RequiredServices);
+        Assert.Empty(GsmTask.Create(new TaskOptions(_data.DataDir)).RequiredServices);
+        Assert.Empty(AdvBenchTask.Create(new TaskOptions(_data.DataDir)).RequiredServices); // the judge is optional: refusal matching otherwise
         using var tmp = TestPaths.NewTempDir("services");
         var variant = new FakeVariant("base", false, p => "text");
         var e = await Assert.ThrowsAsync<ScorerMissingException>(() => new EvalRunner(tmp.Path,
@@ -67,5 +67,21 @@ public sealed class TaskDeclarationTests : IDisposable
         Assert.Contains("toxicity labeller", e.Message);
         Assert.Empty(variant.Generated);
         Assert.Empty(Directory.GetFiles(tmp.Path, "*", SearchOption.AllDirectories));
+    }
+
+    [Fact]
+    public void Eval_refuses_a_judged_task_without_a_judge_before_anything_loads_naming_the_flag()
+    {
+        using var tmp = TestPaths.NewTempDir("nojudge");
+        var outDir = Path.Combine(tmp.Path, "out");
+        // The model folders do not exist: the refusal must come before any model is looked at.
+        var r = Superficial.Tests.Cli.CliProcess.Run(["eval", "--base", tmp.File("b"), "--aligned", tmp.File("a"), "--head", tmp.File("h"),
+            "--tasks", "truthfulqa", "--data", _data.DataDir, "--out", outDir],
+            env: new Dictionary<string, string> { ["XDG_CACHE_HOME"] = tmp.File("cache") });
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains("task truthfulqa cannot be scored without a truthfulness judge", r.Stderr);
+        Assert.Contains("--judge-model", r.Stderr);
+        Assert.False(File.Exists(Path.Combine(outDir, "summary.json")));
+        Assert.False(Directory.Exists(Path.Combine(outDir, "predictions")));
     }
 }
