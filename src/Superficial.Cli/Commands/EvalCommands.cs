@@ -52,7 +52,7 @@ internal static class EvalCommands
     /// <summary>The flag that sets a library parameter (an <see cref="ExperimentOptions"/> property, a labeller's argument).</summary>
     static string Flag(string option) => option switch
     {
-        "name" => "--toxicity-labeller",
+        "labeller" => "--toxicity-labeller",
         "judge" => "--judge-model",
         "dataDir" => "--data",
         nameof(ExperimentOptions.Base) => "--base",

@@ -59,7 +59,7 @@ public sealed class Experiment
     {
         "raw" => "compromised+head-via-base",
         "same" => "compromised+head-via-base-same",
-        _ => throw new ParameterException(nameof(ExperimentOptions.ViaBaseReads), $"{{ViaBaseReads}} {reads}: expected raw and/or same (comma-separated)."),
+        _ => throw new ParameterException(nameof(ExperimentOptions.ViaBaseReads), $"`ViaBaseReads` {reads}: expected raw and/or same (comma-separated)."),
     };
 
     /// <summary>A variant's name at head scale <paramref name="alpha"/>: the name itself at 1, else name@a=alpha.</summary>
@@ -82,9 +82,9 @@ public sealed class Experiment
         if (o.TransferFrom is not null)
         {
             if (o.ExtraHeads.Count > 0)
-                throw new ParameterException(nameof(o.ExtraHeads), "several {ExtraHeads} are evaluated against {Base} only, not with {TransferFrom}.");
+                throw new ParameterException(nameof(o.ExtraHeads), "several `ExtraHeads` are evaluated against `Base` only, not with `TransferFrom`.");
             Require(o.Base, nameof(o.Base), "the large base model"); Require(o.Aligned, nameof(o.Aligned), "the large aligned model");
-            Require(o.Head, nameof(o.Head), "trained on {TransferFrom}");
+            Require(o.Head, nameof(o.Head), "trained on `TransferFrom`");
             variants.Add(new VariantSpec("large-base", o.Base!, false, none));
             Headed("large-base+head", o.Base!, new SteeringRequest { Head = o.Head, TransferFrom = o.TransferFrom, TransferMode = o.TransferMode });
             variants.Add(new VariantSpec("large-aligned", o.Aligned!, true, none, o.ChatTemplate));
@@ -134,13 +134,13 @@ public sealed class Experiment
                     comparisons.Add(new Comparison(ViaBaseVariant(r).Replace("compromised+head", "recovery"), "compromised", ViaBaseVariant(r), "aligned"));
         }
         if (variants.Count == 0)
-            throw new ParameterException(nameof(o.Base), "nothing to evaluate: give {Base}, {Aligned} and {Head} (and optionally {Compromised} ...).");
+            throw new ParameterException(nameof(o.Base), "nothing to evaluate: give `Base`, `Aligned` and `Head` (and optionally `Compromised` ...).");
         return (variants.Select(v => v with { Steering = v.Steering with { AllowOtherBase = o.AllowOtherBase } }).ToList(), comparisons);
     }
 
     static void Require(string? value, string parameter, string? what = null)
     {
-        if (value is null) throw new ParameterException(parameter, what is null ? $"missing {{{parameter}}}." : $"missing {{{parameter}}} ({what}).");
+        if (value is null) throw new ParameterException(parameter, what is null ? $"missing `{parameter}`." : $"missing `{parameter}` ({what}).");
     }
 
     /// <summary>What each variant is, in words (summary.json "models"): model folder and prompt form, head, transfer and recovery settings.</summary>

@@ -86,7 +86,7 @@ public class ExperimentTests
     {
         var missing = Assert.Throws<ParameterException>(() => new Experiment(new ExperimentOptions { Base = "B", Head = "h" }));
         Assert.Equal("Aligned", missing.ParamName);
-        Assert.Equal("missing Aligned.", missing.Message);
+        Assert.Equal("missing `Aligned`.", missing.Message);
         var transfer = Assert.Throws<ParameterException>(() =>
             new Experiment(new ExperimentOptions { Base = "B", Aligned = "A", Head = "h", ExtraHeads = ["h2"], TransferFrom = "S" }));
         Assert.Equal("ExtraHeads", transfer.ParamName);
@@ -95,9 +95,9 @@ public class ExperimentTests
         var reads = Assert.Throws<ParameterException>(() => new Experiment(new ExperimentOptions
             { Aligned = "A", Compromised = "C", RecoverWith = "h", ViaBase = "B", ViaBaseReads = ["chat"] }));
         Assert.Equal("ViaBaseReads", reads.ParamName);
-        Assert.Equal("ViaBaseReads chat: expected raw and/or same (comma-separated).", reads.Message);
+        Assert.Equal("`ViaBaseReads` chat: expected raw and/or same (comma-separated).", reads.Message);
         var nothing = Assert.Throws<ParameterException>(() => new Experiment(new ExperimentOptions()));
-        Assert.StartsWith("nothing to evaluate: give Base, Aligned and Head", nothing.Message);
+        Assert.StartsWith("nothing to evaluate: give `Base`, `Aligned` and `Head`", nothing.Message);
         Assert.Throws<ParameterException>(() => new Experiment(new ExperimentOptions { Base = "B", Aligned = "A", Head = "h", LargeBase = "LB" }));
     }
 

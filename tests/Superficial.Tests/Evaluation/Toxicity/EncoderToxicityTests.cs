@@ -131,10 +131,10 @@ public sealed class EncoderToxicityTests(EncoderFixture fixture, ITestOutputHelp
         var judge = Assert.Throws<ParameterException>(() => ToxicityLabellers.Create("judge", _dir.Path, _dir.Path, null));
         Assert.Equal("judge", judge.ParamName);
         Assert.Equal("--toxicity-labeller judge needs a --judge-model (an LLM judge client).",
-            judge.Render(n => n switch { "name" => "--toxicity-labeller", "judge" => "--judge-model", _ => n }));
+            judge.Render(n => n switch { "labeller" => "--toxicity-labeller", "judge" => "--judge-model", _ => n }));
         var data = Assert.Throws<ParameterException>(() => ToxicityLabellers.Create("encoder", null, _dir.Path, null));
         Assert.Equal("dataDir", data.ParamName);
-        Assert.Contains("needs dataDir", data.Message);
+        Assert.Contains("needs `dataDir`", data.Message);
     }
 
     [Fact]
