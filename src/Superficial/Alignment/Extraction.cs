@@ -210,26 +210,17 @@ public static class Extraction
                 throw new ArgumentException($"row {j}: the base model must read at least one prompt token (e.g. BOS) before the generated ones.");
         using var noGrad = no_grad();
         int b = raw.Count;
-        var seqs = Enumerable.Range(0, b).Select(j => raw[j].Concat(generated[j].Take(Math.Max(0, generated[j].Count - 1))).ToArray()).ToArray();
-        int len = seqs.Max(s => s.Length);
-        var ids = new long[b * len];
-        var mask = new long[b * len];
-        for (int j = 0; j < b; j++)
-        {
-            int off = len - seqs[j].Length;
-            for (int t = 0; t < seqs[j].Length; t++) { ids[j * len + off + t] = seqs[j][t]; mask[j * len + off + t] = 1; }
-        }
         using var scope = NewDisposeScope();
-        var input = tensor(ids, [b, len], ScalarType.Int64).to(model.Device);
-        var attn = tensor(mask, [b, len], ScalarType.Int64).to(model.Device);
-        var hidden = model.Forward(input, null, null, attn);
+        var padded = PaddedBatch.Left(Enumerable.Range(0, b)
+            .Select(j => (IReadOnlyList<int>)raw[j].Concat(generated[j].Take(Math.Max(0, generated[j].Count - 1))).ToArray()).ToArray(), 0, model.Device);
+        var hidden = model.Forward(padded.Ids, padded.Positions, null, padded.Mask);
         var result = new Tensor[b];
         for (int j = 0; j < b; j++)
         {
-            int gen = generated[j].Count, off = len - seqs[j].Length;
+            int gen = generated[j].Count;
             result[j] = gen == 0
                 ? zeros(0, hidden.shape[2], hidden.dtype)
-                : hidden[j].narrow(0, off + raw[j].Count - 1, gen).cpu().MoveToOuterDisposeScope();
+                : hidden[j].narrow(0, padded.Offsets[j] + raw[j].Count - 1, gen).cpu().MoveToOuterDisposeScope();
         }
         return result;
     }
