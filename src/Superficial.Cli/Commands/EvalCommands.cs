@@ -8,6 +8,7 @@ using Superficial.Evaluation.Report;
 using Superficial.Evaluation.Runner;
 using Superficial.Evaluation.Tasks;
 using Superficial.Evaluation.Toxicity;
+using Superficial.IO;
 using static Superficial.Cli.Cli;
 
 namespace Superficial.Cli.Commands;
@@ -83,7 +84,7 @@ internal static class EvalCommands
                 if (ExtraHeads.Count > 0) throw new ArgumentException("several --head files are evaluated against --base only, not with --transfer-from.");
                 Require(Base, "--base (the large base model)"); Require(Aligned, "--aligned (the large aligned model)"); Require(Head, "--head (trained on --transfer-from)");
                 variants.Add(new VariantSpec("large-base", Base!, false, none));
-                Headed("large-base+head", Base!, new SteeringRequest { Head = Head, TransferFrom = TransferFrom, TransferMode = TransferMode });
+                Headed("large-base+head", Base!, new SteeringRequest { Head = Head, TransferFrom = TransferFrom, TransferMode = Choices.Parse<TransferMode>("--transfer-mode", TransferMode) });
                 variants.Add(new VariantSpec("large-aligned", Aligned!, true, none, ChatTemplate));
                 comparisons.Add(Comparison.Transfer);
             }
@@ -104,7 +105,7 @@ internal static class EvalCommands
                 {
                     Require(LargeAligned, "--large-aligned");
                     variants.Add(new VariantSpec("large-base", LargeBase, false, none));
-                    Headed("large-base+head", LargeBase, new SteeringRequest { Head = Head, TransferFrom = Base, TransferMode = TransferMode });
+                    Headed("large-base+head", LargeBase, new SteeringRequest { Head = Head, TransferFrom = Base, TransferMode = Choices.Parse<TransferMode>("--transfer-mode", TransferMode) });
                     variants.Add(new VariantSpec("large-aligned", LargeAligned!, true, none, ChatTemplate));
                     comparisons.Add(Comparison.Transfer);
                 }
@@ -121,7 +122,7 @@ internal static class EvalCommands
                     if (ViaBase is not null)
                         foreach (var reads in ViaBaseReads.Distinct())
                             variants.Add(new VariantSpec(ViaBaseName(reads) + suffix, Compromised, true,
-                                new SteeringRequest { RecoverWith = RecoverWith, ViaBase = ViaBase, ViaBaseReads = reads, Alpha = a }, ChatTemplate));
+                                new SteeringRequest { RecoverWith = RecoverWith, ViaBase = ViaBase, ViaBaseReads = Choices.Parse<SideModelReads>("--via-base-reads", reads), Alpha = a }, ChatTemplate));
                 }
                 comparisons.Add(Comparison.Recovery);
                 if (ViaBase is not null)
@@ -185,7 +186,7 @@ internal static class EvalCommands
         var variants = specs.Select(s => new LazyModelVariant(s, pool, batch)).ToList();
         var models = specs.ToDictionary(s => s.Name, s =>
             $"{Path.GetFullPath(s.Model)} ({(s.Chat ? "chat" : "raw")})" + (s.Steering.IsEmpty ? "" :
-                $"; head {s.Steering.Head ?? s.Steering.RecoverWith}" + (s.Steering.TransferFrom is { } tf ? $" via small base {tf} ({s.Steering.TransferMode})" : "") +
+                $"; head {s.Steering.Head ?? s.Steering.RecoverWith}" + (s.Steering.TransferFrom is { } tf ? $" via small base {tf} ({s.Steering.TransferMode.Name()})" : "") +
                 (s.Steering.ViaBase is { } vb ? $" via base {vb}" : "") + (s.Steering.Alpha != 1 ? $", alpha {s.Steering.Alpha}" : "")));
         var runner = new EvalRunner(outDir, new EvalRunOptions
         {

@@ -8,13 +8,21 @@ using static TorchSharp.torch;
 
 namespace Superficial.Alignment;
 
+/// <summary>How a head's parameters start.</summary>
+public enum HeadInit
+{
+    /// <summary>A = 0 (U = 0 for a low-rank head): training starts exactly at the base model.</summary>
+    Zero,
+    /// <summary>Uniform in ±1/√fan-in, as nn.Linear initialises (the reference's choice).</summary>
+    Random,
+}
+
 /// <summary>Settings of head training (recorded in the head file).</summary>
 public sealed record HeadTrainingOptions
 {
     /// <summary>Low-rank head A = U V with this rank; null trains the full hidden x hidden map.</summary>
     public int? Rank { get; init; }
-    /// <summary>"zero" starts exactly at the base model; "random" initialises as nn.Linear does (the reference's choice).</summary>
-    public string Init { get; init; } = "zero";
+    public HeadInit Init { get; init; } = HeadInit.Zero;
     public double LearningRate { get; init; } = 1e-3;
     /// <summary>Positions per optimisation step.</summary>
     public int BatchSize { get; init; } = 1000;
@@ -158,11 +166,11 @@ public static class HeadTrainer
         if (o.Rank is int r)
         {
             if (r < 1 || r > h) throw new ArgumentException($"--rank {r} must be between 1 and the hidden size {h}.");
-            u = new Parameter(o.Init == "zero" ? zeros(h, r) : (rand(h, r, generator: gen) * 2 - 1) / Math.Sqrt(r));
+            u = new Parameter(o.Init == HeadInit.Zero ? zeros(h, r) : (rand(h, r, generator: gen) * 2 - 1) / Math.Sqrt(r));
             v = new Parameter((rand(r, h, generator: gen) * 2 - 1) / Math.Sqrt(h));
         }
-        else a = new Parameter(o.Init == "zero" ? zeros(h, h) : (rand(h, h, generator: gen) * 2 - 1) / Math.Sqrt(h));
-        if (o.Init is not ("zero" or "random")) throw new ArgumentException($"--init {o.Init}: expected zero or random.");
+        else a = new Parameter(o.Init == HeadInit.Zero ? zeros(h, h) : (rand(h, h, generator: gen) * 2 - 1) / Math.Sqrt(h));
+        if (!Enum.IsDefined(o.Init)) throw new ArgumentOutOfRangeException(nameof(o.Init), o.Init, null);
         if (o.HeldOutSplit is not ("sequences" or "tail")) throw new ArgumentException($"held-out split {o.HeldOutSplit}: expected sequences or tail.");
         var parameters = new[] { a, u, v }.Where(p => p is not null).Cast<Parameter>().ToArray();
         var opt = optim.Adam(parameters, lr: o.LearningRate);
@@ -264,7 +272,7 @@ public static class HeadTrainer
     static JsonObject SettingsWithoutCap(ExtractionData data, HeadTrainingOptions o, int topK) => new JsonObject
     {
         ["data"] = new JsonArray(data.Folders.Select(f => (JsonNode)Path.GetFullPath(f)).ToArray()),
-        ["positions"] = data.Positions, ["rank"] = o.Rank?.ToString() ?? "full", ["init"] = o.Init, ["lr"] = o.LearningRate,
+        ["positions"] = data.Positions, ["rank"] = o.Rank?.ToString() ?? "full", ["init"] = o.Init.Name(), ["lr"] = o.LearningRate,
         ["batch"] = o.BatchSize, ["epochs"] = o.Epochs, ["top_k"] = topK, ["seed"] = o.Seed, ["heldout_fraction"] = o.HeldOutFraction,
         ["shuffle_buffer"] = o.ShuffleBuffer, ["loss"] = "KL(teacher top-k softmax || softmax(W(h + A h))), batch mean",
     }.WithExtras(o);

@@ -39,7 +39,7 @@ public static class SteeringPreflight
         var small = Shape(r.TransferFrom);
         Fits(h, r.Head!, small, r.TransferFrom, "the --transfer-from model");
         SameVocabulary(small, r.TransferFrom, target, model);
-        if (r.TransferMode == "direct" && h.Hidden != target.Hidden)
+        if (r.TransferMode == TransferMode.Direct && h.Hidden != target.Hidden)
             throw new HeadException($"--transfer-mode direct applies the head ({r.Head}, hidden size {h.Hidden}) to {model}'s hidden states (size {target.Hidden}); " +
                                     "use --transfer-mode offset (the small model runs beside it).");
     }
