@@ -63,13 +63,13 @@ public static class Extraction
         Action<string>? log = null)
     {
         if (prompts.Count == 0) throw new ArgumentException("no prompts to extract from.");
-        if (options.TopK < 1) throw new ArgumentException("--top-k must be at least 1.");
+        if (options.TopK < 1) throw new ArgumentException("`TopK` must be at least 1.");
         var baseTok = TextTokenizer.Load(baseDir);
         var alignedTok = TextTokenizer.Load(alignedDir);
         var baseConfig = ModelConfig.Load(Path.Combine(baseDir, "config.json"));
         var alignedConfig = ModelConfig.Load(Path.Combine(alignedDir, "config.json"));
         CheckSharedVocabulary(baseDir, baseConfig, baseTok, alignedDir, alignedConfig, alignedTok);
-        if (options.TopK > baseConfig.VocabSize) throw new ArgumentException($"--top-k {options.TopK} exceeds the vocabulary ({baseConfig.VocabSize}).");
+        if (options.TopK > baseConfig.VocabSize) throw new ArgumentException($"`TopK` {options.TopK} exceeds the vocabulary ({baseConfig.VocabSize}).");
         var chat = alignedTok.GetChatTemplate(options.ChatTemplate);
         var encoded = EncodePrompts(prompts, baseTok, baseConfig, alignedTok, alignedConfig, chat, options, log);
 
@@ -125,9 +125,9 @@ public static class Extraction
                     $"prompt \"{p.Id}\": its raw form is empty and the base tokenizer adds no BOS, so the base model " +
                     "would read no token; give every prompt some text.");
             raw[i] = PromptLength.Fit(r, PromptLength.ContextOf(baseConfig) - o.MaxNewTokens, p.Id,
-                $"the base model's context ({PromptLength.ContextOf(baseConfig)} positions) with --max-new-tokens {o.MaxNewTokens}", o.TruncatePrompts, log);
+                $"the base model's context ({PromptLength.ContextOf(baseConfig)} positions) with `MaxNewTokens` {o.MaxNewTokens}", o.TruncatePrompts, log);
             chatIds[i] = PromptLength.Fit(PromptFormat.Encode(alignedTok, spec, chat), PromptLength.ContextOf(alignedConfig) - o.MaxNewTokens, p.Id,
-                $"the aligned model's context ({PromptLength.ContextOf(alignedConfig)} positions) with --max-new-tokens {o.MaxNewTokens}", o.TruncatePrompts, log);
+                $"the aligned model's context ({PromptLength.ContextOf(alignedConfig)} positions) with `MaxNewTokens` {o.MaxNewTokens}", o.TruncatePrompts, log);
         }
         return (raw, chatIds);
     }

@@ -61,17 +61,17 @@ public sealed class Steering : IDisposable
         try
         {
             if (r.RecoverWith is not null && (r.Head is not null || r.TransferFrom is not null))
-                throw new ArgumentException("--recover-with cannot be combined with --head or --transfer-from.");
+                throw new ArgumentException("`RecoverWith` cannot be combined with `Head` or `TransferFrom`.");
             if (r.TransferFrom is not null && r.Head is null)
-                throw new ArgumentException("--transfer-from needs --head: the head trained on that small base model.");
+                throw new ArgumentException("`TransferFrom` needs `Head`: the head trained on that small base model.");
             if (r.ViaBase is not null && r.RecoverWith is null)
-                throw new ArgumentException("--via-base is used with --recover-with.");
+                throw new ArgumentException("`ViaBase` is used with `RecoverWith`.");
             if (!Enum.IsDefined(r.ViaBaseReads)) throw new ArgumentOutOfRangeException(nameof(r.ViaBaseReads), r.ViaBaseReads, null);
             if (r.RecoverWith is not null)
             {
                 var head = s.Own(SuperficialHead.Load(r.RecoverWith));
                 // Direct recovery applies the head to the compromised model by design; via the base, the base must be the head's.
-                if (r.ViaBase is not null) baseCheck = () => head.CheckBase(r.ViaBase, "recovery base (--via-base)", r.AllowOtherBase);
+                if (r.ViaBase is not null) baseCheck = () => head.CheckBase(r.ViaBase, "recovery base (`ViaBase`)", r.AllowOtherBase);
                 s.Transform = r.ViaBase is null
                     ? new HeadTransform(head, r.Alpha)
                     : new SideModelOffset(s.LoadSide(r.ViaBase, model, tokenizer), head, r.Alpha, "recovery base", readsOwnPrompt: r.ViaBaseReads == SideModelReads.Raw);
@@ -81,14 +81,14 @@ public sealed class Steering : IDisposable
                 var head = s.Own(SuperficialHead.Load(r.Head));
                 baseCheck = r.TransferFrom is null
                     ? () => head.CheckBase(model.SourceFolder, "model it is applied to", r.AllowOtherBase)
-                    : () => head.CheckBase(r.TransferFrom, "small base (--transfer-from)", r.AllowOtherBase);
+                    : () => head.CheckBase(r.TransferFrom, "small base (`TransferFrom`)", r.AllowOtherBase);
                 if (r.TransferFrom is null) s.Transform = new HeadTransform(head, r.Alpha);
                 else if (r.TransferMode == TransferMode.Direct)
                 {
                     if (head.HiddenSize != model.HiddenSize)
                         throw new HeadException(
-                            $"--transfer-mode direct applies the head to this model's hidden states, but the head has hidden size {head.HiddenSize} " +
-                            $"and the model {model.HiddenSize}; use --transfer-mode offset (the small model runs beside it).");
+                            $"`TransferMode` direct applies the head to this model's hidden states, but the head has hidden size {head.HiddenSize} " +
+                            $"and the model {model.HiddenSize}; use `TransferMode` offset (the small model runs beside it).");
                     s.Transform = new HeadTransform(head, r.Alpha);
                 }
                 else if (r.TransferMode == TransferMode.Offset)

@@ -120,7 +120,7 @@ public sealed class SuperficialHead : nn.Module<Tensor, Tensor>
     /// <summary>
     /// Throws unless <paramref name="folder"/> holds the base model the head was trained on (same
     /// <see cref="ModelIdentity"/>), since a head applied to another model of the same shape would run silently.
-    /// <paramref name="allowOther"/> (--allow-other-base) permits a deliberate transfer to another model.
+    /// <paramref name="allowOther"/> (<see cref="SteeringRequest.AllowOtherBase"/>) permits a deliberate transfer to another model.
     /// </summary>
     public void CheckBase(string? folder, string role, bool allowOther)
     {
@@ -130,9 +130,9 @@ public sealed class SuperficialHead : nn.Module<Tensor, Tensor>
         var what = SourcePath ?? "the head";
         throw new HeadException(BaseModel.Length == 0
             ? $"{what} does not record the base model it was trained on, so it cannot be checked against the {role} ({folder}, identity {identity}); " +
-              "pass --allow-other-base to apply it anyway."
+              "set `AllowOtherBase` to apply it anyway."
             : $"{what} was trained on base model {BaseModel}, but the {role} ({folder}) has identity {identity}: a different model " +
-              "(or other weights, config or tokenizer). Applying a head to another model is a transfer; pass --allow-other-base to do it deliberately.");
+              "(or other weights, config or tokenizer). Applying a head to another model is a transfer; set `AllowOtherBase` to do it deliberately.");
     }
 
     public void Save(string path)

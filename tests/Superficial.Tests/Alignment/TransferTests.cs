@@ -168,7 +168,8 @@ public class TransferTests
         using var large = CausalLM.Load(largeDir);
         var tok = Superficial.Text.TextTokenizer.Load(largeDir);
         var e = Assert.Throws<HeadException>(() => Steering.Build(large, tok, new SteeringRequest { Head = tmp.File("head.safetensors"), TransferFrom = smallDir, TransferMode = TransferMode.Direct }));
-        Assert.Contains("--transfer-mode offset", e.Message);
+        Assert.Contains("`TransferMode` offset", e.Message);
+        Assert.Contains("--transfer-mode offset", Superficial.Cli.FlagNames.Map(e.Message));
         using var offset = Steering.Build(large, tok, new SteeringRequest { Head = tmp.File("head.safetensors"), TransferFrom = smallDir });
         Assert.Contains("small base", offset.Description);
         using var recovery = Steering.Build(large, tok, new SteeringRequest { RecoverWith = tmp.File("head.safetensors"), ViaBase = smallDir });

@@ -34,3 +34,23 @@ public class ChoicesTests
         Assert.Equal(message, e.Message);
     }
 }
+
+/// <summary>Library messages name parameters as `Name`; the command line shows its flags.</summary>
+public class FlagNamesTests
+{
+    [Fact]
+    public void EveryParameterTheLibraryNamesInAMessageHasAFlag()
+    {
+        Assert.Equal("--transfer-from needs --head: x; `Unknown` stays", FlagNames.Map("`TransferFrom` needs `Head`: x; `Unknown` stays"));
+        Assert.Equal("--via-base-reads and --via-base", FlagNames.Map("`ViaBaseReads` and `ViaBase`"));
+        // every backquoted name in the library's messages (Generation, Alignment, Serving) is in the table
+        var src = Path.Combine(TestPaths.Fixtures, "..", "..", "src", "Superficial");
+        var names = new[] { "Generation", "Alignment", "Serving" }
+            .SelectMany(d => Directory.EnumerateFiles(Path.Combine(src, d), "*.cs", SearchOption.AllDirectories))
+            .SelectMany(f => File.ReadAllLines(f).Where(l => !l.TrimStart().StartsWith("//")))
+            .SelectMany(l => System.Text.RegularExpressions.Regex.Matches(l, @"`([A-Za-z]+)`").Select(m => m.Groups[1].Value))
+            .Distinct().ToArray();
+        Assert.NotEmpty(names);
+        Assert.All(names, n => Assert.True(FlagNames.Flags.ContainsKey(n), $"`{n}` appears in a library message but has no flag"));
+    }
+}
