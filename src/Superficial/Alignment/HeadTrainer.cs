@@ -342,25 +342,18 @@ public static class HeadTrainer
     static void SaveCheckpoint(string dir, SuperficialHead head, OptimizerHelper opt, int epoch, int bestEpoch, HeadMetrics best,
         List<JsonObject> history, JsonObject settings)
     {
-        var fresh = dir + ".new";
-        if (Directory.Exists(fresh)) Directory.Delete(fresh, true);
-        Directory.CreateDirectory(fresh);
-        SafeTensorsWriter.Write(Path.Combine(fresh, "head.safetensors"), head.Tensors());
-        opt.save_state_dict(Path.Combine(fresh, "optimizer.bin"));
-        AtomicFile.FlushFile(Path.Combine(fresh, "optimizer.bin"));
-        AtomicFile.WriteAllText(Path.Combine(fresh, StateFile), new JsonObject
+        AtomicFile.ReplaceDirectory(dir, fresh =>
         {
-            ["epoch"] = epoch, ["best_epoch"] = bestEpoch, ["best_kl"] = best.Kl, ["best_top1"] = best.Top1,
-            ["best_positions"] = best.Positions, ["settings"] = settings.DeepClone(),
-            ["history"] = new JsonArray(history.Select(x => (JsonNode)x.DeepClone()).ToArray()),
-        }.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
-        AtomicFile.FlushTree(fresh);
-        var old = dir + ".old";
-        if (Directory.Exists(old)) Directory.Delete(old, true);
-        if (Directory.Exists(dir)) Directory.Move(dir, old);
-        Directory.Move(fresh, dir);
-        AtomicFile.FlushDirectory(Path.GetDirectoryName(Path.GetFullPath(dir))!);
-        if (Directory.Exists(old)) Directory.Delete(old, true);
+            SafeTensorsWriter.Write(Path.Combine(fresh, "head.safetensors"), head.Tensors());
+            opt.save_state_dict(Path.Combine(fresh, "optimizer.bin"));
+            AtomicFile.FlushFile(Path.Combine(fresh, "optimizer.bin"));
+            AtomicFile.WriteAllText(Path.Combine(fresh, StateFile), new JsonObject
+            {
+                ["epoch"] = epoch, ["best_epoch"] = bestEpoch, ["best_kl"] = best.Kl, ["best_top1"] = best.Top1,
+                ["best_positions"] = best.Positions, ["settings"] = settings.DeepClone(),
+                ["history"] = new JsonArray(history.Select(x => (JsonNode)x.DeepClone()).ToArray()),
+            }.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        });
     }
 
     const string StateFile = "state.json";
