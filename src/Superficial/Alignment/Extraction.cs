@@ -146,7 +146,7 @@ public static class Extraction
         {
             MaxNewTokens = o.MaxNewTokens, StopStrings = o.StopStrings, BatchSize = o.BatchSize,
         };
-        var truncate = alignedVocabExtra(generator.Model.VocabSize, vocab);
+        var truncate = LimitToBaseVocabulary(generator.Model.VocabSize, vocab);
         using var scope = NewDisposeScope();
         for (int b0 = 0; b0 < count; b0 += o.BatchSize)
         {
@@ -194,7 +194,7 @@ public static class Extraction
             new Dictionary<string, string> { ["chunk"] = chunk.ToString(), ["first_prompt"] = start.ToString(), ["prompts"] = count.ToString() });
         return (total, total);
 
-        static ILogitTransform? alignedVocabExtra(int alignedVocab, int baseVocab) =>
+        static ILogitTransform? LimitToBaseVocabulary(int alignedVocab, int baseVocab) =>
             alignedVocab > baseVocab ? new VocabLimit(baseVocab) : null;
     }
 
