@@ -13,6 +13,8 @@ public abstract class CausalLM : nn.Module
     public ModelConfig Config { get; }
     /// <summary>Where the checkpoint came from (folder), or null for a model built in memory.</summary>
     public string? SourceFolder { get; internal set; }
+    /// <summary>Bytes of parameters that read the checkpoint file in place (stored in the compute dtype), not copied.</summary>
+    public long MappedBytes { get; internal set; }
     /// <summary>Things noticed while loading that did not stop it (e.g. checkpoint tensors the model does not use).</summary>
     public IReadOnlyList<string> Warnings { get; internal set; } = [];
 
