@@ -22,9 +22,11 @@ internal static class AnalyzeCommand
         var resamples = Opt("--resamples", "Bootstrap resamples for the intervals.", defaultValue: () => 1000);
         var seed = Opt("--seed", "Bootstrap seed.", defaultValue: () => 0);
         var prefill = PrefillOptions.Create();
+        var run = new ModelRunOptions(seedHelp: null, dtypeHelp: "Compute dtype of the prefill probe's models: float32 (default on CPU), bfloat16 or float16.");
         var cmd = new Command("analyze", "Understand the superficial knowledge: token shift, depth, shifted tokens, head anatomy, stability, prefill probe.")
             { data, baseDir, heads, eval, output, split, maxDepth, topTokens, components, resamples, seed };
         prefill.AddTo(cmd);
+        run.AddTo(cmd);
         cmd.SetAction(Action((p, ct) =>
         {
             var o = new AnalyzeOptions
@@ -33,7 +35,8 @@ internal static class AnalyzeCommand
                 Split = p.GetValue(split)!, MaxDepth = p.GetValue(maxDepth), TopTokens = p.GetValue(topTokens), Components = p.GetValue(components),
                 Resamples = p.GetValue(resamples), Seed = p.GetValue(seed),
             };
-            var plan = prefill.Parse(p, o.Base, o.Heads.FirstOrDefault());
+            var settings = run.Read(p);
+            var plan = prefill.Parse(p, o.Base, o.Heads.FirstOrDefault()) is { } pp ? pp with { Dtype = settings.Dtype } : null;
             var root = WithProgress("analyze", report => Analyzer.Run(o, l => AnsiConsole.MarkupLine($"[grey]{Markup.Escape(l)}[/]"),
                 new Progress<(long Done, long Total)>(x => report(x.Done, x.Total, "positions")), ct));
             if (plan is not null)
