@@ -16,6 +16,12 @@ public sealed class CheckpointMismatchException(string message) : Exception(mess
 /// </summary>
 public static class ModelLoader
 {
+    /// <summary>
+    /// When set (the command line's --device cuda:0,cuda:1 or auto), every model loaded is split across these devices
+    /// by <see cref="DevicePlacement"/> after loading: a process-wide choice, as --device's default device is.
+    /// </summary>
+    public static DeviceMap? SplitAcross { get; set; }
+
     /// <summary>Checkpoint tensors that are derived buffers, not weights, in some saved models.</summary>
     static bool IsIgnorable(string name) =>
         name.EndsWith(".rotary_emb.inv_freq") || name.EndsWith(".attn.bias") || name.EndsWith(".attn.masked_bias");
@@ -59,6 +65,7 @@ public static class ModelLoader
                 && !(config.TieWordEmbeddings && n is "lm_head.weight")).ToList());
             model.SourceFolder = Path.GetFullPath(folder);
             model.MappedBytes = mapped;
+            if (SplitAcross is { } map) model.Place(map.Plan(config, model.DType));
             model.eval();
             return model;
         }

@@ -43,3 +43,31 @@ public class DtypeCliTests
         finally { Directory.Delete(dir, true); }
     }
 }
+
+/// <summary>--device with several devices, as a user runs it.</summary>
+public class SplitDeviceCliTests
+{
+    [Fact]
+    public void ForwardSplitAcrossTwoCpuStagesWritesTheSingleDeviceLogits_AndCudaIsRefusedOnTheCpuBuild()
+    {
+        var model = Path.Combine(TestPaths.Fixtures, "reference", "models", "llama-gqa");
+        var dir = Path.Combine(Path.GetTempPath(), "superficial-split-cli-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(dir);
+        try
+        {
+            var logits = new List<Tensor>();
+            foreach (var device in new[] { "cpu", "cpu,cpu" })
+            {
+                var outFile = Path.Combine(dir, device.Replace(',', '-') + ".safetensors");
+                CliProcess.Ok("forward", "--model", model, "--ids", "1,5,9,2,7,11", "--device", device, "--out", outFile);
+                using var f = SafeTensorsFile.Open(outFile);
+                logits.Add(f.Load("logits"));
+            }
+            Assert.True(logits[0].equal(logits[1]).all().item<bool>(), "--device cpu,cpu gave other logits than --device cpu");
+            var r = CliProcess.Run("forward", "--model", model, "--ids", "1,5", "--device", "cuda:0,cuda:1", "--out", Path.Combine(dir, "x.safetensors"));
+            Assert.NotEqual(0, r.ExitCode);
+            Assert.Contains("no CUDA", r.Output);
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+}
