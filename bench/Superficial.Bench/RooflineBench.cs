@@ -132,27 +132,29 @@ internal static class RooflineBench
         Console.WriteLine($"prompts: {prompts.Count} x {maxNew} new tokens, top-k {topK}; chat prompt {chatLen:0.0} tokens, raw {rawLen:0.0} (mean); " +
                           $"useful FLOPs per generated token {flopsPerToken / 1e6:0.0} M");
         Console.WriteLine("\n| setting | throughput | roofline | % of roofline | limits around the row | notes |\n| --- | --- | --- | --- | --- | --- |");
-        int defaultBatch = chosen ?? new ExtractionOptions().BatchSize;
-        double batch8Seconds = 0;
-        foreach (var batch in new[] { 1, 8, defaultBatch }.Distinct())
+        // the library's default batch: 8 before continuous batching; since then chosen from the memory budget (at most the
+        // prompt count, 16 here), which the roofline of the "default" row assumes
+        var defaultProp = typeof(ExtractionOptions).GetProperty("BatchSize")!.GetValue(new ExtractionOptions()) as int?;
+        var settings = new List<(string Label, int? Batch, int RoofBatch)> { ("batch 1", 1, 1), ("batch 8", 8, 8) };
+        if (chosen is int cb) settings.Add(($"batch {cb}", cb, cb));
+        else if (defaultProp is null) settings.Add(("default batch (from the memory budget)", null, prompts.Count));
+        foreach (var (label, batch, roofBatch) in settings)
         {
             double best = double.MaxValue;
             long positions = 0;
             var l = Around(() => { for (int r = 0; r < reps; r++)
             {
-                var extDir = Path.Combine(root, $"extract-b{batch}");
+                var extDir = Path.Combine(root, $"extract-{(batch is int b ? b.ToString() : "auto")}");
                 if (Directory.Exists(extDir)) Directory.Delete(extDir, true);
+                var o = new ExtractionOptions { TopK = topK, MaxNewTokens = maxNew, ChunkSize = 16, ChatTemplate = "llama2", StopStrings = [], Dtype = dtype };
+                if (batch is int bb) typeof(ExtractionOptions).GetProperty("BatchSize")!.SetValue(o, bb); // int before, int? after the change
                 var w = Stopwatch.StartNew();
-                var s = Extraction.Run(baseDir, alignedDir, prompts, "bench", extDir, new ExtractionOptions
-                {
-                    TopK = topK, MaxNewTokens = maxNew, BatchSize = batch, ChunkSize = 16, ChatTemplate = "llama2", StopStrings = [], Dtype = dtype,
-                });
+                var s = Extraction.Run(baseDir, alignedDir, prompts, "bench", extDir, o);
                 best = Math.Min(best, w.Elapsed.TotalSeconds);
                 positions = s.Positions;
             } });
-            if (batch == 8) batch8Seconds = best;
-            var roof = Roofline(l.Peak(dtype), flopsPerToken, l.BandwidthGBs, batch, bytesPerStep(batch));
-            Row($"extraction, batch {batch}{(batch == defaultBatch ? " (default)" : "")}", positions / best, "tokens/s", roof, l,
+            var roof = Roofline(l.Peak(dtype), flopsPerToken, l.BandwidthGBs, roofBatch, bytesPerStep(roofBatch));
+            Row($"extraction, {label}{(batch == defaultProp ? " (default)" : "")}", positions / best, "tokens/s", roof, l,
                 $"{positions} tokens in {best:0.00} s, best of {reps}, loading both models included");
         }
 
@@ -188,7 +190,7 @@ internal static class RooflineBench
         // Head training on 10k random positions (top-k 64), one epoch with its held-out pass.
         {
             var dir = Path.Combine(root, "synthetic-10000");
-            MethodBench.WriteSynthetic(dir, 10_000, c.HiddenSize, c.VocabSize, topK: 64, Path.Combine(root, "extract-b8", Extraction.ManifestName));
+            MethodBench.WriteSynthetic(dir, 10_000, c.HiddenSize, c.VocabSize, topK: 64, Path.Combine(root, "extract-8", Extraction.ManifestName));
             var data = ExtractionData.Open([dir]);
             using var w = ModelLoader.LoadLmHead(baseDir);
             var outPath = Path.Combine(dir, "head.safetensors");
@@ -207,7 +209,7 @@ internal static class RooflineBench
             Row("head training (F32)", n / best, "positions/s", roof, l, $"{n} positions, 1 epoch + held-out pass, batch 1000, best of {reps}");
         }
 
-        if (!args.Contains("--no-profile")) Profile(baseDir, alignedDir, prompts, dtype, maxNew, topK, 8, batch8Seconds);
+        if (!args.Contains("--no-profile")) Profile(baseDir, alignedDir, prompts, dtype, maxNew, topK, 8);
         Console.WriteLine($"\nload average at end {Load()}");
     }
 
@@ -220,17 +222,27 @@ internal static class RooflineBench
     static string ModelRunOptionsName(ScalarType t) => t == ScalarType.BFloat16 ? "BF16" : "F32";
 
     /// <summary>
-    /// Where extraction's time goes at one batch: each stage run alone, once, on the same 16 prompts — loading,
+    /// Where extraction's time goes at one batch, in CPU seconds of this process (steadier than wall time on a shared
+    /// machine; with --threads 1 it is the work done): each stage run alone, once, on the same 16 prompts — loading,
     /// the aligned model's decoding alone, decoding with top-k and its host copies per step, the top-k kernel alone,
     /// the base model's teacher-forced forward, and assembling + writing the shard — against the whole Extraction.Run
     /// at that batch (the table's row).
     /// </summary>
-    static void Profile(string baseDir, string alignedDir, List<ExtractionPrompt> prompts, ScalarType dtype, int maxNew, int topK, int batch, double wholeSeconds)
+    static void Profile(string baseDir, string alignedDir, List<ExtractionPrompt> prompts, ScalarType dtype, int maxNew, int topK, int batch)
     {
-        Console.WriteLine($"\nper-stage profile of extraction at batch {batch} ({prompts.Count} prompts x {maxNew} tokens, top-k {topK}), seconds, each stage once:");
-        var times = new Dictionary<string, double> { ["whole Extraction.Run (the table's row)"] = wholeSeconds };
-        void Time(string stage, Action a) { var w = Stopwatch.StartNew(); a(); times[stage] = w.Elapsed.TotalSeconds; }
+        Console.WriteLine($"\nper-stage profile of extraction at batch {batch} ({prompts.Count} prompts x {maxNew} tokens, top-k {topK}), CPU seconds, each stage once:");
+        var times = new Dictionary<string, double>();
+        var proc = Process.GetCurrentProcess();
+        double Cpu() { proc.Refresh(); return proc.TotalProcessorTime.TotalSeconds; }
+        void Time(string stage, Action a) { double c0 = Cpu(); a(); times[stage] = Cpu() - c0; }
         var root = Path.GetDirectoryName(baseDir)!;
+        Time("whole Extraction.Run", () =>
+        {
+            var d = Path.Combine(root, "extract-profile");
+            if (Directory.Exists(d)) Directory.Delete(d, true);
+            Extraction.Run(baseDir, alignedDir, prompts, "bench", d, new ExtractionOptions
+            { TopK = topK, MaxNewTokens = maxNew, BatchSize = batch, ChunkSize = 16, ChatTemplate = "llama2", StopStrings = [], Dtype = dtype });
+        });
         Time("load both models", () => { CausalLM.Load(baseDir, dtype).Dispose(); CausalLM.Load(alignedDir, dtype).Dispose(); });
         Time("model identity (hash, cached)", () => { ModelIdentity.Of(baseDir); ModelIdentity.Of(alignedDir); });
         using var baseModel = CausalLM.Load(baseDir, dtype);
@@ -273,7 +285,7 @@ internal static class RooflineBench
             SafeTensorsWriter.Write(Path.Combine(root, "profile-shard.safetensors"), [KeyValuePair.Create("hidden", h), KeyValuePair.Create("topk_ids", ids), KeyValuePair.Create("topk_logits", lg)]);
         });
         foreach (var t in hidden) t.Dispose();
-        double whole = wholeSeconds;
+        double whole = times["whole Extraction.Run"];
         double decode = times["aligned decoding alone (argmax, host copy of the ids)"], withTopK = times["aligned decoding + top-k + host copies per step"];
         foreach (var (k, v) in times) Console.WriteLine($"  {k,-66} {v,7:0.000} s  {v / whole,5:P0}");
         Console.WriteLine($"  {"=> top-k + host copies per step (difference)",-66} {withTopK - decode,7:0.000} s  {(withTopK - decode) / whole,5:P0}");
