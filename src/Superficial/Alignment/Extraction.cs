@@ -2,7 +2,6 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using Superficial.Evaluation;
 using Superficial.Generation;
 using Superficial.IO;
 using Superficial.Models;
@@ -178,7 +177,7 @@ public static class Extraction
                     ["index"] = start + b0 + j, ["id"] = batch[j].Id, ["raw_prompt"] = PromptFormat.Raw(specs[j]),
                     ["chat_prompt"] = PromptFormat.Chat(chat, specs[j]), ["generation"] = results[j].Text,
                     ["tokens"] = len, ["finish"] = results[j].Finish.ToString().ToLowerInvariant(),
-                }.ToJsonString(PredictionRecord.JsonOptions));
+                }.ToJsonString(JsonLines.Options));
             }
             onPrompts(b0 + n);
         }

@@ -4,6 +4,7 @@ using Superficial.Alignment;
 using Superficial.Analysis;
 using Superficial.Evaluation;
 using Superficial.Evaluation.Runner;
+using Superficial.Generation;
 using Superficial.Tests.Evaluation.Runner;
 
 namespace Superficial.Tests.Analysis;

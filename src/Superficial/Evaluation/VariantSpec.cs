@@ -1,4 +1,5 @@
 using Superficial.Alignment;
+using Superficial.Generation;
 using Superficial.Models;
 using Superficial.Text;
 using static TorchSharp.torch;
@@ -84,7 +85,6 @@ public sealed class LazyModelVariant(VariantSpec spec, ModelPool pool, int batch
 
     public string Name => spec.Name;
     public bool UsesChatTemplate => spec.Chat;
-    public VariantSpec Spec => spec;
     public string? Identity => identity ??= spec.Identity();
     string? identity;
 
@@ -98,9 +98,6 @@ public sealed class LazyModelVariant(VariantSpec spec, ModelPool pool, int batch
         inner = new ModelVariant(spec.Name, model, tok, chat, steering.Transform, batchSize);
         return inner;
     }
-
-    /// <summary>What the variant is (model, prompts, transform); loads it if needed.</summary>
-    public string Description => Inner().Description;
 
     public string RenderPrompt(PromptSpec prompt) => Inner().RenderPrompt(prompt);
 
