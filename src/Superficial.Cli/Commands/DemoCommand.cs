@@ -93,11 +93,11 @@ internal static class DemoCommand
 
         Section("4. evaluate: base, base+head, aligned; transfer; recovery");
         watch.Restart();
-        var experiment = EvalCommands.Plan(new ExperimentOptions
+        var experiment = new Experiment(new ExperimentOptions
         {
             Base = Model("base"), Aligned = Model("aligned"), Head = headPath,
             LargeBase = Model("large-base"), LargeAligned = Model("large-aligned"),
-            Compromised = Model("compromised"), RecoverWith = headPath, ViaBase = Model("base"), ViaBaseReads = ["raw", "same"],
+            Compromised = Model("compromised"), RecoverWith = headPath, ViaBase = Model("base"), ViaBaseReads = [SideModelReads.Raw, SideModelReads.Same],
             Alphas = [0.5, 1.0, 2.0], ExtraHeads = extraHeads,
         });
         var evalDir = Path.Combine(outDir, "eval");

@@ -42,36 +42,6 @@ internal static class EvalCommands
         list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) is { Length: > 0 } names ? names
             : throw new ArgumentException("--tasks: give at least one task name (superficial tasks lists them).");
 
-    /// <summary>The experiment of these options; an option's problem is reported under its flag.</summary>
-    public static Experiment Plan(ExperimentOptions options)
-    {
-        try { return new Experiment(options); }
-        catch (ParameterException e) { throw new ArgumentException(e.Render(Flag)); }
-    }
-
-    /// <summary>The flag that sets a library parameter (an <see cref="ExperimentOptions"/> property, a labeller's argument).</summary>
-    static string Flag(string option) => option switch
-    {
-        "labeller" => "--toxicity-labeller",
-        "judge" => "--judge-model",
-        "dataDir" => "--data",
-        nameof(ExperimentOptions.Base) => "--base",
-        nameof(ExperimentOptions.Aligned) => "--aligned",
-        nameof(ExperimentOptions.Head) or nameof(ExperimentOptions.ExtraHeads) => "--head",
-        nameof(ExperimentOptions.TransferFrom) => "--transfer-from",
-        nameof(ExperimentOptions.TransferMode) => "--transfer-mode",
-        nameof(ExperimentOptions.LargeBase) => "--large-base",
-        nameof(ExperimentOptions.LargeAligned) => "--large-aligned",
-        nameof(ExperimentOptions.Compromised) => "--compromised",
-        nameof(ExperimentOptions.RecoverWith) => "--recover-with",
-        nameof(ExperimentOptions.ViaBase) => "--via-base",
-        nameof(ExperimentOptions.ViaBaseReads) => "--via-base-reads",
-        nameof(ExperimentOptions.Alphas) => "--alpha",
-        nameof(ExperimentOptions.ChatTemplate) => "--chat-template",
-        nameof(ExperimentOptions.AllowOtherBase) => "--allow-other-base",
-        _ => option,
-    };
-
     /// <summary>Judges from flags/environment (only when a judge model is named) and the toxicity labeller.</summary>
     public static (ScoringContext Context, Dictionary<string, IReadOnlyList<string>> Notes) Scoring(IReadOnlyList<IEvalTask> tasks,
         string? dataDir, string? judgeUrl, string? judgeModel, string? labeller, string cacheDir)
@@ -90,8 +60,7 @@ internal static class EvalCommands
         }
         if (tasks.Any(t => t.Name == ToxiGenTask.TaskName))
         {
-            try { toxicity = ToxicityLabellers.Create(labeller, dataDir, cacheDir, client, Note); }
-            catch (ParameterException e) { throw new ArgumentException(e.Render(Flag)); }
+            toxicity = ToxicityLabellers.Create(labeller, dataDir, cacheDir, client, Note);
             notes[ToxiGenTask.TaskName] = [$"toxicity labeller: {toxicity.Name}" +
                                            (toxicity.Accuracy is double acc ? $", held-out accuracy {acc:0.000}" : "")];
         }
@@ -188,13 +157,13 @@ internal static class EvalCommands
         cmd.SetAction(Action((p, ct) =>
         {
             var settings = run.Read(p);
-            var experiment = Plan(new ExperimentOptions
+            var experiment = new Experiment(new ExperimentOptions
             {
                 Base = p.GetValue(baseDir), Aligned = p.GetValue(aligned), Head = p.GetValue(head)?.FirstOrDefault(),
                 ExtraHeads = p.GetValue(head)?.Skip(1).ToArray() ?? [], TransferFrom = p.GetValue(transferFrom),
-                TransferMode = p.GetValue(transferMode)!, LargeBase = p.GetValue(largeBase), LargeAligned = p.GetValue(largeAligned),
+                TransferMode = Choices.Parse<TransferMode>("--transfer-mode", p.GetValue(transferMode)!), LargeBase = p.GetValue(largeBase), LargeAligned = p.GetValue(largeAligned),
                 Compromised = p.GetValue(compromised), RecoverWith = p.GetValue(recoverWith), ViaBase = p.GetValue(viaBase),
-                ViaBaseReads = p.GetValue(viaBaseReads)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries), Alphas = ParseAlphas(p.GetValue(alpha)), ChatTemplate = p.GetValue(template),
+                ViaBaseReads = p.GetValue(viaBaseReads)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(r => Choices.Parse<SideModelReads>("--via-base-reads", r)).ToList(), Alphas = ParseAlphas(p.GetValue(alpha)), ChatTemplate = p.GetValue(template),
                 AllowOtherBase = p.GetValue(allowOtherBase),
             });
             var taskList = TaskNames(p.GetValue(tasks)!).Select(n => TaskCatalog.Create(n, p.GetValue(data), p.GetValue(organism))).ToList();

@@ -2,6 +2,7 @@ using System.Globalization;
 using Superficial.Alignment;
 using Superficial.Evaluation.Report;
 using Superficial.Evaluation.Runner;
+using Superficial.IO;
 using static TorchSharp.torch;
 
 namespace Superficial.Evaluation;
@@ -19,15 +20,15 @@ public sealed record ExperimentOptions
     public IReadOnlyList<string> ExtraHeads { get; init; } = [];
     /// <summary>When set, Base/Aligned are the large pair and Head belongs to this small base model (offsite alignment).</summary>
     public string? TransferFrom { get; init; }
-    public string TransferMode { get; init; } = "offset";
+    public TransferMode TransferMode { get; init; } = TransferMode.Offset;
     /// <summary>A second, larger pair evaluated with Head transferred from Base (in the same run as the main comparison).</summary>
     public string? LargeBase { get; init; }
     public string? LargeAligned { get; init; }
     public string? Compromised { get; init; }
     public string? RecoverWith { get; init; }
     public string? ViaBase { get; init; }
-    /// <summary>What the ViaBase model reads: "raw" (variant compromised+head-via-base) and/or "same" (compromised+head-via-base-same).</summary>
-    public IReadOnlyList<string> ViaBaseReads { get; init; } = ["raw"];
+    /// <summary>What the ViaBase model reads: the raw prompt (variant compromised+head-via-base) and/or the same tokens (compromised+head-via-base-same).</summary>
+    public IReadOnlyList<SideModelReads> ViaBaseReads { get; init; } = [SideModelReads.Raw];
     /// <summary>Scales of the head's shift; each alpha other than 1 adds variants named with <see cref="Comparison.AlphaTag"/>.</summary>
     public IReadOnlyList<double> Alphas { get; init; } = [1.0];
     public string? ChatTemplate { get; init; }
@@ -55,11 +56,11 @@ public sealed class Experiment
     }
 
     /// <summary>The variant name of the recovery via the original base, by what that base reads.</summary>
-    public static string ViaBaseVariant(string reads) => reads switch
+    public static string ViaBaseVariant(SideModelReads reads) => reads switch
     {
-        "raw" => "compromised+head-via-base",
-        "same" => "compromised+head-via-base-same",
-        _ => throw new ParameterException(nameof(ExperimentOptions.ViaBaseReads), $"`ViaBaseReads` {reads}: expected raw and/or same (comma-separated)."),
+        SideModelReads.Raw => "compromised+head-via-base",
+        SideModelReads.Same => "compromised+head-via-base-same",
+        _ => throw new ParameterException(nameof(ExperimentOptions.ViaBaseReads), $"`ViaBaseReads` {reads}: expected raw and/or same."),
     };
 
     /// <summary>A variant's name at head scale <paramref name="alpha"/>: the name itself at 1, else name@a=alpha.</summary>
@@ -116,7 +117,6 @@ public sealed class Experiment
         {
             Require(o.RecoverWith, nameof(o.RecoverWith)); Require(o.Aligned, nameof(o.Aligned), "the model before it was compromised");
             var reads = o.ViaBaseReads.Distinct().ToArray();
-            if (o.ViaBase is not null) foreach (var r in reads) ViaBaseVariant(r); // a bad value is refused before any variant is named
             if (!variants.Any(v => v.Name == "aligned")) variants.Add(new VariantSpec("aligned", o.Aligned!, true, none, o.ChatTemplate));
             variants.Add(new VariantSpec("compromised", o.Compromised, true, none, o.ChatTemplate));
             foreach (var a in o.Alphas.Distinct())
@@ -146,7 +146,7 @@ public sealed class Experiment
     /// <summary>What each variant is, in words (summary.json "models"): model folder and prompt form, head, transfer and recovery settings.</summary>
     public IReadOnlyDictionary<string, string> ModelDescriptions() => Variants.ToDictionary(s => s.Name, s =>
         $"{Path.GetFullPath(s.Model)} ({(s.Chat ? "chat" : "raw")})" + (s.Steering.IsEmpty ? "" :
-            $"; head {s.Steering.Head ?? s.Steering.RecoverWith}" + (s.Steering.TransferFrom is { } tf ? $" via small base {tf} ({s.Steering.TransferMode})" : "") +
+            $"; head {s.Steering.Head ?? s.Steering.RecoverWith}" + (s.Steering.TransferFrom is { } tf ? $" via small base {tf} ({s.Steering.TransferMode.Name()})" : "") +
             (s.Steering.ViaBase is { } vb ? $" via base {vb}" : "") + (s.Steering.Alpha != 1 ? $", alpha {s.Steering.Alpha}" : "")));
 
     /// <summary>

@@ -1,3 +1,4 @@
+using Superficial.IO;
 using Superficial.Alignment;
 using Superficial.Generation;
 using Superficial.Models;
@@ -22,9 +23,9 @@ public sealed record VariantSpec(string Name, string Model, bool Chat, SteeringR
         return new System.Text.Json.Nodes.JsonObject
         {
             ["model"] = Folder(Model), ["chat"] = Chat, ["chat_template"] = ChatTemplate,
-            ["head"] = File(s.Head), ["transfer_from"] = Folder(s.TransferFrom), ["transfer_mode"] = s.TransferFrom is null ? null : s.TransferMode,
+            ["head"] = File(s.Head), ["transfer_from"] = Folder(s.TransferFrom), ["transfer_mode"] = s.TransferFrom is null ? null : s.TransferMode.Name(),
             ["recover_with"] = File(s.RecoverWith), ["via_base"] = Folder(s.ViaBase),
-            ["via_base_reads"] = s.ViaBase is null ? null : s.ViaBaseReads,
+            ["via_base_reads"] = s.ViaBase is null ? null : s.ViaBaseReads.Name(),
             ["alpha"] = s.IsEmpty ? null : s.Alpha,
         }.ToJsonString();
     }

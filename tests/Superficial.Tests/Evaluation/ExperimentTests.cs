@@ -1,3 +1,4 @@
+using Superficial.Alignment;
 using Superficial.Evaluation;
 using Superficial.Evaluation.Runner;
 
@@ -29,7 +30,7 @@ public class ExperimentTests
         var e = new Experiment(new ExperimentOptions
         {
             Base = "B", Aligned = "A", Head = "h", LargeBase = "LB", LargeAligned = "LA", Compromised = "C", RecoverWith = "h",
-            ViaBase = "B", ViaBaseReads = ["raw", "same"], Alphas = [0.5, 1.0, 2.0], ExtraHeads = ["h2", "h3"],
+            ViaBase = "B", ViaBaseReads = [SideModelReads.Raw, SideModelReads.Same], Alphas = [0.5, 1.0, 2.0], ExtraHeads = ["h2", "h3"],
         });
         Assert.Equal([
             "base", "base+head@a=0.5", "base+head", "base+head@a=2", "aligned", "base+head#2", "base+head#3",
@@ -51,7 +52,7 @@ public class ExperimentTests
         Assert.Equal(1.0, byName["base+head#3"].Steering.Alpha); // extra heads are not swept
         Assert.Equal("B", byName["large-base+head"].Steering.TransferFrom);
         Assert.Equal("LB", byName["large-base+head"].Model);
-        Assert.Equal("same", byName["compromised+head-via-base-same@a=2"].Steering.ViaBaseReads);
+        Assert.Equal(SideModelReads.Same, byName["compromised+head-via-base-same@a=2"].Steering.ViaBaseReads);
         Assert.Equal(2.0, byName["compromised+head-via-base-same@a=2"].Steering.Alpha);
         Assert.Equal("B", byName["compromised+head-via-base"].Steering.ViaBase);
         Assert.Null(byName["compromised+head"].Steering.ViaBase);
@@ -64,11 +65,11 @@ public class ExperimentTests
     [Fact]
     public void Transfer_from_a_small_base_evaluates_the_large_pair_only()
     {
-        var e = new Experiment(new ExperimentOptions { Base = "LB", Aligned = "LA", Head = "h", TransferFrom = "SB", TransferMode = "direct" });
+        var e = new Experiment(new ExperimentOptions { Base = "LB", Aligned = "LA", Head = "h", TransferFrom = "SB", TransferMode = TransferMode.Direct });
         Assert.Equal(["large-base", "large-base+head", "large-aligned"], Names(e));
         Assert.Equal(["transfer:large-base>large-base+head>large-aligned"], Comparisons(e));
         Assert.Equal("SB", e.Variants[1].Steering.TransferFrom);
-        Assert.Equal("direct", e.Variants[1].Steering.TransferMode);
+        Assert.Equal(TransferMode.Direct, e.Variants[1].Steering.TransferMode);
     }
 
     [Fact]
@@ -91,11 +92,7 @@ public class ExperimentTests
             new Experiment(new ExperimentOptions { Base = "B", Aligned = "A", Head = "h", ExtraHeads = ["h2"], TransferFrom = "S" }));
         Assert.Equal("ExtraHeads", transfer.ParamName);
         Assert.Equal("several --head are evaluated against --base only, not with --transfer-from.",
-            transfer.Render(n => n switch { "ExtraHeads" => "--head", "Base" => "--base", "TransferFrom" => "--transfer-from", _ => n }));
-        var reads = Assert.Throws<ParameterException>(() => new Experiment(new ExperimentOptions
-            { Aligned = "A", Compromised = "C", RecoverWith = "h", ViaBase = "B", ViaBaseReads = ["chat"] }));
-        Assert.Equal("ViaBaseReads", reads.ParamName);
-        Assert.Equal("`ViaBaseReads` chat: expected raw and/or same (comma-separated).", reads.Message);
+            Superficial.Cli.FlagNames.Map(transfer.Message));
         var nothing = Assert.Throws<ParameterException>(() => new Experiment(new ExperimentOptions()));
         Assert.StartsWith("nothing to evaluate: give `Base`, `Aligned` and `Head`", nothing.Message);
         Assert.Throws<ParameterException>(() => new Experiment(new ExperimentOptions { Base = "B", Aligned = "A", Head = "h", LargeBase = "LB" }));

@@ -131,7 +131,7 @@ public sealed class EncoderToxicityTests(EncoderFixture fixture, ITestOutputHelp
         var judge = Assert.Throws<ParameterException>(() => ToxicityLabellers.Create("judge", _dir.Path, _dir.Path, null));
         Assert.Equal("judge", judge.ParamName);
         Assert.Equal("--toxicity-labeller judge needs a --judge-model (an LLM judge client).",
-            judge.Render(n => n switch { "labeller" => "--toxicity-labeller", "judge" => "--judge-model", _ => n }));
+            Superficial.Cli.FlagNames.Map(judge.Message));
         var data = Assert.Throws<ParameterException>(() => ToxicityLabellers.Create("encoder", null, _dir.Path, null));
         Assert.Equal("dataDir", data.ParamName);
         Assert.Contains("needs `dataDir`", data.Message);
