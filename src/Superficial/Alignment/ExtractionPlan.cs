@@ -30,7 +30,7 @@ public sealed record ExtractionPlan(int Batch, bool Together, long Budget, long 
         if (!together && Math.Max(wa, wb) + perPrompt > budget)
             throw new InvalidOperationException(
                 $"extraction needs at least {Gb(Math.Max(wa, wb) + perPrompt)} (the larger model {Gb(Math.Max(wa, wb))} in {dtype} and one prompt's " +
-                $"{Gb(perPrompt)}), more than the memory budget {Gb(budget)}. Raise MaxMemory (--max-memory), use --dtype bfloat16, or lower --max-new-tokens.");
+                $"{Gb(perPrompt)}), more than the memory budget {Gb(budget)}. Raise `MaxMemory`, use `Dtype` bfloat16, or lower `MaxNewTokens`.");
         long room = budget - (together ? wa + wb : Math.Max(wa, wb));
         int todoPrompts = todoChunks.Sum(c => Math.Min(o.ChunkSize, promptCount - c * o.ChunkSize));
         int batch = o.BatchSize ?? (int)Math.Clamp(room / perPrompt, 1, MaxAutoBatch);
@@ -38,7 +38,7 @@ public sealed record ExtractionPlan(int Batch, bool Together, long Budget, long 
         return new ExtractionPlan(batch, together, budget, wb, wa, perPrompt, o.BatchSize is not null);
     }
 
-    static string Gb(long bytes) => $"{bytes / 1e9:0.##} GB";
+    static string Gb(long bytes) => bytes >= 1e9 ? $"{bytes / 1e9:0.##} GB" : $"{bytes / 1e6:0.#} MB";
 
     /// <summary>The log line: batch, where it came from, and whether the models run together or one at a time.</summary>
     public string Describe() =>
