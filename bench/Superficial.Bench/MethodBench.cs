@@ -114,7 +114,8 @@ internal static class MethodBench
     }
 
     /// <summary>An extraction folder of random positions (base hidden states, teacher top-k), for training-throughput runs.</summary>
-    static void WriteSynthetic(string dir, int positions, int hidden, int vocab, int topK)
+    /// <param name="manifestFrom">A real extraction manifest to copy (models, settings); default: the method benchmark's.</param>
+    internal static void WriteSynthetic(string dir, int positions, int hidden, int vocab, int topK, string? manifestFrom = null)
     {
         if (File.Exists(Path.Combine(dir, Extraction.ManifestName))) return;
         Directory.CreateDirectory(Path.Combine(dir, "chunks"));
@@ -131,7 +132,7 @@ internal static class MethodBench
                 KeyValuePair.Create("hidden", h), KeyValuePair.Create("topk_ids", ids.to_type(ScalarType.Int32)),
                 KeyValuePair.Create("topk_logits", vals), KeyValuePair.Create("sequence", seq), KeyValuePair.Create("position", zeros_like(seq))]);
         }
-        var m = JsonNode.Parse(File.ReadAllText(Path.Combine(Path.GetTempPath(), "superficial-bench-method", "extract", Extraction.ManifestName)))!.AsObject();
+        var m = JsonNode.Parse(File.ReadAllText(manifestFrom ?? Path.Combine(Path.GetTempPath(), "superficial-bench-method", "extract", Extraction.ManifestName)))!.AsObject();
         m["settings"]!["top_k"] = topK;
         m["chunks"] = chunks;
         File.WriteAllText(Path.Combine(dir, Extraction.ManifestName), m.ToJsonString());

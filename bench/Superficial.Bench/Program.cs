@@ -2,6 +2,7 @@ using Superficial.Bench;
 
 // Benchmarks: each prints throughput as a fraction of the F32 matmul peak measured in the same run.
 //   dotnet run -c Release --project bench/Superficial.Bench -- <foundation|method|transfer|toxicity|serve|all> [--quick]
+//   ... -- roofline [--bf16] [--batch N] [--quick] [--no-profile]   (extraction, decode, training vs the measured matmul peak and bandwidth)
 //   ... -- identity [FOLDER] [--gb 1]   (model identity over every weight byte vs a plain read)
 var which = args.FirstOrDefault(a => !a.StartsWith("--") && !int.TryParse(a, out _)) ?? "all";
 bool quick = args.Contains("--quick");
@@ -23,6 +24,7 @@ if (which is "identity")
     return 0;
 }
 if (which is "extract-family") { MethodBench.ExtractFamily(args[1]); return 0; }   // llama | gemma2: time it from outside
+if (which is "roofline") { RooflineBench.Run(quick, args); return 0; }
 if (which is "foundation" or "all") FoundationBench.Run(quick);
 if (which is "method" or "all") MethodBench.Run(quick);
 if (which is "transfer" or "all") TransferBench.Run(quick);

@@ -12,7 +12,7 @@ public static class FlagNames
         ["Head"] = "--head", ["TransferFrom"] = "--transfer-from", ["TransferMode"] = "--transfer-mode",
         ["RecoverWith"] = "--recover-with", ["ViaBase"] = "--via-base", ["ViaBaseReads"] = "--via-base-reads",
         ["AllowOtherBase"] = "--allow-other-base", ["TopK"] = "--top-k", ["MaxNewTokens"] = "--max-new-tokens",
-        ["TruncatePrompts"] = "--truncate-prompts",
+        ["TruncatePrompts"] = "--truncate-prompts", ["MaxMemory"] = "--max-memory", ["Dtype"] = "--dtype",
         ["Base"] = "--base", ["Aligned"] = "--aligned", ["ExtraHeads"] = "--head", ["LargeBase"] = "--large-base",
         ["LargeAligned"] = "--large-aligned", ["Compromised"] = "--compromised", ["Alphas"] = "--alpha",
         ["ChatTemplate"] = "--chat-template", ["labeller"] = "--toxicity-labeller", ["judge"] = "--judge-model", ["dataDir"] = "--data",

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Superficial.Models;
 using static TorchSharp.torch;
 
 namespace Superficial.Cli;
@@ -24,7 +25,9 @@ public sealed class ModelRunOptions
     public const string ThreadsVariable = "SUPERFICIAL_THREADS";
     public const string DtypeHelp = "Compute dtype: float32 (default on CPU), bfloat16 or float16.";
 
-    public readonly Option<string> Device = Cli.Opt("--device", "cpu, or cuda / cuda:N (needs the CUDA build: TORCH_BACKEND=cuda scripts/setup).", defaultValue: () => "cpu");
+    public readonly Option<string> Device = Cli.Opt("--device",
+        "cpu, cuda / cuda:N, a list such as cuda:0,cuda:1 (the layers split across them by free memory), or auto (every CUDA device; " +
+        "CUDA needs the CUDA build: TORCH_BACKEND=cuda scripts/setup).", defaultValue: () => "cpu");
     public readonly Option<string?>? Dtype;
     public readonly Option<int?> Threads = Cli.Opt<int?>("--threads", $"CPU threads libtorch uses (default: all cores, or {ThreadsVariable}).");
     public readonly Option<long>? Seed;
@@ -51,7 +54,9 @@ public sealed class ModelRunOptions
         var threads = p.GetValue(Threads);
         if (threads is < 1) throw new ArgumentException($"--threads {threads}: expected at least 1.");
         if (threads is int t) set_num_threads(t);
-        if (device != "cpu") set_default_device(new TorchSharp.torch.Device(device));
+        var devices = device.Split(',');
+        if (devices.Length > 1) ModelLoader.SplitAcross = new DeviceMap(devices, ByFreeMemory: p.GetValue(Device)!.Trim().ToLowerInvariant() == "auto");
+        else if (device != "cpu") set_default_device(new TorchSharp.torch.Device(device));
         return new ModelRunSettings(device, Dtype is null ? null : ParseDtype(p.GetValue(Dtype)), threads, Seed is null ? 0 : p.GetValue(Seed));
     }
 
@@ -64,13 +69,24 @@ public sealed class ModelRunOptions
         set_num_threads(n);
     }
 
-    /// <summary>cpu, cuda or cuda:N; CUDA devices must exist in this build.</summary>
+    /// <summary>
+    /// cpu, cuda or cuda:N, a comma-separated list of those (a model split across them), or auto (every CUDA device, or
+    /// cpu where there is none); CUDA devices must exist in this build. Returns the canonical form, e.g. "cuda:0,cuda:1".
+    /// </summary>
     public static string CheckDevice(string s)
     {
         s = s.Trim().ToLowerInvariant();
+        if (s == "auto")
+            return cuda.is_available() ? string.Join(',', Enumerable.Range(0, cuda.device_count()).Select(i => $"cuda:{i}")) : "cpu";
+        if (s.Contains(','))
+        {
+            var list = s.Split(',', StringSplitOptions.TrimEntries).Select(d => d.Length == 0 || d.Contains(',')
+                ? throw new ArgumentException($"--device {s}: an empty entry in the list.") : CheckDevice(d)).ToArray();
+            return string.Join(',', list);
+        }
         if (s == "cpu") return s;
         var m = System.Text.RegularExpressions.Regex.Match(s, @"^cuda(?::(\d+))?$");
-        if (!m.Success) throw new ArgumentException($"--device {s}: expected cpu, cuda or cuda:N.");
+        if (!m.Success) throw new ArgumentException($"--device {s}: expected cpu, cuda, cuda:N, a comma-separated list of them, or auto.");
         if (!cuda.is_available())
             throw new ArgumentException($"--device {s}: this build of superficial has no CUDA (it uses TorchSharp-cpu); " +
                                         "rebuild with TORCH_BACKEND=cuda scripts/setup on a machine with an NVIDIA driver, or use --device cpu.");

@@ -48,7 +48,8 @@ internal static class AlignmentCommands
         var organism = Opt<string?>("--organism", "Organism folder (superficial organism build) for organism-* tasks.");
         var topK = Opt("--top-k", "Aligned logits kept per position.", defaultValue: () => 500);
         var maxNew = Opt("--max-new-tokens", "Tokens the aligned model generates at most per prompt.", defaultValue: () => 512);
-        var batch = Opt("--batch", "Prompts generated together.", defaultValue: () => 8);
+        var batch = Opt<int?>("--batch", $"Prompts decoded together (continuous batching: a finished prompt's slot takes the next one); default: as many as --max-memory holds, at most {ExtractionPlan.MaxAutoBatch}.");
+        var maxMemory = Opt<string?>("--max-memory", "Memory the run may use, e.g. 20GB (default: 90 % of the available memory). When base and aligned do not both fit, they run one at a time per chunk.");
         var chunk = Opt("--chunk", "Prompts per chunk file (the unit of resumption and of memory).", defaultValue: () => 32);
         var prefix = Opt<string?>("--response-prefix", "Text after the chat template's generation prompt (e.g. \"Answer:\"); default: the task's.");
         var limit = Opt<int?>("--limit", "Use only the first N prompts.");
@@ -61,7 +62,7 @@ internal static class AlignmentCommands
         var overwrite = Opt<bool>("--overwrite", "Discard an extraction already in --out that was made with other settings (its manifest and chunks).");
         var run = new ModelRunOptions(seedHelp: "Recorded only: extraction decodes greedily.");
         var cmd = new Command("extract", "Step 1: the aligned model generates; record its top-k logits and the base model's hidden states.")
-            { baseDir, aligned, prompts, output, data, organism, topK, maxNew, batch, chunk, prefix, limit, f32, template, shard, shardCount, truncatePrompts, preset, overwrite };
+            { baseDir, aligned, prompts, output, data, organism, topK, maxNew, batch, maxMemory, chunk, prefix, limit, f32, template, shard, shardCount, truncatePrompts, preset, overwrite };
         run.AddTo(cmd);
         cmd.SetAction(Action((p, ct) =>
         {
@@ -81,12 +82,12 @@ internal static class AlignmentCommands
             {
                 TopK = p.GetValue(topK), MaxNewTokens = p.GetValue(maxNew), BatchSize = p.GetValue(batch), ChunkSize = p.GetValue(chunk),
                 ResponsePrefix = p.GetValue(prefix), StopStrings = stops, HiddenF32 = p.GetValue(f32), ChatTemplate = p.GetValue(template),
-                Shard = spec, Dtype = settings.Dtype, TruncatePrompts = p.GetValue(truncatePrompts),
+                Shard = spec, Dtype = settings.Dtype, TruncatePrompts = p.GetValue(truncatePrompts), MaxMemory = ParseBytes("--max-memory", p.GetValue(maxMemory)),
             };
             Note($"extracting from {list.Count} prompts ({source}), worker {spec}");
             var summary = WithProgress("extract", "chunks", progress => Extraction.Run(p.GetValue(baseDir)!, p.GetValue(aligned)!, list, source,
                 p.GetValue(output)!, options,
-                new Progress<ExtractionProgress>(e => progress.Report(ChunkFraction(e), e.ChunksTotal, $"{e.Positions} positions")), ct, Warn));
+                new Progress<ExtractionProgress>(e => progress.Report(ChunkFraction(e), e.ChunksTotal, $"{e.Positions} positions")), ct, Warn, Note));
             Say($"{summary.ChunksDone} chunks extracted, {summary.ChunksSkipped} already complete; " +
                 $"{summary.Positions} positions in {summary.Seconds:0.0} s" +
                 (summary.Seconds > 0 && summary.Positions > 0 ? $" ({summary.Positions / summary.Seconds:0.0} generated tokens/s)" : "") +
@@ -94,6 +95,18 @@ internal static class AlignmentCommands
             return 0;
         }));
         return cmd;
+    }
+
+    /// <summary>A size such as 20GB, 512MB, 1.5G or a number of bytes; null stays null.</summary>
+    public static long? ParseBytes(string flag, string? text)
+    {
+        if (text is null) return null;
+        var m = System.Text.RegularExpressions.Regex.Match(text.Trim(), @"^(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?$", System.Text.RegularExpressions.RegexOptions.IgnoreCase);
+        if (!m.Success) throw new ArgumentException($"{flag} {text}: expected a size such as 20GB, 512MB or a number of bytes.");
+        double v = double.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+        double scale = m.Groups[2].Value.ToLowerInvariant() switch { "k" => 1e3, "m" => 1e6, "g" => 1e9, "t" => 1e12, _ => 1 };
+        if (v * scale < 1) throw new ArgumentException($"{flag} {text}: must be positive.");
+        return (long)(v * scale);
     }
 
     /// <summary>Chunks done, counting the chunk in progress by its share of prompts done (one counter, never two).</summary>

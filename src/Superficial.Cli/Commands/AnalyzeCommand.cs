@@ -22,21 +22,22 @@ internal static class AnalyzeCommand
         var resamples = Opt("--resamples", "Bootstrap resamples for the intervals.", defaultValue: () => 1000);
         var seed = Opt("--seed", "Bootstrap seed.", defaultValue: () => 0);
         var prefill = PrefillOptions.Create();
-        var run = new ModelRunOptions(seedHelp: null, dtypeHelp: null); // its own --seed (the bootstrap's); the analysis computes in float32
+        // its own --seed (the bootstrap's); the analysis computes in float32, the prefill probe's models in --dtype
+        var run = new ModelRunOptions(seedHelp: null, dtypeHelp: "Compute dtype of the prefill probe's models: float32 (default on CPU), bfloat16 or float16.");
         var cmd = new Command("analyze", "Understand the superficial knowledge: token shift, depth, shifted tokens, head anatomy, stability, prefill probe.")
             { data, baseDir, heads, eval, output, split, maxDepth, topTokens, components, resamples, seed };
         prefill.AddTo(cmd);
         run.AddTo(cmd);
         cmd.SetAction(Action((p, ct) =>
         {
-            run.Read(p);
+            var settings = run.Read(p);
             var o = new AnalyzeOptions
             {
                 Data = p.GetValue(data)!, Base = p.GetValue(baseDir)!, Heads = p.GetValue(heads) ?? [], Eval = p.GetValue(eval), Out = p.GetValue(output)!,
                 Split = p.GetValue(split)!, MaxDepth = p.GetValue(maxDepth), TopTokens = p.GetValue(topTokens), Components = p.GetValue(components),
                 Resamples = p.GetValue(resamples), Seed = p.GetValue(seed),
             };
-            var plan = prefill.Parse(p, o.Base, o.Heads.FirstOrDefault());
+            var plan = prefill.Parse(p, o.Base, o.Heads.FirstOrDefault()) is { } pp ? pp with { Dtype = settings.Dtype } : null;
             var root = WithProgress("analyze", report => Analyzer.Run(o, l => AnsiConsole.MarkupLine($"[grey]{Markup.Escape(l)}[/]"),
                 new Progress<(long Done, long Total)>(x => report(x.Done, x.Total, "positions")), ct));
             if (plan is not null)

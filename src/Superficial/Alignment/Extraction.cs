@@ -20,7 +20,14 @@ public sealed record ExtractionOptions
 {
     public int TopK { get; init; } = 500;
     public int MaxNewTokens { get; init; } = 512;
-    public int BatchSize { get; init; } = 8;
+    /// <summary>Prompts decoded together (continuous batching); null chooses it from <see cref="MaxMemory"/>.</summary>
+    public int? BatchSize { get; init; }
+    /// <summary>
+    /// Memory the run may use in bytes (null: 90 % of the machine's available memory). When the base and aligned models
+    /// do not both fit beside the batch, they run one at a time per chunk (the aligned model generates the chunk, then
+    /// the base model reads it).
+    /// </summary>
+    public long? MaxMemory { get; init; }
     /// <summary>Prompts per chunk file: the unit of resumption and of memory (a chunk is held in memory until written).</summary>
     public int ChunkSize { get; init; } = 32;
     /// <summary>Overrides every prompt's response prefix when set (e.g. "Answer:").</summary>
@@ -57,9 +64,10 @@ public static class Extraction
     public const string Format = "superficial-extraction";
 
     /// <param name="log">Receives warnings (prompts truncated with <see cref="ExtractionOptions.TruncatePrompts"/>).</param>
+    /// <param name="note">Receives the plan: the batch and whether the models run together or one at a time.</param>
     public static ExtractionSummary Run(string baseDir, string alignedDir, IReadOnlyList<ExtractionPrompt> prompts, string promptSource,
         string outDir, ExtractionOptions options, IProgress<ExtractionProgress>? progress = null, CancellationToken ct = default,
-        Action<string>? log = null)
+        Action<string>? log = null, Action<string>? note = null)
     {
         if (prompts.Count == 0) throw new ArgumentException("no prompts to extract from.");
         if (options.TopK < 1) throw new ArgumentException("`TopK` must be at least 1.");
@@ -84,21 +92,72 @@ public static class Extraction
         long positions = 0, tokens = 0;
         if (todo.Length > 0)
         {
-            using var baseModel = CausalLM.Load(baseDir, options.Dtype);
-            using var alignedModel = CausalLM.Load(alignedDir, options.Dtype);
-            var generator = new TextGenerator(alignedModel, alignedTok);
+            var plan = ExtractionPlan.Choose(baseConfig, alignedConfig, encoded, todo, options, prompts.Count);
+            note?.Invoke(plan.Describe());
+            using var writer = new ShardWriter();
             int done = mine.Length - todo.Length;
-            foreach (var c in todo)
+            // a chunk counts as done once handed to the writer (which writes it even if the run is then cancelled)
+            void Enqueued(ShardWriter w, ShardWriter.Chunk chunk)
             {
-                ct.ThrowIfCancellationRequested();
-                int start = c * options.ChunkSize, count = Math.Min(options.ChunkSize, prompts.Count - start);
-                var (pos, toks) = RunChunk(baseModel, encoded, generator, chat, prompts, start, count, c, outDir, options,
-                    p => progress?.Report(new ExtractionProgress(done, mine.Length, p, count, positions)), ct);
-                positions += pos; tokens += toks;
-                progress?.Report(new ExtractionProgress(++done, mine.Length, count, count, positions));
+                w.Enqueue(chunk);
+                positions += chunk.Positions; tokens += chunk.Positions;
+                progress?.Report(new ExtractionProgress(++done, mine.Length, 0, 0, positions));
             }
+            void Prompts(int finished, int size) => progress?.Report(new ExtractionProgress(done, mine.Length, finished, size, positions));
+            if (plan.Together)
+            {
+                using var baseModel = CausalLM.Load(baseDir, options.Dtype);
+                using var alignedModel = CausalLM.Load(alignedDir, options.Dtype);
+                // every chunk's prompts in one queue: a slot freed near a chunk's end takes the next chunk's first prompt
+                var queue = todo.SelectMany(c => ChunkPrompts(c, options.ChunkSize, prompts.Count)).Select(i => (i, encoded.Chat[i])).ToArray();
+                Decode(alignedModel, alignedTok, queue, plan.Batch, baseConfig.VocabSize, options, ct, Prompts, (c, decoded) =>
+                    Enqueued(writer, Assemble(baseModel, encoded, chat, prompts, c, decoded, outDir, options, plan.Batch)));
+            }
+            else
+                foreach (var c in todo)
+                {
+                    // one model at a time: the aligned model generates the chunk, is freed, then the base model reads it
+                    DecodedPrompt[] decoded;
+                    using (var alignedModel = CausalLM.Load(alignedDir, options.Dtype))
+                    {
+                        decoded = [];
+                        var queue = ChunkPrompts(c, options.ChunkSize, prompts.Count).Select(i => (i, encoded.Chat[i])).ToArray();
+                        Decode(alignedModel, alignedTok, queue, plan.Batch, baseConfig.VocabSize, options, ct, Prompts, (_, d) => decoded = d);
+                    }
+                    using var baseModel = CausalLM.Load(baseDir, options.Dtype);
+                    Enqueued(writer, Assemble(baseModel, encoded, chat, prompts, c, decoded, outDir, options, plan.Batch));
+                }
+            writer.Complete();
         }
         return new ExtractionSummary(mine.Length, todo.Length, mine.Length - todo.Length, positions, tokens, watch.Elapsed.TotalSeconds);
+    }
+
+    static IEnumerable<int> ChunkPrompts(int chunk, int chunkSize, int promptCount) =>
+        Enumerable.Range(chunk * chunkSize, Math.Min(chunkSize, promptCount - chunk * chunkSize));
+
+    /// <summary>Decodes the queue with continuous batching; hands over each chunk's prompts (in prompt order) once all of them are done.</summary>
+    static void Decode(CausalLM aligned, TextTokenizer tok, IReadOnlyList<(int Index, IReadOnlyList<int> Ids)> queue, int batch, int baseVocab,
+        ExtractionOptions o, CancellationToken ct, Action<int, int> promptDone, Action<int, DecodedPrompt[]> chunkDone)
+    {
+        using var decoder = new ExtractionDecoder(aligned, tok, Math.Min(batch, queue.Count), o.TopK, baseVocab, o.MaxNewTokens, o.StopStrings);
+        var pending = new Dictionary<int, List<DecodedPrompt>>();
+        try
+        {
+            foreach (var d in decoder.Run(queue, ct))
+            {
+                int c = d.Index / o.ChunkSize;
+                if (!pending.TryGetValue(c, out var list)) pending[c] = list = [];
+                list.Add(d);
+                int size = queue.Count(q => q.Index / o.ChunkSize == c);
+                if (list.Count < size) { promptDone(list.Count, size); continue; }
+                pending.Remove(c);
+                chunkDone(c, list.OrderBy(x => x.Index).ToArray());
+            }
+        }
+        finally
+        {
+            foreach (var d in pending.Values.SelectMany(x => x)) d.Dispose();
+        }
     }
 
     /// <summary>
@@ -131,72 +190,59 @@ public static class Extraction
         return (raw, chatIds);
     }
 
-    static (long positions, long tokens) RunChunk(CausalLM baseModel, (IReadOnlyList<int>[] Raw, IReadOnlyList<int>[] Chat) encoded, TextGenerator generator, ChatTemplate chat,
-        IReadOnlyList<ExtractionPrompt> prompts, int start, int count, int chunk, string outDir, ExtractionOptions o,
-        Action<int> onPrompts, CancellationToken ct)
+    /// <summary>
+    /// A chunk's file contents from its decoded prompts: the base model's teacher-forced forward (in batches, longest
+    /// first so padding stays small), the top-k copied from the device once, and the JSONL lines. Disposes the decoded prompts.
+    /// </summary>
+    static ShardWriter.Chunk Assemble(CausalLM baseModel, (IReadOnlyList<int>[] Raw, IReadOnlyList<int>[] Chat) encoded, ChatTemplate chat,
+        IReadOnlyList<ExtractionPrompt> prompts, int chunk, DecodedPrompt[] decoded, string outDir, ExtractionOptions o, int batch)
     {
-        int vocab = baseModel.VocabSize;
-        var hidden = new List<Tensor>();
-        var topIds = new List<int[]>();
-        var topLogits = new List<float[]>();
-        var sequence = new List<int>();
-        var position = new List<int>();
-        var lines = new List<string>();
-        var genOptions = new GenerationOptions
-        {
-            MaxNewTokens = o.MaxNewTokens, StopStrings = o.StopStrings, BatchSize = o.BatchSize,
-        };
-        var truncate = LimitToBaseVocabulary(generator.Model.VocabSize, vocab);
         using var scope = NewDisposeScope();
-        for (int b0 = 0; b0 < count; b0 += o.BatchSize)
+        try
         {
-            ct.ThrowIfCancellationRequested();
-            int n = Math.Min(o.BatchSize, count - b0);
-            var batch = Enumerable.Range(start + b0, n).Select(i => prompts[i]).ToArray();
-            var specs = batch.Select(p => o.ResponsePrefix is null ? p.Spec : p.Spec with { ResponsePrefix = o.ResponsePrefix }).ToArray();
-            var chatIds = Enumerable.Range(start + b0, n).Select(i => encoded.Chat[i]).ToArray();
-            var observer = new TopKObserver(n, o.TopK, vocab);
-            var results = generator.Generate(chatIds, genOptions, truncate, observer, ct);
-
-            var rawIds = Enumerable.Range(start + b0, n).Select(i => encoded.Raw[i]).ToArray();
-            var h = TeacherForcedHidden(baseModel, rawIds, results.Select(r => r.TokenIds).ToArray());
-            for (int j = 0; j < n; j++)
+            var hiddenType = o.HiddenF32 ? ScalarType.Float32 : ScalarType.Float16;
+            var h = new Tensor[decoded.Length];
+            var order = Enumerable.Range(0, decoded.Length).OrderByDescending(j => encoded.Raw[decoded[j].Index].Count + decoded[j].TokenIds.Count).ToArray();
+            for (int b0 = 0; b0 < order.Length; b0 += batch)
             {
-                int len = results[j].TokenIds.Count;
-                if (len == 0) continue;
-                hidden.Add(h[j].to_type(o.HiddenF32 ? ScalarType.Float32 : ScalarType.Float16).MoveToOuterDisposeScope());
-                for (int t = 0; t < len; t++)
-                {
-                    topIds.Add(observer.Ids[j][t]);
-                    topLogits.Add(observer.Values[j][t]);
-                    sequence.Add(start + b0 + j);
-                    position.Add(t);
-                }
-                lines.Add(new JsonObject
-                {
-                    ["index"] = start + b0 + j, ["id"] = batch[j].Id, ["raw_prompt"] = PromptFormat.Raw(specs[j]),
-                    ["chat_prompt"] = PromptFormat.Chat(chat, specs[j]), ["generation"] = results[j].Text,
-                    ["tokens"] = len, ["finish"] = results[j].Finish.ToString().ToLowerInvariant(),
-                }.ToJsonString(JsonLines.Options));
+                var idx = order.Skip(b0).Take(batch).ToArray();
+                var part = TeacherForcedHidden(baseModel, idx.Select(j => encoded.Raw[decoded[j].Index]).ToArray(), idx.Select(j => decoded[j].TokenIds).ToArray());
+                for (int k = 0; k < idx.Length; k++) h[idx[k]] = part[k].to_type(hiddenType);
             }
-            onPrompts(b0 + n);
+            var with = Enumerable.Range(0, decoded.Length).Where(j => decoded[j].TokenIds.Count > 0).ToArray();
+            int total = with.Sum(j => decoded[j].TokenIds.Count);
+            var hiddenAll = total > 0 ? cat(with.Select(j => h[j]).ToList(), 0) : zeros(0, baseModel.HiddenSize, hiddenType);
+            var ids = total > 0 ? cat(with.Select(j => decoded[j].TopIds).ToList(), 0).cpu() : zeros([0, o.TopK], ScalarType.Int32);
+            var logits = total > 0 ? cat(with.Select(j => decoded[j].TopLogits).ToList(), 0).cpu() : zeros([0, o.TopK], ScalarType.Float32);
+            var seq = tensor(with.SelectMany(j => Enumerable.Repeat(decoded[j].Index, decoded[j].TokenIds.Count)).ToArray(), ScalarType.Int32);
+            var pos = tensor(with.SelectMany(j => Enumerable.Range(0, decoded[j].TokenIds.Count)).ToArray(), ScalarType.Int32);
+            var lines = with.Select(j =>
+            {
+                var d = decoded[j];
+                var spec = o.ResponsePrefix is null ? prompts[d.Index].Spec : prompts[d.Index].Spec with { ResponsePrefix = o.ResponsePrefix };
+                return new JsonObject
+                {
+                    ["index"] = d.Index, ["id"] = prompts[d.Index].Id, ["raw_prompt"] = PromptFormat.Raw(spec),
+                    ["chat_prompt"] = PromptFormat.Chat(chat, spec), ["generation"] = d.Text,
+                    ["tokens"] = d.TokenIds.Count, ["finish"] = d.Finish.ToString().ToLowerInvariant(),
+                }.ToJsonString(JsonLines.Options);
+            }).ToArray();
+            int start = chunk * o.ChunkSize;
+            var tensors = new[]
+            {
+                KeyValuePair.Create("hidden", hiddenAll.DetachFromDisposeScope()), KeyValuePair.Create("topk_ids", ids.DetachFromDisposeScope()),
+                KeyValuePair.Create("topk_logits", logits.DetachFromDisposeScope()), KeyValuePair.Create("sequence", seq.DetachFromDisposeScope()),
+                KeyValuePair.Create("position", pos.DetachFromDisposeScope()),
+            };
+            return new ShardWriter.Chunk(ChunkPath(outDir, chunk, ".jsonl"), string.Concat(lines.Select(l => l + "\n")), ChunkPath(outDir, chunk, ".safetensors"), tensors,
+                new Dictionary<string, string> { ["chunk"] = chunk.ToString(), ["first_prompt"] = start.ToString(), ["prompts"] = decoded.Length.ToString() }, total);
         }
-        int total = sequence.Count;
-        using var hiddenAll = total > 0 ? cat(hidden, 0) : zeros(0, baseModel.HiddenSize, o.HiddenF32 ? ScalarType.Float32 : ScalarType.Float16);
-        using var ids = tensor(topIds.SelectMany(x => x).ToArray(), [total, o.TopK], ScalarType.Int32);
-        using var logits = tensor(topLogits.SelectMany(x => x).ToArray(), [total, o.TopK], ScalarType.Float32);
-        using var seq = tensor(sequence.ToArray(), ScalarType.Int32);
-        using var pos = tensor(position.ToArray(), ScalarType.Int32);
-        AtomicFile.WriteAllText(ChunkPath(outDir, chunk, ".jsonl"), string.Concat(lines.Select(l => l + "\n")));
-        SafeTensorsWriter.Write(ChunkPath(outDir, chunk, ".safetensors"), [
-                KeyValuePair.Create("hidden", hiddenAll), KeyValuePair.Create("topk_ids", ids),
-                KeyValuePair.Create("topk_logits", logits), KeyValuePair.Create("sequence", seq), KeyValuePair.Create("position", pos)],
-            new Dictionary<string, string> { ["chunk"] = chunk.ToString(), ["first_prompt"] = start.ToString(), ["prompts"] = count.ToString() });
-        return (total, total);
-
-        static ILogitTransform? LimitToBaseVocabulary(int alignedVocab, int baseVocab) =>
-            alignedVocab > baseVocab ? new VocabLimit(baseVocab) : null;
+        finally
+        {
+            foreach (var d in decoded) d.Dispose();
+        }
     }
+
 
     /// <summary>
     /// The base model's final hidden state at every position that predicts a generated token, from one
@@ -222,41 +268,6 @@ public static class Extraction
                 : hidden[j].narrow(0, padded.Offsets[j] + raw[j].Count - 1, gen).cpu().MoveToOuterDisposeScope();
         }
         return result;
-    }
-
-    /// <summary>Keeps the aligned model from choosing ids the base vocabulary lacks (the reference drops them too).</summary>
-    sealed class VocabLimit(int vocab) : ILogitTransform
-    {
-        public string Description => $"restrict to the base vocabulary ({vocab} ids)";
-        public void CheckCompatible(CausalLM model) { }
-        public ILogitSession Begin(int batch, int capacity, IReadOnlyList<SidePrompt>? sidePrompts = null) => new Session(vocab);
-        sealed class Session(int vocab) : ILogitSession
-        {
-            public Tensor Apply(StepContext step, Tensor hidden, Tensor select, Tensor logits) =>
-                logits.index_fill(1, arange(vocab, logits.shape[1], ScalarType.Int64, logits.device), float.NegativeInfinity);
-            public void KeepRows(Tensor rows) { }
-            public void Dispose() { }
-        }
-    }
-
-    /// <summary>Collects the top-k (logit, id) pairs of every row at every step.</summary>
-    sealed class TopKObserver(int rows, int k, int vocab) : IGenerationObserver
-    {
-        public readonly List<int[]>[] Ids = Enumerable.Range(0, rows).Select(_ => new List<int[]>()).ToArray();
-        public readonly List<float[]>[] Values = Enumerable.Range(0, rows).Select(_ => new List<float[]>()).ToArray();
-
-        public void OnStep(IReadOnlyList<int> batchRows, Tensor logits, IReadOnlyList<long> chosen)
-        {
-            using var scope = NewDisposeScope();
-            var (vals, idx) = logits.narrow(1, 0, vocab).to_type(ScalarType.Float32).topk(k, 1, largest: true, sorted: true);
-            var v = vals.cpu().data<float>().ToArray();
-            var ix = idx.to_type(ScalarType.Int32).cpu().data<int>().ToArray();
-            for (int i = 0; i < batchRows.Count; i++)
-            {
-                Values[batchRows[i]].Add(v.AsSpan(i * k, k).ToArray());
-                Ids[batchRows[i]].Add(ix.AsSpan(i * k, k).ToArray());
-            }
-        }
     }
 
     public static string ChunkPath(string outDir, int chunk, string ext) => Path.Combine(outDir, "chunks", $"chunk-{chunk:D6}{ext}");
@@ -291,7 +302,7 @@ public static class Extraction
         ["prompts"] = new JsonObject { ["source"] = source, ["count"] = prompts.Count, ["sha256"] = PromptsHash(prompts) },
         ["settings"] = new JsonObject
         {
-            ["top_k"] = o.TopK, ["max_new_tokens"] = o.MaxNewTokens, ["batch"] = o.BatchSize, ["chunk_size"] = o.ChunkSize,
+            ["top_k"] = o.TopK, ["max_new_tokens"] = o.MaxNewTokens, ["batch"] = o.BatchSize is int bs ? (JsonNode)bs : "auto", ["chunk_size"] = o.ChunkSize,
             ["response_prefix"] = o.ResponsePrefix, ["stop_strings"] = new JsonArray(o.StopStrings.Select(s => (JsonNode)s!).ToArray()),
             ["hidden_dtype"] = o.HiddenF32 ? "F32" : "F16", ["decoding"] = "greedy",
         },

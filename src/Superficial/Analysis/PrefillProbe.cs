@@ -25,6 +25,8 @@ public sealed record PrefillPlan
     public int Resamples { get; init; } = 1000;
     public int Seed { get; init; }
     public ScoringContext Scoring { get; init; } = ScoringContext.None;
+    /// <summary>Compute dtype of the models (null: float32 on the CPU).</summary>
+    public TorchSharp.torch.ScalarType? Dtype { get; init; }
 }
 
 /// <summary>
@@ -58,7 +60,7 @@ public static class PrefillProbe
         foreach (var v in variants)
         {
             bool chat = v == "aligned";
-            using var model = CausalLM.Load(chat ? plan.Aligned : plan.Base);
+            using var model = CausalLM.Load(chat ? plan.Aligned : plan.Base, plan.Dtype);
             var mtok = TextTokenizer.Load(chat ? plan.Aligned : plan.Base);
             using var steering = chat ? null : Steering.Build(model, mtok, new SteeringRequest { Head = plan.Head });
             var variant = new ModelVariant(v, model, mtok, chat ? mtok.GetChatTemplate() : null, steering?.Transform, plan.BatchSize);
@@ -110,7 +112,7 @@ public static class PrefillProbe
     static string[] FromModel(PrefillPlan plan, IReadOnlyList<PromptSpec> specs, int maxK, CancellationToken ct)
     {
         if (maxK == 0) return specs.Select(_ => "").ToArray();
-        using var model = CausalLM.Load(plan.FromModel!);
+        using var model = CausalLM.Load(plan.FromModel!, plan.Dtype);
         var tok = TextTokenizer.Load(plan.FromModel!);
         var variant = new ModelVariant("compromised", model, tok, tok.GetChatTemplate(), null, plan.BatchSize);
         // a few tokens beyond the longest prefill, so re-tokenising the text cannot cut it short

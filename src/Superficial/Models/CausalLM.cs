@@ -13,6 +13,8 @@ public abstract class CausalLM : nn.Module
     public ModelConfig Config { get; }
     /// <summary>Where the checkpoint came from (folder), or null for a model built in memory.</summary>
     public string? SourceFolder { get; internal set; }
+    /// <summary>Bytes of parameters that read the checkpoint file in place (stored in the compute dtype), not copied.</summary>
+    public long MappedBytes { get; internal set; }
     /// <summary>Things noticed while loading that did not stop it (e.g. checkpoint tensors the model does not use).</summary>
     public IReadOnlyList<string> Warnings { get; internal set; } = [];
 
@@ -64,7 +66,20 @@ public abstract class CausalLM : nn.Module
 
     /// <summary>An empty cache for <paramref name="batch"/> sequences of up to <paramref name="capacity"/> tokens (it grows if needed).</summary>
     public KvCache NewCache(int batch, int capacity) =>
-        new(Config.NumLayers, batch, Config.NumKvHeads, Config.HeadDim, capacity, DType, Device);
+        new(Config.NumLayers, batch, Config.NumKvHeads, Config.HeadDim, capacity, DType, LayerDevice);
+
+    /// <summary>Where decoder layer <paramref name="layer"/> runs (the model's device unless it is split, see <see cref="Place"/>).</summary>
+    public virtual Device LayerDevice(int layer) => Device;
+
+    /// <summary>How the layers are split across devices, or null on one device.</summary>
+    public DevicePlacement? Placement { get; protected set; }
+
+    /// <summary>
+    /// Moves the model's parts to the devices of <paramref name="placement"/>; Forward then moves hidden states from
+    /// one device to the next between layers and returns them on the LM head's device (<see cref="Device"/>).
+    /// </summary>
+    public virtual void Place(DevicePlacement placement) =>
+        throw new NotSupportedException($"{Config.ModelType}: splitting layers across devices is supported for the Llama family only; use one --device.");
 
     /// <summary>A randomly initialised model (normal(0, 0.02) weights, unit norms, zero biases), as HF initialises.</summary>
     public static CausalLM Create(ModelConfig config, long seed, ScalarType dtype = ScalarType.Float32)
@@ -134,6 +149,8 @@ public sealed class AttentionMasks(ModelConfig config, Tensor causal, Tensor? wi
 {
     public Tensor Causal => causal;
     public Tensor For(int layer) => config.WindowOf(layer) is not null ? windowed! : causal;
+    /// <summary>The same masks on another device (a split model's next stage).</summary>
+    public AttentionMasks To(Device device) => new(config, causal.to(device), windowed?.to(device));
 }
 
 /// <summary>Progress of a model load: tensors done out of total, and bytes copied.</summary>

@@ -16,15 +16,16 @@ public sealed class KvCache : IDisposable
     /// <summary>Positions already stored (the same for every row; left padding is masked, not skipped).</summary>
     public int Length { get; private set; }
 
-    internal KvCache(int layers, int batch, int kvHeads, int headDim, int capacity, ScalarType dtype, Device device)
+    /// <param name="deviceOfLayer">Where layer i's keys and values live (the layer's own device when a model is split across devices).</param>
+    internal KvCache(int layers, int batch, int kvHeads, int headDim, int capacity, ScalarType dtype, Func<int, Device> deviceOfLayer)
     {
         Capacity = Math.Max(1, capacity);
         keys = new Tensor[layers];
         values = new Tensor[layers];
         for (int i = 0; i < layers; i++)
         {
-            keys[i] = zeros([batch, kvHeads, Capacity, headDim], dtype, device).DetachFromDisposeScope();
-            values[i] = zeros([batch, kvHeads, Capacity, headDim], dtype, device).DetachFromDisposeScope();
+            keys[i] = zeros([batch, kvHeads, Capacity, headDim], dtype, deviceOfLayer(i)).DetachFromDisposeScope();
+            values[i] = zeros([batch, kvHeads, Capacity, headDim], dtype, deviceOfLayer(i)).DetachFromDisposeScope();
         }
     }
 
@@ -66,8 +67,9 @@ public sealed class KvCache : IDisposable
     {
         for (int i = 0; i < keys.Length; i++)
         {
-            var k = keys[i].index_select(0, rowIndices).DetachFromDisposeScope(); keys[i].Dispose(); keys[i] = k;
-            var v = values[i].index_select(0, rowIndices).DetachFromDisposeScope(); values[i].Dispose(); values[i] = v;
+            using var rows = rowIndices.to(keys[i].device);
+            var k = keys[i].index_select(0, rows).DetachFromDisposeScope(); keys[i].Dispose(); keys[i] = k;
+            var v = values[i].index_select(0, rows).DetachFromDisposeScope(); values[i].Dispose(); values[i] = v;
         }
     }
 
@@ -80,7 +82,7 @@ public sealed class KvCache : IDisposable
     {
         int len = Math.Max(a.Length, b.Length);
         var k0 = a.keys[0];
-        var c = new KvCache(a.keys.Length, a.Batch + b.Batch, (int)k0.shape[1], (int)k0.shape[3], len + spare, k0.dtype, k0.device);
+        var c = new KvCache(a.keys.Length, a.Batch + b.Batch, (int)k0.shape[1], (int)k0.shape[3], len + spare, k0.dtype, i => a.keys[i].device);
         for (int i = 0; i < a.keys.Length; i++)
         {
             c.keys[i].narrow(0, 0, a.Batch).narrow(2, len - a.Length, a.Length).copy_(a.keys[i].narrow(2, 0, a.Length));

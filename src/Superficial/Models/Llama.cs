@@ -29,13 +29,31 @@ public sealed class LlamaForCausalLM : CausalLM
 
     public override Tensor LmHeadWeight => lm_head?.weight ?? model.embed_tokens.weight;
 
+    public override Device LayerDevice(int layer) => Placement is { } p ? new Device(p.Devices[p.LayerDevices[layer]]) : Device;
+
+    public override void Place(DevicePlacement placement)
+    {
+        if (placement.LayerDevices.Count != Config.NumLayers)
+            throw new ArgumentException($"the placement has {placement.LayerDevices.Count} layers; the model has {Config.NumLayers}.");
+        Device At(int d) => new(placement.Devices[d]);
+        model.Place(placement);
+        lm_head?.to(At(placement.HeadDevice));
+        Placement = placement;
+    }
+
     public override Tensor Forward(Tensor inputIds, Tensor? positionIds = null, KvCache? cache = null, Tensor? attentionMask = null)
     {
         using var scope = NewDisposeScope();
+        if (Placement is { } p)
+        {
+            // inputs start where the embedding is; the final hidden state ends where the LM head is
+            var first = new Device(p.Devices[p.EmbeddingDevice]);
+            (inputIds, positionIds, attentionMask) = (inputIds.to(first), positionIds?.to(first), attentionMask?.to(first));
+        }
         var (positions, masks) = Prepare(inputIds, positionIds, cache, attentionMask);
         var hidden = model.forward(inputIds, positions, masks, cache);
         cache?.Advance((int)inputIds.shape[1]);
-        return hidden.MoveToOuterDisposeScope();
+        return hidden.to(Device).MoveToOuterDisposeScope();
     }
 }
 
@@ -46,6 +64,9 @@ internal sealed class LlamaModel : nn.Module
     readonly RmsNorm norm;
     readonly Rope rope;
     readonly double? embedScale;
+    Device[]? layerDevices;   // set when the layers are split across devices
+    int[]? layerStage;        // the device index of each layer: the hidden state moves where it changes
+    Device? normDevice;
 
     public LlamaModel(ModelConfig c, ScalarType dtype) : base("LlamaModel")
     {
@@ -59,6 +80,17 @@ internal sealed class LlamaModel : nn.Module
         register_module("norm", norm);
     }
 
+    public void Place(DevicePlacement p)
+    {
+        embed_tokens.to(new Device(p.Devices[p.EmbeddingDevice]));
+        EmbeddingStage = p.EmbeddingDevice;
+        layerDevices = p.LayerDevices.Select(d => new Device(p.Devices[d])).ToArray();
+        layerStage = p.LayerDevices.ToArray();
+        for (int i = 0; i < layerDevices.Length; i++) layers[i].to(layerDevices[i]);
+        normDevice = new Device(p.Devices[p.HeadDevice]);
+        norm.to(normDevice);
+    }
+
     public Tensor forward(Tensor ids, Tensor positions, AttentionMasks masks, KvCache? cache)
     {
         var x = embed_tokens.forward(ids);
@@ -66,9 +98,21 @@ internal sealed class LlamaModel : nn.Module
         if (embedScale is double e) x = x * tensor(e, ScalarType.Float64).to_type(x.dtype);
         var (cos, sin) = rope.Tables(positions, x.dtype, (cache?.Length ?? 0) + (int)ids.shape[1]);
         int i = 0;
-        foreach (var layer in layers) x = layer.forward(x, cos, sin, masks.For(i++), cache);
+        foreach (var layer in layers)
+        {
+            if (layerDevices is not null && (i == 0 ? layerStage![0] != EmbeddingStage : layerStage![i] != layerStage[i - 1]))
+            {
+                // the next stage: hidden state, rotary tables and masks move to the layer's device
+                var d = layerDevices[i];
+                (x, cos, sin, masks) = (x.to(d), cos.to(d), sin.to(d), masks.To(d));
+            }
+            x = layer.forward(x, cos, sin, masks.For(i++), cache);
+        }
+        if (normDevice is not null) x = x.to(normDevice);
         return norm.forward(x);
     }
+
+    int EmbeddingStage;
 }
 
 /// <summary>

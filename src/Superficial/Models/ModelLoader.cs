@@ -9,12 +9,19 @@ namespace Superficial.Models;
 public sealed class CheckpointMismatchException(string message) : Exception(message);
 
 /// <summary>
-/// Reads and writes Hugging Face model folders. Loading allocates each parameter once, uninitialised,
-/// and copies the memory-mapped tensor into it (converting dtype one tensor at a time), so the weights
-/// never exist twice in memory.
+/// Reads and writes Hugging Face model folders. A parameter whose stored dtype is the compute dtype (on the CPU)
+/// reads the checkpoint's bytes in place: the file is mapped copy-on-write and the parameter aliases it, so a BF16
+/// checkpoint run in BF16 costs no copy at all. Any other parameter is allocated once, uninitialised, and the
+/// memory-mapped tensor copied into it (converting dtype one tensor at a time), so the weights never exist twice in memory.
 /// </summary>
 public static class ModelLoader
 {
+    /// <summary>
+    /// When set (the command line's --device cuda:0,cuda:1 or auto), every model loaded is split across these devices
+    /// by <see cref="DevicePlacement"/> after loading: a process-wide choice, as --device's default device is.
+    /// </summary>
+    public static DeviceMap? SplitAcross { get; set; }
+
     /// <summary>Checkpoint tensors that are derived buffers, not weights, in some saved models.</summary>
     static bool IsIgnorable(string name) =>
         name.EndsWith(".rotary_emb.inv_freq") || name.EndsWith(".attn.bias") || name.EndsWith(".attn.masked_bias");
@@ -30,7 +37,7 @@ public static class ModelLoader
         {
             var names = model.named_parameters().ToList();
             var used = new HashSet<string>();
-            long bytes = 0;
+            long bytes = 0, mapped = 0;
             int done = 0;
             using (no_grad())
                 foreach (var (name, param) in names)
@@ -43,7 +50,13 @@ public static class ModelLoader
                         throw new CheckpointMismatchException(
                             $"{ckpt.FileOf(source)}: tensor \"{source}\" has shape [{string.Join(", ", entry.Shape)}], " +
                             $"but config.json implies [{string.Join(", ", param.shape)}].");
-                    ckpt.CopyInto(source, param);
+                    if (InPlace(ckpt, source, param) is { } alias)
+                    {
+                        param.set_(alias);   // the parameter now shares the mapped storage; its own empty one is freed
+                        alias.Dispose();
+                        mapped += entry.ByteLength;
+                    }
+                    else ckpt.CopyInto(source, param);
                     used.Add(source);
                     bytes += entry.ByteLength;
                     progress?.Report(new LoadProgress(++done, names.Count, bytes));
@@ -51,6 +64,8 @@ public static class ModelLoader
             CheckpointValidation.NoUnusedTensors(folder, config, ckpt.Names.Where(n => !used.Contains(n) && !IsIgnorable(n)
                 && !(config.TieWordEmbeddings && n is "lm_head.weight")).ToList());
             model.SourceFolder = Path.GetFullPath(folder);
+            model.MappedBytes = mapped;
+            if (SplitAcross is { } map) model.Place(map.Plan(config, model.DType));
             model.eval();
             return model;
         }
@@ -60,6 +75,10 @@ public static class ModelLoader
             throw;
         }
     }
+
+    /// <summary>The stored tensor read in place when the parameter keeps its dtype on the CPU; null otherwise.</summary>
+    static Tensor? InPlace(Checkpoint ckpt, string name, Tensor param) =>
+        param.device.type == TorchSharp.DeviceType.CPU && DTypes.ToTorch(ckpt.Entry(name).DType) == param.dtype ? ckpt.TryMap(name) : null;
 
     /// <summary>Only the LM head W [vocab, hidden] of a model folder (head training needs nothing else), as float32.</summary>
     public static Tensor LoadLmHead(string folder)

@@ -106,6 +106,8 @@ public sealed class Checkpoint : IDisposable
     public string FileOf(string name) => File_(name).Path;
     public Tensor Load(string name, ScalarType? dtype = null) => File_(name).Load(name, dtype);
     public void CopyInto(string name, Tensor destination) => File_(name).CopyInto(name, destination);
+    /// <summary>The stored tensor read in place (see <see cref="SafeTensorsFile.TryMap"/>), or null where it cannot be.</summary>
+    public Tensor? TryMap(string name) => File_(name).TryMap(name);
 
     public void Dispose()
     {

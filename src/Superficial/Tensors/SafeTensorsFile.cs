@@ -8,7 +8,8 @@ namespace Superficial.Tensors;
 
 /// <summary>
 /// One .safetensors file, memory-mapped and read lazily: opening parses and validates the header only;
-/// tensor bytes are copied from the mapping straight into the destination tensor when asked for.
+/// tensor bytes are copied from the mapping straight into the destination tensor when asked for, or aliased in place
+/// (<see cref="TryMap"/>) where the caller keeps the stored dtype.
 /// The header is untrusted input: every offset, length and shape is checked against the file before use.
 /// (Little-endian hosts only, like the format itself.)
 /// </summary>
@@ -17,8 +18,7 @@ public sealed unsafe class SafeTensorsFile : IDisposable
     /// <summary>Largest header accepted (the reference implementation's limit).</summary>
     public const long MaxHeaderBytes = 100_000_000;
 
-    readonly MemoryMappedFile? map;
-    readonly MemoryMappedViewAccessor? view;
+    readonly FileMapping? mapping;
     readonly byte* basePtr;
     readonly Dictionary<string, TensorEntry> byName;
 
@@ -28,10 +28,9 @@ public sealed unsafe class SafeTensorsFile : IDisposable
     public IReadOnlyList<TensorEntry> Entries { get; }
     public long FileLength { get; }
 
-    SafeTensorsFile(string path, long length, MemoryMappedFile? map, MemoryMappedViewAccessor? view, byte* ptr,
-        List<TensorEntry> entries, Dictionary<string, string> metadata)
+    SafeTensorsFile(string path, long length, FileMapping? mapping, List<TensorEntry> entries, Dictionary<string, string> metadata)
     {
-        Path = path; FileLength = length; this.map = map; this.view = view; basePtr = ptr;
+        Path = path; FileLength = length; this.mapping = mapping; basePtr = mapping is null ? null : mapping.Pointer;
         Entries = entries; Metadata = metadata;
         byName = entries.ToDictionary(e => e.Name);
     }
@@ -56,17 +55,7 @@ public sealed unsafe class SafeTensorsFile : IDisposable
         }
         long dataStart = 8 + header.Length;
         var (entries, metadata) = ParseHeader(path, header, dataStart, length - dataStart);
-        MemoryMappedFile? map = null;
-        MemoryMappedViewAccessor? view = null;
-        byte* ptr = null;
-        if (length > dataStart)
-        {
-            map = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
-            view = map.CreateViewAccessor(0, length, MemoryMappedFileAccess.Read);
-            view.SafeMemoryMappedViewHandle.AcquirePointer(ref ptr);
-            ptr += view.PointerOffset;
-        }
-        return new SafeTensorsFile(path, length, map, view, ptr, entries, metadata);
+        return new SafeTensorsFile(path, length, length > dataStart ? new FileMapping(path, length) : null, entries, metadata);
     }
 
     static (List<TensorEntry>, Dictionary<string, string>) ParseHeader(string path, byte[] header, long dataStart, long dataLength)
@@ -189,6 +178,17 @@ public sealed unsafe class SafeTensorsFile : IDisposable
         destination.copy_(tmp);
     }
 
+    /// <summary>
+    /// A CPU tensor that reads the stored bytes in place (no copy): the file is mapped copy-on-write, so writing to
+    /// the tensor never changes the file, and the mapping outlives this object for as long as the tensor lives. Null
+    /// when the bytes cannot be aliased (an empty tensor, or data not aligned to its element size); then use <see cref="Load"/>.
+    /// </summary>
+    public Tensor? TryMap(string name)
+    {
+        var e = Entry(name);
+        return mapping?.Alias(e.Begin, e.ByteLength, DTypes.ToTorch(e.DType), e.Shape);
+    }
+
     /// <summary>memcpy from the mapping into a contiguous CPU tensor of the stored dtype, in chunks under 2 GB (Span's limit).</summary>
     void CopyRaw(TensorEntry e, Tensor destination)
     {
@@ -204,11 +204,6 @@ public sealed unsafe class SafeTensorsFile : IDisposable
 
     public void Dispose()
     {
-        if (view is not null)
-        {
-            view.SafeMemoryMappedViewHandle.ReleasePointer();
-            view.Dispose();
-        }
-        map?.Dispose();
+        mapping?.Dispose();
     }
 }

@@ -130,6 +130,68 @@ public class ExtractionTests : IClassFixture<ExtractionTests.Pair>
             Assert.Equal(File.ReadAllBytes(f), File.ReadAllBytes(Path.Combine(killed.Path, "chunks", Path.GetFileName(f))));
     }
 
+    /// <summary>Every chunk's files of two extraction folders: the same prompts, tokens and texts; top-k and hidden states within float noise.</summary>
+    static void AssertSameExtraction(string a, string b, int chunks)
+    {
+        for (int c = 0; c < chunks; c++)
+        {
+            Assert.Equal(File.ReadAllText(Extraction.ChunkPath(a, c, ".jsonl")), File.ReadAllText(Extraction.ChunkPath(b, c, ".jsonl")));
+            using var fa = SafeTensorsFile.Open(Extraction.ChunkPath(a, c, ".safetensors"));
+            using var fb = SafeTensorsFile.Open(Extraction.ChunkPath(b, c, ".safetensors"));
+            foreach (var name in new[] { "topk_ids", "sequence", "position" })
+                Assert.True(fa.Load(name).equal(fb.Load(name)).all().item<bool>(), $"chunk {c}: {name} differs");
+            foreach (var name in new[] { "topk_logits", "hidden" })
+            {
+                var diff = (fa.Load(name, ScalarType.Float32) - fb.Load(name, ScalarType.Float32)).abs().max().item<float>();
+                Assert.True(diff <= 1e-4, $"chunk {c}: {name} max diff {diff}");
+            }
+        }
+    }
+
+    [Fact]
+    public void ContinuousBatchingEqualsOnePromptAtATime()
+    {
+        // stop strings end the answers at different lengths, so finished slots are refilled, across chunk boundaries too
+        var prompts = Prompts(7);
+        var o = Options(chunk: 3) with { MaxNewTokens = 12, StopStrings = ["u", ";", "B"] };
+        using var batched = TestPaths.NewTempDir("batched");
+        using var single = TestPaths.NewTempDir("single");
+        Extraction.Run(pair.Base, pair.Aligned, prompts, "test", batched.Path, o with { BatchSize = 3 });
+        Extraction.Run(pair.Base, pair.Aligned, prompts, "test", single.Path, o with { BatchSize = 1 });
+        var lengths = Enumerable.Range(0, 3).SelectMany(c => File.ReadAllLines(Extraction.ChunkPath(single.Path, c, ".jsonl")))
+            .Select(l => (int)JsonNode.Parse(l)!["tokens"]!).ToList();
+        Assert.True(lengths.Distinct().Count() >= 3, $"answer lengths {string.Join(",", lengths)}: too alike to exercise refilling; " +
+            string.Join(" | ", File.ReadAllLines(Extraction.ChunkPath(single.Path, 0, ".jsonl")).Select(l => (string)JsonNode.Parse(l)!["generation"]!)));
+        AssertSameExtraction(single.Path, batched.Path, 3);
+    }
+
+    [Fact]
+    public void WhenBothModelsDoNotFitTheyRunOneAtATimePerChunkWithTheSameResults()
+    {
+        var prompts = Prompts(5);
+        var o = Options() with { BatchSize = 2, MaxNewTokens = 8 };
+        var baseConfig = ModelConfig.Load(Path.Combine(pair.Base, "config.json"));
+        var alignedConfig = ModelConfig.Load(Path.Combine(pair.Aligned, "config.json"));
+        long w = alignedConfig.ParameterCount() * 4;
+        var notes = new List<string>();
+        using var together = TestPaths.NewTempDir("together");
+        using var apart = TestPaths.NewTempDir("apart");
+        Extraction.Run(pair.Base, pair.Aligned, prompts, "test", together.Path, o with { MaxMemory = 1L << 32 }, note: notes.Add);
+        Assert.Contains("held together", notes[^1]);
+        // room for one model and a prompt or two, not for both
+        // (a prompt's working memory estimated for prompts longer than these, so the budget surely holds one prompt)
+        var longer = Enumerable.Range(0, 40).ToArray();
+        var probe = ExtractionPlan.Choose(baseConfig, alignedConfig, ([longer], [longer]), [0], o with { MaxMemory = 1L << 32 }, 1);
+        var budget = w + probe.BytesPerPrompt;
+        Assert.True(budget < 2 * w, "the tiny models are smaller than one prompt's working memory: the test cannot separate the modes");
+        Extraction.Run(pair.Base, pair.Aligned, prompts, "test", apart.Path, o with { MaxMemory = budget }, note: notes.Add);
+        Assert.True(notes[^1].Contains("one at a time per chunk"), $"budget {budget}, weights {w}, per prompt {probe.BytesPerPrompt}: {notes[^1]}");
+        AssertSameExtraction(together.Path, apart.Path, 3);
+        var e = Assert.Throws<InvalidOperationException>(() =>
+            Extraction.Run(pair.Base, pair.Aligned, prompts, "test", TestPaths.NewTempDir("none").Path, o with { MaxMemory = w / 2 }));
+        Assert.Contains("more than the memory budget", e.Message);
+    }
+
     [Fact]
     public void IncompatibleExtractionFoldersAreRefused()
     {
