@@ -23,6 +23,8 @@ if (which is "identity")
     return 0;
 }
 if (which is "extract-family") { MethodBench.ExtractFamily(args[1]); return 0; }   // llama | gemma2: time it from outside
+if (which is "organism") OrganismBench.Run(quick);
+if (which is "organism-corpus") OrganismBench.Corpus();
 if (which is "foundation" or "all") FoundationBench.Run(quick);
 if (which is "method" or "all") MethodBench.Run(quick);
 if (which is "transfer" or "all") TransferBench.Run(quick);
