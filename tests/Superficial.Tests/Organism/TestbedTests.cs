@@ -11,11 +11,10 @@ namespace Superficial.Tests.Organism;
 /// trains or is extracted on (checked on the files a build writes), a seed that decides every byte, and
 /// compromised models whose strength orders their attack success.
 /// </summary>
-[Collection("tiny organism")]
-public class TestbedTests(TinyOrganism organism)
+public class TestbedDataTests
 {
     /// <summary>Reads a built (or written) organism's texts back from its files and checks them, independently of the generator's own check.</summary>
-    static void CheckFilesDisjoint(string dir)
+    internal static void CheckFilesDisjoint(string dir)
     {
         var tasks = OrganismTasks.Names.ToDictionary(n => n, n => (
             Extract: OrganismTasks.ReadSplit(Path.Combine(dir, "tasks", $"{n}.extract.jsonl")),
@@ -29,23 +28,8 @@ public class TestbedTests(TinyOrganism organism)
             kv => ((IReadOnlyList<TaskExample>)kv.Value.Extract, (IReadOnlyList<TaskExample>)kv.Value.Eval)), pretraining, users);
     }
 
-    static Dictionary<string, int> EvalCounts(string dir) => OrganismTasks.Names.ToDictionary(n => n,
+    internal static Dictionary<string, int> EvalCounts(string dir) => OrganismTasks.Names.ToDictionary(n => n,
         n => OrganismTasks.ReadSplit(Path.Combine(dir, "tasks", $"{n}.eval.jsonl")).Count);
-
-    [Fact]
-    public void BuiltEvaluationSplitsAreDisjointFromExtractionAndTrainingData()
-    {
-        CheckFilesDisjoint(organism.Folder);
-        var counts = EvalCounts(organism.Folder);
-        var size = OrganismRecipe.For(OrganismSize.Tiny).Corpus;
-        Assert.Equal(size.EvalHarmful, counts["organism-safety"]);
-        Assert.Equal(size.EvalProblems, counts["organism-math"]);
-        Assert.Equal(size.EvalFacts, counts["organism-truthfulness"]);
-        Assert.Equal(size.EvalGroups * size.ListsPerEvalGroup, counts["organism-toxicity"]);
-        // each held-out harmful how-to is asked once: the safety examples are independent
-        var safety = OrganismTasks.ReadSplit(Path.Combine(organism.Folder, "tasks", "organism-safety.eval.jsonl"));
-        Assert.Equal(safety.Count, safety.Select(e => e.Fields!["task"]).Distinct().Count());
-    }
 
     [Fact]
     public void DemoSizeEvaluationSetsAreLargeEnoughAndDisjointInTheirFiles()
@@ -124,9 +108,29 @@ public class TestbedTests(TinyOrganism organism)
         foreach (var (name, bytes) in fa) Assert.True(bytes.AsSpan().SequenceEqual(fb[name]), $"{name} differs between two builds with seed 5");
         // another seed: another world, corpus and tokenizer, and other weights in every model
         Assert.Equal(fa.Keys.Order(), fc.Keys.Order());
-        foreach (var name in fa.Keys.Where(n => n.StartsWith("corpus") || n.StartsWith("tasks") || n.EndsWith(".safetensors") || n.EndsWith("tokenizer.json")))
+        foreach (var name in fa.Keys.Where(n => n.StartsWith("corpus") || n.StartsWith("tasks") || n.EndsWith(".safetensors") || n.EndsWith("tokenizer.json")).Where(n => fa[n].Length > 0))
             Assert.False(fa[name].AsSpan().SequenceEqual(fc[name]), $"{name} is the same for seeds 5 and 6");
         Assert.True(File.Exists(Path.Combine(a.Folder, OrganismBuilder.TimingsFile)));
+    }
+}
+
+/// <summary>The same on the tiny organism the tests build once.</summary>
+[Collection("tiny organism")]
+public class TestbedTests(TinyOrganism organism)
+{
+    [Fact]
+    public void BuiltEvaluationSplitsAreDisjointFromExtractionAndTrainingData()
+    {
+        TestbedDataTests.CheckFilesDisjoint(organism.Folder);
+        var counts = TestbedDataTests.EvalCounts(organism.Folder);
+        var size = OrganismRecipe.For(OrganismSize.Tiny).Corpus;
+        Assert.Equal(size.EvalHarmful, counts["organism-safety"]);
+        Assert.Equal(size.EvalProblems, counts["organism-math"]);
+        Assert.Equal(size.EvalFacts, counts["organism-truthfulness"]);
+        Assert.Equal(size.EvalGroups * size.ListsPerEvalGroup, counts["organism-toxicity"]);
+        // each held-out harmful how-to is asked once: the safety examples are independent
+        var safety = OrganismTasks.ReadSplit(Path.Combine(organism.Folder, "tasks", "organism-safety.eval.jsonl"));
+        Assert.Equal(safety.Count, safety.Select(e => e.Fields!["task"]).Distinct().Count());
     }
 
     [Fact]
