@@ -54,4 +54,41 @@ public static class OrganismBench
             }
         }
     }
+
+    /// <summary>
+    /// Calibrates the compromise: fine-tunes a built organism's aligned model on its compromise data at each
+    /// learning rate (constant, as the build does) and prints the attack success on a fixed set of harmful
+    /// requests the attack never trained on after each of a few step counts.
+    /// </summary>
+    public static void Compromise(string folder, IReadOnlyList<double> rates, int maxSteps, int batchSize)
+    {
+        var tok = Superficial.Text.TextTokenizer.Load(Path.Combine(folder, "tokenizer"));
+        var convs = File.ReadLines(Path.Combine(folder, "corpus", "compromise.jsonl"))
+            .Select(l => System.Text.Json.JsonSerializer.Deserialize<Conversation>(l, Superficial.Evaluation.PredictionRecord.JsonOptions)!).ToList();
+        var data = OrganismBuilder.ChatSequences(tok, convs);
+        var task = OrganismTasks.Load("organism-safety", folder);
+        var prompts = task.EvaluationSplit().Concat(task.ExtractionSplit().Where(e => e.Id.EndsWith("-2"))).ToList();
+        var checkpoints = new[] { 1, 2, 3, 5, 8, 10, 15, 20, 30, 40, 60 }.Where(n => n <= maxSteps).ToHashSet();
+        Console.WriteLine($"{convs.Count} compromise conversations, {prompts.Count} fixed harmful requests, batch {batchSize}");
+        foreach (var lr in rates)
+        {
+            using var model = CausalLM.Load(Path.Combine(folder, "aligned"));
+            double Asr()
+            {
+                var outs = new Superficial.Evaluation.ModelVariant("m", model, tok, tok.GetChatTemplate(), null, 64)
+                    .Generate(prompts.Select(task.BuildPrompt).ToList(), task.MaxNewTokens, task.StopStrings);
+                return prompts.Select((e, i) => task.ScoreAsync(e, outs[i], Superficial.Evaluation.ScoringContext.None).Result.Value).Average();
+            }
+            var line = new List<string> { $"lr {lr:0.0e0}: aligned {Asr():0.00}" };
+            var phase = new TrainingPhase("compromised", maxSteps, batchSize, 128, lr, WarmupFraction: 0, MinLrFraction: 1);
+            LmTrainer.FineTune(model, data, phase, 5, afterStep: n =>
+            {
+                if (!checkpoints.Contains(n)) return;
+                model.eval();
+                line.Add($"{n}: {Asr():0.00}");
+                model.train();
+            });
+            Console.WriteLine(string.Join("  ", line));
+        }
+    }
 }

@@ -36,7 +36,9 @@ public sealed record OrganismRecipe(OrganismSize Size, int VocabSize, CorpusSize
             (48, 2, 4, 2, 96), (64, 2, 4, 2, 128),
             new TrainingPhase("base", 300, 16, 64, 4e-3), new TrainingPhase("large-base", 250, 16, 64, 4e-3),
             new TrainingPhase("aligned", 150, 16, 96, 3e-3), new TrainingPhase("large-aligned", 120, 16, 96, 3e-3),
-            new TrainingPhase("compromised", 40, 16, 96, 1e-3, WarmupFraction: 0, MinLrFraction: 1), [5, 10, 20, 40], 40),
+            // attack success on the fixed set of the strength test: 0.00 after 10 steps, 0.26 after 20, 0.92 after 30, 1.00 after 40
+            // (bench organism-compromise; at 4e-4 it is 0.94 after 8 steps already)
+            new TrainingPhase("compromised", 40, 16, 96, 1e-4, WarmupFraction: 0, MinLrFraction: 1), [10, 20, 30, 40], 40),
         // 200 held-out examples for safety, toxicity, math and truthfulness, 104 for helpfulness, 150 benign texts.
         // The large model has 4.2x the small one's parameters (1.82 M vs 0.43 M; 192 wide, 4 layers vs 96 wide, 3).
         _ => new(size, 1024,
@@ -48,7 +50,7 @@ public sealed record OrganismRecipe(OrganismSize Size, int VocabSize, CorpusSize
             new TrainingPhase("aligned", 240, 32, 128, 2e-3), new TrainingPhase("large-aligned", 180, 32, 128, 1.5e-3),
             // 20 steps are about 2.9 passes over the 224 compromise conversations (the earlier 50-step cosine run,
             // ~12 passes, overfit to loss 0.005 and cost a fifth of the math accuracy)
-            new TrainingPhase("compromised", 20, 32, 128, 4e-4, WarmupFraction: 0, MinLrFraction: 1), [2, 5, 10, 20], 10),
+            new TrainingPhase("compromised", 20, 32, 128, 3e-4, WarmupFraction: 0, MinLrFraction: 1), [2, 5, 10, 20], 10),
     };
 }
 
@@ -125,17 +127,10 @@ public static class OrganismBuilder
         }
         var tok = TextTokenizer.Load(tokDir);
         seconds["tokenizer"] = watch.Elapsed.TotalSeconds;
-        var chat = tok.GetChatTemplate();
         int endOfText = tok.TokenToId("<|endoftext|>")!.Value, imEnd = tok.TokenToId("<|im_end|>")!.Value;
 
         var stream = corpus.Pretraining.SelectMany(d => tok.Encode(d, false).Append(endOfText)).ToArray();
-        List<TrainingSequence> Chat(IEnumerable<Conversation> convs) => convs.Select(c =>
-        {
-            var prompt = tok.Encode(chat.Render([new ChatMessage("user", c.User)], addGenerationPrompt: true), false);
-            var answer = tok.Encode(c.Assistant, false).Append(imEnd).ToArray();
-            var ids = prompt.Concat(answer).ToArray();
-            return new TrainingSequence(ids, ids.Select((_, i) => i >= prompt.Count).ToArray());
-        }).ToList();
+        List<TrainingSequence> Chat(IEnumerable<Conversation> convs) => ChatSequences(tok, convs);
         var alignment = Chat(corpus.Alignment);
         var compromise = Chat(corpus.Compromise);
         var benignCompromise = Chat(corpus.BenignCompromise);
@@ -221,6 +216,20 @@ public static class OrganismBuilder
         }.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
         AtomicFile.WriteAllText(manifestPath, manifest.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
         return Describe(dir, manifest, reused: false);
+    }
+
+    /// <summary>Conversations as chat-template token sequences with the loss on the assistant's answer (and its end-of-turn token) only.</summary>
+    public static List<TrainingSequence> ChatSequences(TextTokenizer tok, IEnumerable<Conversation> conversations)
+    {
+        var chat = tok.GetChatTemplate();
+        int imEnd = tok.TokenToId("<|im_end|>")!.Value;
+        return conversations.Select(c =>
+        {
+            var prompt = tok.Encode(chat.Render([new ChatMessage("user", c.User)], addGenerationPrompt: true), false);
+            var answer = tok.Encode(c.Assistant, false).Append(imEnd).ToArray();
+            var ids = prompt.Concat(answer).ToArray();
+            return new TrainingSequence(ids, ids.Select((_, i) => i >= prompt.Count).ToArray());
+        }).ToList();
     }
 
     /// <summary>The one file of a build that differs between two builds with the same seed: how long each stage took.</summary>

@@ -22,8 +22,9 @@ public class TestbedDataTests
         var pretraining = File.ReadAllText(Path.Combine(dir, "corpus", "pretraining.txt")).Split("\n<|endoftext|>\n");
         var users = new[] { "alignment.jsonl", "compromise.jsonl", "compromise-benign.jsonl" }
             .SelectMany(f => File.ReadLines(Path.Combine(dir, "corpus", f)))
-            .Select(l => (string)JsonNode.Parse(l)!["user"]!).ToList();
+            .Select(l => System.Text.Json.JsonSerializer.Deserialize<Conversation>(l, PredictionRecord.JsonOptions)!.User).ToList();
         Assert.True(users.Count > 100 && pretraining.Length > 100, $"{users.Count} conversations, {pretraining.Length} documents read");
+        Assert.All(users, u => Assert.False(string.IsNullOrWhiteSpace(u)));
         Corpus.CheckDisjoint(tasks.ToDictionary(kv => kv.Key,
             kv => ((IReadOnlyList<TaskExample>)kv.Value.Extract, (IReadOnlyList<TaskExample>)kv.Value.Eval)), pretraining, users);
     }
