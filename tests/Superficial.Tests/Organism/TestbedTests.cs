@@ -163,3 +163,44 @@ public class TestbedTests(TinyOrganism organism)
         Assert.True(asr[0].Asr >= aligned - 0.05, table);
     }
 }
+
+/// <summary>The portion per organism seed and pooled, from prediction files.</summary>
+public class ReplicationTests
+{
+    static void Write(string evalDir, string task, string variant, IEnumerable<double> scores)
+    {
+        Directory.CreateDirectory(Path.Combine(evalDir, "predictions", task));
+        File.WriteAllLines(Path.Combine(evalDir, "predictions", task, variant + ".jsonl"),
+            scores.Select((s, i) => $"{{\"id\":\"e{i:000}\",\"score\":{s.ToString(System.Globalization.CultureInfo.InvariantCulture)}}}"));
+    }
+
+    [Fact]
+    public void PortionsPerSeedAndPooledComeFromEveryExample()
+    {
+        using var tmp = TestPaths.NewTempDir("replication");
+        string a = Path.Combine(tmp.Path, "s0"), b = Path.Combine(tmp.Path, "s1");
+        // seed 0: base 0 everywhere, aligned 1 everywhere, head reaches 1 on 30 of 40 (portion 0.75)
+        Write(a, "t", "base", Enumerable.Repeat(0.0, 40));
+        Write(a, "t", "aligned", Enumerable.Repeat(1.0, 40));
+        Write(a, "t", "base+head", Enumerable.Range(0, 40).Select(i => i < 30 ? 1.0 : 0.0));
+        // seed 1: 60 examples, head reaches 1 on 15 (portion 0.25)
+        Write(b, "t", "base", Enumerable.Repeat(0.0, 60));
+        Write(b, "t", "aligned", Enumerable.Repeat(1.0, 60));
+        Write(b, "t", "base+head", Enumerable.Range(0, 60).Select(i => i < 15 ? 1.0 : 0.0));
+        var rows = Replication.Compute([(0, a), (1, b)], ["t"], ("base", "base+head", "aligned"), resamples: 500);
+        Assert.Equal(0.75, rows.Single(r => r.Seed == 0).Portion.Value!.Value, 9);
+        Assert.Equal(0.25, rows.Single(r => r.Seed == 1).Portion.Value!.Value, 9);
+        var pooled = rows.Single(r => r.Seed is null);
+        Assert.Equal(100, pooled.N);
+        Assert.Equal(45.0 / 100, pooled.Portion.Value!.Value, 9);
+        var ci = pooled.Portion.Ci95!.Value;
+        Assert.True(ci.Low < 0.45 && 0.45 < ci.High && ci.High - ci.Low < 0.25, $"pooled interval [{ci.Low}, {ci.High}]");
+        var md = Replication.Markdown(rows);
+        Assert.Contains("| t | 0.75", md);
+        Assert.Contains("(n = 100)", md);
+        // a run without a variant's predictions is named, with the variant and the task
+        var e = Assert.Throws<FileNotFoundException>(() =>
+            Replication.Compute([(0, a), (2, Path.Combine(tmp.Path, "missing"))], ["t"], ("base", "base+head", "aligned")));
+        Assert.Contains("missing has no base predictions for t", e.Message);
+    }
+}
