@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Text.Json.Nodes;
 using Superficial.Alignment;
 using Superficial.Evaluation;
+using Superficial.Generation;
 using Superficial.Models;
 using Superficial.Tensors;
 using static TorchSharp.torch;

@@ -138,8 +138,9 @@ internal static class Cli
         }, CancellationToken.None);
 
     // .NET appends " (Parameter 'x')" to ArgumentException messages; users never see parameter names.
-    static string UserMessage(Exception e) => e is ArgumentException { ParamName: { } p } a
-        ? a.Message.Replace($" (Parameter '{p}')", "") : e.Message;
+    // The library names its parameters as `Name`; users read the flags (FlagNames).
+    static string UserMessage(Exception e) => FlagNames.Map(e is ArgumentException { ParamName: { } p } a
+        ? a.Message.Replace($" (Parameter '{p}')", "") : e.Message);
 
     static ProgressMode ParseProgress(string? s) => s switch
     {

@@ -4,6 +4,7 @@ using Superficial.Cli.Commands;
 
 // `superficial`: measure, extract and reuse the superficial knowledge in LLM alignment.
 Superficial.Tensors.NativeMemory.KeepFreedMemoryForReuse();
+Superficial.Organism.OrganismTasks.EnsureRegistered(); // the embedded default's tasks, beside the registry's benchmarks
 var root = new RootCommand("Superficial: measure, extract and reuse the superficial knowledge in LLM alignment " +
                            "(Chen et al., NAACL 2025).");
 ModelCommands.Add(root);

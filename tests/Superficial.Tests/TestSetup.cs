@@ -18,5 +18,6 @@ internal static class TestSetup
     {
         TorchSharp.torch.set_num_threads(1);
         Superficial.Tensors.NativeMemory.KeepFreedMemoryForReuse(); // as the superficial command does
+        Superficial.Organism.OrganismTasks.EnsureRegistered(); // as the superficial command's entry point does
     }
 }

@@ -137,7 +137,7 @@ internal static class AlignmentCommands
             using var w = ModelLoader.LoadLmHead(p.GetValue(baseDir)!);
             var o = new HeadTrainingOptions
             {
-                Rank = p.GetValue(rank), Init = p.GetValue(init)!, LearningRate = p.GetValue(lr), BatchSize = p.GetValue(batch),
+                Rank = p.GetValue(rank), Init = Choices.Parse<HeadInit>("--init", p.GetValue(init)!), LearningRate = p.GetValue(lr), BatchSize = p.GetValue(batch),
                 Epochs = p.GetValue(epochs), TopK = p.GetValue(topK), Seed = p.GetValue(seed),
                 FinalLogitSoftcap = ModelConfig.Load(Path.Combine(p.GetValue(baseDir)!, "config.json")).FinalLogitSoftcap,
             };

@@ -22,11 +22,14 @@ internal static class AnalyzeCommand
         var resamples = Opt("--resamples", "Bootstrap resamples for the intervals.", defaultValue: () => 1000);
         var seed = Opt("--seed", "Bootstrap seed.", defaultValue: () => 0);
         var prefill = PrefillOptions.Create();
+        var run = new ModelRunOptions(seedHelp: null, dtypeHelp: null); // its own --seed (the bootstrap's); the analysis computes in float32
         var cmd = new Command("analyze", "Understand the superficial knowledge: token shift, depth, shifted tokens, head anatomy, stability, prefill probe.")
             { data, baseDir, heads, eval, output, split, maxDepth, topTokens, components, resamples, seed };
         prefill.AddTo(cmd);
+        run.AddTo(cmd);
         cmd.SetAction(Action((p, ct) =>
         {
+            run.Read(p);
             var o = new AnalyzeOptions
             {
                 Data = p.GetValue(data)!, Base = p.GetValue(baseDir)!, Heads = p.GetValue(heads) ?? [], Eval = p.GetValue(eval), Out = p.GetValue(output)!,

@@ -33,11 +33,6 @@ internal static class DemoCommand
         root.Subcommands.Add(cmd);
     }
 
-    public static readonly string[] ExtractionTasks =
-        ["organism-safety", "organism-helpfulness", "organism-toxicity", "organism-math", "organism-truthfulness"];
-    public static readonly string[] EvalTasks =
-        ["organism-safety", "organism-helpfulness", "organism-toxicity", "organism-math", "organism-truthfulness", "organism-benign-nll"];
-
     public static void Run(OrganismSize size, string outDir, int seed, string? organismDir, CancellationToken ct)
     {
         var total = Stopwatch.StartNew();
@@ -50,12 +45,16 @@ internal static class DemoCommand
         string Model(string name) => Path.Combine(organism.Folder, name);
         timings.Add(("organism", watch.Elapsed.TotalSeconds));
 
+        // Every organism task is evaluated; those with an extraction split (all but benign-nll) are extracted from.
+        OrganismTasks.EnsureRegistered();
+        var tasks = OrganismTasks.Names.Select(t => TaskCatalog.Create(t, null, organism.Folder)).ToList();
+
         Section("2. extract: aligned generates, base re-reads");
         watch.Restart();
         var extractDirs = new List<string>();
-        foreach (var taskName in ExtractionTasks)
+        foreach (var task in tasks.Where(t => t.ExtractionSplit().Count > 0))
         {
-            var task = TaskCatalog.Create(taskName, null, organism.Folder);
+            var taskName = task.Name;
             var prompts = task.ExtractionSplit().Select(e => new ExtractionPrompt(e.Id, task.BuildPrompt(e))).ToList();
             var dir = Path.Combine(outDir, "extract", taskName);
             var options = new ExtractionOptions
@@ -94,16 +93,15 @@ internal static class DemoCommand
 
         Section("4. evaluate: base, base+head, aligned; transfer; recovery");
         watch.Restart();
-        var plan = new EvalCommands.EvalPlan
+        var experiment = new Experiment(new ExperimentOptions
         {
             Base = Model("base"), Aligned = Model("aligned"), Head = headPath,
             LargeBase = Model("large-base"), LargeAligned = Model("large-aligned"),
-            Compromised = Model("compromised"), RecoverWith = headPath, ViaBase = Model("base"), ViaBaseReads = ["raw", "same"],
+            Compromised = Model("compromised"), RecoverWith = headPath, ViaBase = Model("base"), ViaBaseReads = [SideModelReads.Raw, SideModelReads.Same],
             Alphas = [0.5, 1.0, 2.0], ExtraHeads = extraHeads,
-        };
-        var tasks = EvalTasks.Select(t => TaskCatalog.Create(t, null, organism.Folder)).ToList();
+        });
         var evalDir = Path.Combine(outDir, "eval");
-        var evalSummary = EvalCommands.Run(plan, tasks, evalDir, ScoringContext.None, new Dictionary<string, IReadOnlyList<string>>
+        var evalSummary = EvalCommands.Run(experiment, tasks, evalDir, ScoringContext.None, new Dictionary<string, IReadOnlyList<string>>
         {
             ["organism-toxicity"] = ["labeller: the organism's exact lexicon of hateful phrases (no classifier error)"],
         }, 16, new Dictionary<string, string> { ["organism"] = organism.Folder }, ct);

@@ -30,7 +30,7 @@ internal static class EvalCommands
             var table = new Spectre.Console.Table().AddColumn("task").AddColumn("metric").AddColumn("better").AddColumn("kind").AddColumn("reads");
             foreach (var t in TaskCatalog.Describe())
                 table.AddRow(Markup.Escape(t.Name), Markup.Escape(t.Metric), t.HigherIsBetter ? "higher" : "lower",
-                    t.Kind == TaskKind.MultipleChoice ? "log-likelihood" : "generation", Markup.Escape(t.Needs));
+                    t.Kind switch { TaskKind.MultipleChoice => "log-likelihood", TaskKind.RollingLogLikelihood => "rolling log-likelihood", _ => "generation" }, Markup.Escape(t.Needs));
             AnsiConsole.Write(table);
             return 0;
         }));
@@ -41,109 +41,6 @@ internal static class EvalCommands
     public static IReadOnlyList<string> TaskNames(string list) =>
         list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) is { Length: > 0 } names ? names
             : throw new ArgumentException("--tasks: give at least one task name (superficial tasks lists them).");
-
-    /// <summary>What an evaluation compares, as the eval command and the demo describe it.</summary>
-    public sealed record EvalPlan
-    {
-        public string? Base { get; init; }
-        public string? Aligned { get; init; }
-        public string? Head { get; init; }
-        /// <summary>Further heads for the same base (other seeds or ranks): variants base+head#2, #3, ... and comparisons superficial#2, ...</summary>
-        public IReadOnlyList<string> ExtraHeads { get; init; } = [];
-        /// <summary>When set, Base/Aligned are the large pair and Head belongs to this small base model (offsite alignment).</summary>
-        public string? TransferFrom { get; init; }
-        public string TransferMode { get; init; } = "offset";
-        /// <summary>A second, larger pair evaluated with Head transferred from Base (in the same run as the main comparison).</summary>
-        public string? LargeBase { get; init; }
-        public string? LargeAligned { get; init; }
-        public string? Compromised { get; init; }
-        public string? RecoverWith { get; init; }
-        public string? ViaBase { get; init; }
-        /// <summary>What the --via-base model reads: "raw" (variant compromised+head-via-base) and/or "same" (compromised+head-via-base-same).</summary>
-        public IReadOnlyList<string> ViaBaseReads { get; init; } = ["raw"];
-        public IReadOnlyList<double> Alphas { get; init; } = [1.0];
-        public string? ChatTemplate { get; init; }
-        /// <summary>Apply heads even to models other than the base they were trained on (--allow-other-base).</summary>
-        public bool AllowOtherBase { get; init; }
-
-        /// <summary>The variants and comparisons this plan evaluates.</summary>
-        public (IReadOnlyList<VariantSpec> Variants, IReadOnlyList<Comparison> Comparisons) Build()
-        {
-            var variants = new List<VariantSpec>();
-            var comparisons = new List<Comparison>();
-            var none = new SteeringRequest();
-            void Headed(string name, string model, SteeringRequest steering)
-            {
-                foreach (var a in Alphas.Distinct())
-                    variants.Add(new VariantSpec(a == 1.0 ? name : $"{name}{Comparison.AlphaTag}{a.ToString(CultureInfo.InvariantCulture)}",
-                        model, false, steering with { Alpha = a }, ChatTemplate));
-            }
-            if (TransferFrom is not null)
-            {
-                if (ExtraHeads.Count > 0) throw new ArgumentException("several --head files are evaluated against --base only, not with --transfer-from.");
-                Require(Base, "--base (the large base model)"); Require(Aligned, "--aligned (the large aligned model)"); Require(Head, "--head (trained on --transfer-from)");
-                variants.Add(new VariantSpec("large-base", Base!, false, none));
-                Headed("large-base+head", Base!, new SteeringRequest { Head = Head, TransferFrom = TransferFrom, TransferMode = TransferMode });
-                variants.Add(new VariantSpec("large-aligned", Aligned!, true, none, ChatTemplate));
-                comparisons.Add(Comparison.Transfer);
-            }
-            else if (Base is not null || Head is not null)
-            {
-                Require(Base, "--base"); Require(Aligned, "--aligned"); Require(Head, "--head");
-                variants.Add(new VariantSpec("base", Base!, false, none));
-                Headed("base+head", Base!, new SteeringRequest { Head = Head });
-                variants.Add(new VariantSpec("aligned", Aligned!, true, none, ChatTemplate));
-                comparisons.Add(Comparison.Superficial);
-                for (int i = 0; i < ExtraHeads.Count; i++)
-                {
-                    var name = Superficial.Analysis.Analyzer.HeadVariant(i + 1);
-                    variants.Add(new VariantSpec(name, Base!, false, new SteeringRequest { Head = ExtraHeads[i] }));
-                    comparisons.Add(new Comparison($"superficial#{i + 2}", "base", name, "aligned"));
-                }
-                if (LargeBase is not null)
-                {
-                    Require(LargeAligned, "--large-aligned");
-                    variants.Add(new VariantSpec("large-base", LargeBase, false, none));
-                    Headed("large-base+head", LargeBase, new SteeringRequest { Head = Head, TransferFrom = Base, TransferMode = TransferMode });
-                    variants.Add(new VariantSpec("large-aligned", LargeAligned!, true, none, ChatTemplate));
-                    comparisons.Add(Comparison.Transfer);
-                }
-            }
-            if (Compromised is not null)
-            {
-                Require(RecoverWith, "--recover-with"); Require(Aligned, "--aligned (the model before it was compromised)");
-                if (!variants.Any(v => v.Name == "aligned")) variants.Add(new VariantSpec("aligned", Aligned!, true, none, ChatTemplate));
-                variants.Add(new VariantSpec("compromised", Compromised, true, none, ChatTemplate));
-                foreach (var a in Alphas.Distinct())
-                {
-                    var suffix = a == 1.0 ? "" : $"{Comparison.AlphaTag}{a.ToString(CultureInfo.InvariantCulture)}";
-                    variants.Add(new VariantSpec("compromised+head" + suffix, Compromised, true, new SteeringRequest { RecoverWith = RecoverWith, Alpha = a }, ChatTemplate));
-                    if (ViaBase is not null)
-                        foreach (var reads in ViaBaseReads.Distinct())
-                            variants.Add(new VariantSpec(ViaBaseName(reads) + suffix, Compromised, true,
-                                new SteeringRequest { RecoverWith = RecoverWith, ViaBase = ViaBase, ViaBaseReads = reads, Alpha = a }, ChatTemplate));
-                }
-                comparisons.Add(Comparison.Recovery);
-                if (ViaBase is not null)
-                    foreach (var reads in ViaBaseReads.Distinct())
-                        comparisons.Add(new Comparison(ViaBaseName(reads).Replace("compromised+head", "recovery"), "compromised", ViaBaseName(reads), "aligned"));
-            }
-            if (variants.Count == 0) throw new ArgumentException("nothing to evaluate: give --base, --aligned and --head (and optionally --compromised ...).");
-            return (variants.Select(v => v with { Steering = v.Steering with { AllowOtherBase = AllowOtherBase } }).ToList(), comparisons);
-        }
-
-        static string ViaBaseName(string reads) => reads switch
-        {
-            "raw" => "compromised+head-via-base",
-            "same" => "compromised+head-via-base-same",
-            _ => throw new ArgumentException($"--via-base-reads {reads}: expected raw and/or same (comma-separated)."),
-        };
-
-        static void Require(string? value, string what)
-        {
-            if (value is null) throw new ArgumentException($"missing {what}.");
-        }
-    }
 
     /// <summary>Judges from flags/environment (only when a judge model is named) and the toxicity labeller.</summary>
     public static (ScoringContext Context, Dictionary<string, IReadOnlyList<string>> Notes) Scoring(IReadOnlyList<IEvalTask> tasks,
@@ -167,47 +64,43 @@ internal static class EvalCommands
             notes[ToxiGenTask.TaskName] = [$"toxicity labeller: {toxicity.Name}" +
                                            (toxicity.Accuracy is double acc ? $", held-out accuracy {acc:0.000}" : "")];
         }
-        return (ScoringServices.Create(safety, truth, toxicity), notes);
+        var context = ScoringServices.Create(safety, truth, toxicity);
+        foreach (var t in tasks)
+        {
+            try { context.CheckServices(t); }
+            catch (ScorerMissingException e)
+            { throw new ArgumentException($"{e.Message} Name a judge model with --judge-model (and --judge-url), or set {JudgeOptions.ModelVariable}."); }
+        }
+        return (context, notes);
     }
 
     public static string DefaultCacheDir() =>
         Path.Combine(Environment.GetEnvironmentVariable("XDG_CACHE_HOME") is { Length: > 0 } x ? x
             : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache"), "superficial");
 
-    /// <summary>Runs the evaluation and writes summary.json, report.md and report.html under <paramref name="outDir"/>.</summary>
-    public static EvalSummary Run(EvalPlan plan, IReadOnlyList<IEvalTask> tasks, string outDir, ScoringContext scoring,
+    /// <summary>Runs the experiment with a progress display and writes summary.json, report.md and report.html under <paramref name="outDir"/>.</summary>
+    public static EvalSummary Run(Experiment experiment, IReadOnlyList<IEvalTask> tasks, string outDir, ScoringContext scoring,
         IReadOnlyDictionary<string, IReadOnlyList<string>> notes, int batch, IReadOnlyDictionary<string, string> dataSources, CancellationToken ct,
         ModelRunSettings? run = null, int? limit = null)
     {
-        var (specs, comparisons) = plan.Build();
-        foreach (var spec in specs) SteeringPreflight.Check(spec.Model, spec.Steering); // before any model loads
-        using var pool = new ModelPool(specs, run?.Dtype);
-        var variants = specs.Select(s => new LazyModelVariant(s, pool, batch)).ToList();
-        var models = specs.ToDictionary(s => s.Name, s =>
-            $"{Path.GetFullPath(s.Model)} ({(s.Chat ? "chat" : "raw")})" + (s.Steering.IsEmpty ? "" :
-                $"; head {s.Steering.Head ?? s.Steering.RecoverWith}" + (s.Steering.TransferFrom is { } tf ? $" via small base {tf} ({s.Steering.TransferMode})" : "") +
-                (s.Steering.ViaBase is { } vb ? $" via base {vb}" : "") + (s.Steering.Alpha != 1 ? $", alpha {s.Steering.Alpha}" : "")));
-        var runner = new EvalRunner(outDir, new EvalRunOptions
+        var options = new EvalRunOptions
         {
-            BatchSize = batch, Comparisons = comparisons, Scoring = scoring, Notes = notes, DataSources = dataSources, Models = models,
-            Limit = limit, Seed = (int)(run?.Seed ?? 0),
-            Settings = SettingsRecord(run),
-        });
-        var summary = WithProgress("eval", "task-variants", progress =>
+            BatchSize = batch, Scoring = scoring, Notes = notes, DataSources = dataSources,
+            Limit = limit, Seed = (int)(run?.Seed ?? 0), Settings = SettingsRecord(run),
+        };
+        return WithProgress("eval", "task-variants", progress =>
         {
-            int totalUnits = tasks.Count * variants.Count;
+            int totalUnits = tasks.Count * experiment.Variants.Count;
             var fraction = new Dictionary<string, double>();
-            return runner.RunAsync(tasks, variants, new Progress<EvalProgress>(p =>
+            return experiment.Run(tasks, outDir, options, run?.Dtype, new Progress<EvalProgress>(p =>
             {
                 lock (fraction)
                 {
                     fraction[p.Task + "|" + p.Variant] = p.Total == 0 ? 1 : (double)p.Done / p.Total;
                     progress.Report(fraction.Values.Sum(), totalUnits, $"{p.Task} / {p.Variant}: {p.Done}/{p.Total} examples");
                 }
-            }), ct).GetAwaiter().GetResult();
+            }), ct);
         });
-        EvalReport.Write(outDir);
-        return summary;
     }
 
     /// <summary>What summary.json records about the run: tool version, commit, command line, date, decoding, device, dtype, seeds.</summary>
@@ -264,15 +157,15 @@ internal static class EvalCommands
         cmd.SetAction(Action((p, ct) =>
         {
             var settings = run.Read(p);
-            var plan = new EvalPlan
+            var experiment = new Experiment(new ExperimentOptions
             {
                 Base = p.GetValue(baseDir), Aligned = p.GetValue(aligned), Head = p.GetValue(head)?.FirstOrDefault(),
                 ExtraHeads = p.GetValue(head)?.Skip(1).ToArray() ?? [], TransferFrom = p.GetValue(transferFrom),
-                TransferMode = p.GetValue(transferMode)!, LargeBase = p.GetValue(largeBase), LargeAligned = p.GetValue(largeAligned),
+                TransferMode = Choices.Parse<TransferMode>("--transfer-mode", p.GetValue(transferMode)!), LargeBase = p.GetValue(largeBase), LargeAligned = p.GetValue(largeAligned),
                 Compromised = p.GetValue(compromised), RecoverWith = p.GetValue(recoverWith), ViaBase = p.GetValue(viaBase),
-                ViaBaseReads = p.GetValue(viaBaseReads)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries), Alphas = ParseAlphas(p.GetValue(alpha)), ChatTemplate = p.GetValue(template),
+                ViaBaseReads = p.GetValue(viaBaseReads)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(r => Choices.Parse<SideModelReads>("--via-base-reads", r)).ToList(), Alphas = ParseAlphas(p.GetValue(alpha)), ChatTemplate = p.GetValue(template),
                 AllowOtherBase = p.GetValue(allowOtherBase),
-            };
+            });
             var taskList = TaskNames(p.GetValue(tasks)!).Select(n => TaskCatalog.Create(n, p.GetValue(data), p.GetValue(organism))).ToList();
             var outDir = p.GetValue(output)!;
             RunRecord.Write(p, outDir, Cli.Args);
@@ -280,7 +173,7 @@ internal static class EvalCommands
             var sources = new Dictionary<string, string>();
             if (p.GetValue(data) is { } d) sources["data"] = Path.GetFullPath(d);
             if (p.GetValue(organism) is { } o) sources["organism"] = Path.GetFullPath(o);
-            var summary = Run(plan, taskList, outDir, scoring, notes, p.GetValue(batch), sources, ct, settings, p.GetValue(limit));
+            var summary = Run(experiment, taskList, outDir, scoring, notes, p.GetValue(batch), sources, ct, settings, p.GetValue(limit));
             PrintSummary(summary);
             Say($"report: {Path.GetFullPath(Path.Combine(outDir, "report.html"))}");
             return 0;

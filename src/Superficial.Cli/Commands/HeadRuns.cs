@@ -16,6 +16,8 @@ internal static class HeadRuns
     {
         var seedList = seeds is null ? null : List<int>(seeds, "--seeds", s => int.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out var x) ? x : null);
         var rankList = ranks is null ? null : List<int>(ranks, "--ranks", s => s == "full" ? 0 : int.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out var x) && x >= 1 && x <= hidden ? x : null);
+        if (rankList is null && o.Rank is int rank && (rank < 1 || rank > hidden))
+            throw new ArgumentException($"--rank {rank} must be between 1 and the hidden size {hidden}.");
         if (seedList is null && rankList is null) return [(outPath, o)];
         var dir = Path.GetDirectoryName(outPath) ?? "";
         var stem = Path.GetFileNameWithoutExtension(outPath);

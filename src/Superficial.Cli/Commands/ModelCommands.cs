@@ -143,8 +143,8 @@ internal static class ModelCommands
 
         public SteeringRequest Read(ParseResult p, double alpha) => new()
         {
-            Head = p.GetValue(Head), TransferFrom = p.GetValue(TransferFrom), TransferMode = p.GetValue(TransferMode)!,
-            RecoverWith = p.GetValue(RecoverWith), ViaBase = p.GetValue(ViaBase), ViaBaseReads = p.GetValue(ViaBaseReads)!, Alpha = alpha,
+            Head = p.GetValue(Head), TransferFrom = p.GetValue(TransferFrom), TransferMode = Choices.Parse<TransferMode>("--transfer-mode", p.GetValue(TransferMode)!),
+            RecoverWith = p.GetValue(RecoverWith), ViaBase = p.GetValue(ViaBase), ViaBaseReads = Choices.Parse<SideModelReads>("--via-base-reads", p.GetValue(ViaBaseReads)!), Alpha = alpha,
             AllowOtherBase = p.GetValue(AllowOtherBase),
         };
     }

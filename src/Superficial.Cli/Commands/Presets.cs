@@ -22,7 +22,7 @@ internal static class Presets
     public static HeadTrainingOptions PaperTraining(HeadTrainingOptions o, Func<Option, bool> given,
         Option init, Option lr, Option batch, Option epochs) => o with
     {
-        Init = given(init) ? o.Init : "random",
+        Init = given(init) ? o.Init : HeadInit.Random,
         LearningRate = given(lr) ? o.LearningRate : 1e-5,
         BatchSize = given(batch) ? o.BatchSize : 1000,
         Epochs = given(epochs) ? o.Epochs : 1000,

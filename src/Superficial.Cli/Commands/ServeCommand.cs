@@ -51,9 +51,12 @@ internal static class ServeCommand
         var cmd = new Command("serve", "Serve models (plain, with a head, transfer or recovery) behind an OpenAI-compatible HTTP endpoint.")
             { name, variants, host, port, apiKey, logPrompts, maxBatch, maxQueue, maxPrompt, maxTokens, defaultMaxTokens, maxBody, drain };
         main.AddTo(cmd);
+        var run = new ModelRunOptions(seedHelp: null, dtypeHelp: null); // --dtype is per variant; sampling seeds come with each request
+        run.AddTo(cmd);
         DrainOnTermination.Add(cmd);
         cmd.SetAction(Action((p, _) =>
         {
+            run.Read(p);
             var specs = new List<(string name, ParseResult parse)>();
             if (p.GetValue(main.Model) is { } dir) specs.Add((p.GetValue(name) ?? Path.GetFileName(Path.GetFullPath(dir).TrimEnd('/')), p));
             else if (p.GetValue(name) is not null) throw new ArgumentException("--name names the variant of --model; give --model too.");

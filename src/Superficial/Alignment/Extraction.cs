@@ -2,7 +2,6 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using Superficial.Evaluation;
 using Superficial.Generation;
 using Superficial.IO;
 using Superficial.Models;
@@ -63,13 +62,13 @@ public static class Extraction
         Action<string>? log = null)
     {
         if (prompts.Count == 0) throw new ArgumentException("no prompts to extract from.");
-        if (options.TopK < 1) throw new ArgumentException("--top-k must be at least 1.");
+        if (options.TopK < 1) throw new ArgumentException("`TopK` must be at least 1.");
         var baseTok = TextTokenizer.Load(baseDir);
         var alignedTok = TextTokenizer.Load(alignedDir);
         var baseConfig = ModelConfig.Load(Path.Combine(baseDir, "config.json"));
         var alignedConfig = ModelConfig.Load(Path.Combine(alignedDir, "config.json"));
         CheckSharedVocabulary(baseDir, baseConfig, baseTok, alignedDir, alignedConfig, alignedTok);
-        if (options.TopK > baseConfig.VocabSize) throw new ArgumentException($"--top-k {options.TopK} exceeds the vocabulary ({baseConfig.VocabSize}).");
+        if (options.TopK > baseConfig.VocabSize) throw new ArgumentException($"`TopK` {options.TopK} exceeds the vocabulary ({baseConfig.VocabSize}).");
         var chat = alignedTok.GetChatTemplate(options.ChatTemplate);
         var encoded = EncodePrompts(prompts, baseTok, baseConfig, alignedTok, alignedConfig, chat, options, log);
 
@@ -125,9 +124,9 @@ public static class Extraction
                     $"prompt \"{p.Id}\": its raw form is empty and the base tokenizer adds no BOS, so the base model " +
                     "would read no token; give every prompt some text.");
             raw[i] = PromptLength.Fit(r, PromptLength.ContextOf(baseConfig) - o.MaxNewTokens, p.Id,
-                $"the base model's context ({PromptLength.ContextOf(baseConfig)} positions) with --max-new-tokens {o.MaxNewTokens}", o.TruncatePrompts, log);
+                $"the base model's context ({PromptLength.ContextOf(baseConfig)} positions) with `MaxNewTokens` {o.MaxNewTokens}", o.TruncatePrompts, log);
             chatIds[i] = PromptLength.Fit(PromptFormat.Encode(alignedTok, spec, chat), PromptLength.ContextOf(alignedConfig) - o.MaxNewTokens, p.Id,
-                $"the aligned model's context ({PromptLength.ContextOf(alignedConfig)} positions) with --max-new-tokens {o.MaxNewTokens}", o.TruncatePrompts, log);
+                $"the aligned model's context ({PromptLength.ContextOf(alignedConfig)} positions) with `MaxNewTokens` {o.MaxNewTokens}", o.TruncatePrompts, log);
         }
         return (raw, chatIds);
     }
@@ -178,7 +177,7 @@ public static class Extraction
                     ["index"] = start + b0 + j, ["id"] = batch[j].Id, ["raw_prompt"] = PromptFormat.Raw(specs[j]),
                     ["chat_prompt"] = PromptFormat.Chat(chat, specs[j]), ["generation"] = results[j].Text,
                     ["tokens"] = len, ["finish"] = results[j].Finish.ToString().ToLowerInvariant(),
-                }.ToJsonString(PredictionRecord.JsonOptions));
+                }.ToJsonString(JsonLines.Options));
             }
             onPrompts(b0 + n);
         }
@@ -210,26 +209,17 @@ public static class Extraction
                 throw new ArgumentException($"row {j}: the base model must read at least one prompt token (e.g. BOS) before the generated ones.");
         using var noGrad = no_grad();
         int b = raw.Count;
-        var seqs = Enumerable.Range(0, b).Select(j => raw[j].Concat(generated[j].Take(Math.Max(0, generated[j].Count - 1))).ToArray()).ToArray();
-        int len = seqs.Max(s => s.Length);
-        var ids = new long[b * len];
-        var mask = new long[b * len];
-        for (int j = 0; j < b; j++)
-        {
-            int off = len - seqs[j].Length;
-            for (int t = 0; t < seqs[j].Length; t++) { ids[j * len + off + t] = seqs[j][t]; mask[j * len + off + t] = 1; }
-        }
         using var scope = NewDisposeScope();
-        var input = tensor(ids, [b, len], ScalarType.Int64).to(model.Device);
-        var attn = tensor(mask, [b, len], ScalarType.Int64).to(model.Device);
-        var hidden = model.Forward(input, null, null, attn);
+        var padded = PaddedBatch.Left(Enumerable.Range(0, b)
+            .Select(j => (IReadOnlyList<int>)raw[j].Concat(generated[j].Take(Math.Max(0, generated[j].Count - 1))).ToArray()).ToArray(), 0, model.Device);
+        var hidden = model.Forward(padded.Ids, padded.Positions, null, padded.Mask);
         var result = new Tensor[b];
         for (int j = 0; j < b; j++)
         {
-            int gen = generated[j].Count, off = len - seqs[j].Length;
+            int gen = generated[j].Count;
             result[j] = gen == 0
                 ? zeros(0, hidden.shape[2], hidden.dtype)
-                : hidden[j].narrow(0, off + raw[j].Count - 1, gen).cpu().MoveToOuterDisposeScope();
+                : hidden[j].narrow(0, padded.Offsets[j] + raw[j].Count - 1, gen).cpu().MoveToOuterDisposeScope();
         }
         return result;
     }

@@ -110,7 +110,7 @@ public sealed class ExtractionData
     public IEnumerable<PositionBatch> Batches(bool heldOut, int batchSize, int topK, double heldOutFraction, int seed, int epoch,
         bool shuffle, int bufferPositions = 16384, int? orderSeed = null, bool tailSplit = false)
     {
-        if (topK > TopK) throw new ArgumentException($"--top-k {topK} exceeds the {TopK} logits stored by the extraction.");
+        if (topK > TopK) throw new ArgumentException($"`TopK` {topK} exceeds the {TopK} logits stored by the extraction.");
         // Not HashCode.Combine: .NET seeds it per process, so the order (and the head) would change from run to run.
         var rng = new Random(MixSeed(orderSeed ?? seed, epoch, heldOut ? 1 : 0));
         var order = Chunks.ToArray();

@@ -8,13 +8,21 @@ using static TorchSharp.torch;
 
 namespace Superficial.Alignment;
 
+/// <summary>How a head's parameters start.</summary>
+public enum HeadInit
+{
+    /// <summary>A = 0 (U = 0 for a low-rank head): training starts exactly at the base model.</summary>
+    Zero,
+    /// <summary>Uniform in ±1/√fan-in, as nn.Linear initialises (the reference's choice).</summary>
+    Random,
+}
+
 /// <summary>Settings of head training (recorded in the head file).</summary>
 public sealed record HeadTrainingOptions
 {
     /// <summary>Low-rank head A = U V with this rank; null trains the full hidden x hidden map.</summary>
     public int? Rank { get; init; }
-    /// <summary>"zero" starts exactly at the base model; "random" initialises as nn.Linear does (the reference's choice).</summary>
-    public string Init { get; init; } = "zero";
+    public HeadInit Init { get; init; } = HeadInit.Zero;
     public double LearningRate { get; init; } = 1e-3;
     /// <summary>Positions per optimisation step.</summary>
     public int BatchSize { get; init; } = 1000;
@@ -68,9 +76,10 @@ public static class HeadTrainer
         return (p * (logP - logQ)).sum(-1).mean();
     }
 
-    /// <summary>Student logits W (h + A h) for h [n, H], with A = a (full) or u v (low rank); cap tanh(. / cap) with a soft-cap.</summary>
-    public static Tensor Student(Tensor h, Tensor w, Tensor? a, Tensor? u, Tensor? v, double? softcap = null)
+    /// <summary>Student logits W (h + A h) for h [n, H], with the head's A (full) or U V (low rank); cap tanh(. / cap) with a soft-cap.</summary>
+    public static Tensor Student(Tensor h, Tensor w, SuperficialHead head, double? softcap = null)
     {
+        var (a, u, v) = (head.A, head.U, head.V);
         var delta = a is not null ? h.matmul(a.t()) : h.matmul(v!.t()).matmul(u!.t());
         var z = (h + delta).matmul(w.t());
         return softcap is double c ? (z / c).tanh() * c : z;
@@ -82,7 +91,7 @@ public static class HeadTrainer
     /// <summary>
     /// The training hot path: <see cref="Loss"/> summed over the batch, the count of rows whose argmax is
     /// the teacher's top-1, and (when <paramref name="accumulateGrad"/>) the gradient of the loss averaged
-    /// over <paramref name="meanOver"/> rows, added to the parameters' <c>.grad</c>. The gradient is written
+    /// over <paramref name="meanOver"/> rows, added to the head's parameters' <c>.grad</c>. The gradient is written
     /// out by hand because it is simple, d KL / d z = softmax(z) - p (p scattered over the vocabulary),
     /// and because this lets one preallocated [rows, vocab] buffer hold the logits, then the softmax, then
     /// that gradient, chunk after chunk; autograd would allocate several fresh batch x vocab tensors per
@@ -90,9 +99,10 @@ public static class HeadTrainer
     /// finite differences in the tests. With <paramref name="softcap"/> the student is z = cap tanh(s / cap) for
     /// the linear logits s, and the gradient goes through the cap: d KL / d s = (softmax(z) - p) (1 - (z / cap)^2).
     /// </summary>
-    public static (double LossSum, long Top1) LossAndGradient(Tensor h, Tensor w, Tensor? a, Tensor? u, Tensor? v,
+    public static (double LossSum, long Top1) LossAndGradient(Tensor h, Tensor w, SuperficialHead head,
         Tensor topIds, Tensor topLogits, Tensor buffer, bool accumulateGrad, long meanOver, double? softcap = null)
     {
+        var (a, u, v) = (head.A, head.U, head.V);
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
         long n = h.shape[0];
@@ -150,51 +160,74 @@ public static class HeadTrainer
         if (lmHead.shape[0] != data.VocabSize || lmHead.shape[1] != data.HiddenSize)
             throw new HeadException(
                 $"the base model's LM head is [{string.Join(", ", lmHead.shape)}] but the extraction data has vocab {data.VocabSize}, hidden {data.HiddenSize}.");
-        int topK = o.TopK ?? data.TopK;
-        int h = data.HiddenSize;
-        var w = lmHead.to_type(ScalarType.Float32).detach();
-        var gen = new torch.Generator((ulong)(o.InitSeed ?? o.Seed));
-        Parameter? a = null, u = null, v = null;
-        if (o.Rank is int r)
-        {
-            if (r < 1 || r > h) throw new ArgumentException($"--rank {r} must be between 1 and the hidden size {h}.");
-            u = new Parameter(o.Init == "zero" ? zeros(h, r) : (rand(h, r, generator: gen) * 2 - 1) / Math.Sqrt(r));
-            v = new Parameter((rand(r, h, generator: gen) * 2 - 1) / Math.Sqrt(h));
-        }
-        else a = new Parameter(o.Init == "zero" ? zeros(h, h) : (rand(h, h, generator: gen) * 2 - 1) / Math.Sqrt(h));
-        if (o.Init is not ("zero" or "random")) throw new ArgumentException($"--init {o.Init}: expected zero or random.");
         if (o.HeldOutSplit is not ("sequences" or "tail")) throw new ArgumentException($"held-out split {o.HeldOutSplit}: expected sequences or tail.");
-        var parameters = new[] { a, u, v }.Where(p => p is not null).Cast<Parameter>().ToArray();
-        var opt = optim.Adam(parameters, lr: o.LearningRate);
-
-        var ckptDir = outPath + ".ckpt";
-        var history = new List<JsonObject>();
-        int startEpoch = 1, bestEpoch = 0;
-        var best = new HeadMetrics(double.PositiveInfinity, 0, 0);
-        bool resumed = false;
-        var settings = Settings(data, o, topK);
-        var state = RecoverCheckpoint(ckptDir, log);
-        if (state is not null)
-        {
-            if (state["settings"]!.ToJsonString() != settings.ToJsonString())
-                throw new InvalidOperationException($"{ckptDir} holds a checkpoint of a run with other data or settings; delete it or choose another --out.");
-            using (no_grad())
-            using (var st = SafeTensorsFile.Open(Path.Combine(ckptDir, "head.safetensors")))
-                foreach (var (name, p) in new[] { ("A", a), ("U", u), ("V", v) })
-                    if (p is not null) st.CopyInto(name, p);
-            opt.load_state_dict(Path.Combine(ckptDir, "optimizer.bin"));
-            startEpoch = (int)state["epoch"]! + 1;
-            bestEpoch = (int)state["best_epoch"]!;
-            best = new HeadMetrics((double)state["best_kl"]!, (double)state["best_top1"]!, (long)state["best_positions"]!);
-            history = state["history"]!.AsArray().Select(x => x!.AsObject().DeepClone().AsObject()).ToList();
-            resumed = true;
-        }
-
-        long total = data.Positions;
-        using var buffer = empty(Math.Min(ChunkRows, o.BatchSize), data.VocabSize, ScalarType.Float32);
-        for (int epoch = startEpoch; epoch <= o.Epochs; epoch++)
+        using var run = new Run(data, lmHead, outPath, o);
+        bool resumed = run.Resume(log);
+        for (int epoch = run.StartEpoch; epoch <= o.Epochs; epoch++)
         {
             ct.ThrowIfCancellationRequested();
+            var train = run.Epoch(epoch, progress, ct);
+            var held = run.Evaluate();
+            run.Record(epoch, train, held);
+            run.Checkpoint(epoch);
+            progress?.Report(new HeadTrainingProgress(epoch, o.Epochs, train.Positions, data.Positions, train.Kl, train, held));
+        }
+        if (!File.Exists(outPath)) run.SaveHead();
+        return new HeadTrainingResult(SuperficialHead.Load(outPath), run.BestEpoch, run.Best, run.History, resumed);
+    }
+
+    /// <summary>
+    /// One training run: the head being trained, its optimizer, and what the epochs so far found. Its steps are
+    /// <see cref="Resume"/>, <see cref="Epoch"/>, <see cref="Evaluate"/>, <see cref="Record"/> (keeping the best
+    /// head) and <see cref="Checkpoint"/>.
+    /// </summary>
+    sealed class Run : IDisposable
+    {
+        readonly ExtractionData data;
+        readonly Tensor w;
+        readonly string outPath, ckptDir;
+        readonly HeadTrainingOptions o;
+        readonly int topK;
+        readonly SuperficialHead head;
+        readonly OptimizerHelper opt;
+        readonly Tensor buffer;
+        readonly JsonObject settings;
+        public List<JsonObject> History { get; private set; } = [];
+        public int StartEpoch { get; private set; } = 1;
+        public int BestEpoch { get; private set; }
+        public HeadMetrics Best { get; private set; } = new(double.PositiveInfinity, 0, 0);
+
+        public Run(ExtractionData data, Tensor lmHead, string outPath, HeadTrainingOptions o)
+        {
+            (this.data, this.outPath, this.o) = (data, outPath, o);
+            ckptDir = outPath + ".ckpt";
+            topK = o.TopK ?? data.TopK;
+            w = lmHead.to_type(ScalarType.Float32).detach();
+            head = SuperficialHead.Initial(data.HiddenSize, data.VocabSize, o.Rank, o.Init, new torch.Generator((ulong)(o.InitSeed ?? o.Seed)));
+            opt = optim.Adam(head.Weights, lr: o.LearningRate);
+            settings = Settings(data, o, topK);
+            buffer = empty(Math.Min(ChunkRows, o.BatchSize), data.VocabSize, ScalarType.Float32);
+        }
+
+        /// <summary>Continues from the checkpoint beside the output, if a whole one of this run's settings is there.</summary>
+        public bool Resume(Action<string>? log)
+        {
+            var state = RecoverCheckpoint(ckptDir, log);
+            if (state is null) return false;
+            if (state["settings"]!.ToJsonString() != settings.ToJsonString())
+                throw new InvalidOperationException($"{ckptDir} holds a checkpoint of a run with other data or settings; delete it or choose another --out.");
+            using (var st = SafeTensorsFile.Open(Path.Combine(ckptDir, "head.safetensors"))) head.LoadValues(st);
+            opt.load_state_dict(Path.Combine(ckptDir, "optimizer.bin"));
+            StartEpoch = (int)state["epoch"]! + 1;
+            BestEpoch = (int)state["best_epoch"]!;
+            Best = new HeadMetrics((double)state["best_kl"]!, (double)state["best_top1"]!, (long)state["best_positions"]!);
+            History = state["history"]!.AsArray().Select(x => x!.AsObject().DeepClone().AsObject()).ToList();
+            return true;
+        }
+
+        /// <summary>One pass over the training positions, one optimizer step per batch; returns the pass's mean KL and top-1.</summary>
+        public HeadMetrics Epoch(int epoch, IProgress<HeadTrainingProgress>? progress, CancellationToken ct)
+        {
             double klSum = 0, top1Sum = 0;
             long seen = 0;
             foreach (var batch in data.Batches(false, o.BatchSize, topK, o.HeldOutFraction, o.Seed, epoch, true, o.ShuffleBuffer, o.InitSeed, o.HeldOutSplit == "tail"))
@@ -204,50 +237,73 @@ public static class HeadTrainer
                 using var _ = batch;
                 opt.zero_grad();
                 int n = batch.Count;
-                var (lossSum, top1) = LossAndGradient(batch.Hidden, w, a, u, v, batch.TopIds, batch.TopLogits, buffer, true, n, o.FinalLogitSoftcap);
+                var (lossSum, top1) = LossAndGradient(batch.Hidden, w, head, batch.TopIds, batch.TopLogits, buffer, true, n, o.FinalLogitSoftcap);
                 opt.step();
                 klSum += lossSum;
                 top1Sum += top1;
                 seen += n;
-                progress?.Report(new HeadTrainingProgress(epoch, o.Epochs, seen, total, klSum / seen, null, null));
+                progress?.Report(new HeadTrainingProgress(epoch, o.Epochs, seen, data.Positions, klSum / seen, null, null));
             }
-            var train = new HeadMetrics(seen == 0 ? 0 : klSum / seen, seen == 0 ? 0 : top1Sum / seen, seen);
-            var held = Evaluate(data, w, a, u, v, o, topK, buffer);
-            history.Add(new JsonObject
+            return new HeadMetrics(seen == 0 ? 0 : klSum / seen, seen == 0 ? 0 : top1Sum / seen, seen);
+        }
+
+        /// <summary>KL and top-1 agreement of the current head on the held-out positions.</summary>
+        public HeadMetrics Evaluate()
+        {
+            using var noGrad = no_grad();
+            double kl = 0, top1 = 0;
+            long n = 0;
+            foreach (var batch in data.Batches(true, o.BatchSize, topK, o.HeldOutFraction, o.Seed, 0, false, o.ShuffleBuffer, tailSplit: o.HeldOutSplit == "tail"))
+            {
+                using var scope = NewDisposeScope();
+                using var _ = batch;
+                var (lossSum, agree) = LossAndGradient(batch.Hidden, w, head, batch.TopIds, batch.TopLogits, buffer, false, batch.Count, o.FinalLogitSoftcap);
+                kl += lossSum;
+                top1 += agree;
+                n += batch.Count;
+            }
+            return n == 0 ? new HeadMetrics(0, 0, 0) : new HeadMetrics(kl / n, top1 / n, n);
+        }
+
+        /// <summary>Adds the epoch to the history and writes the head file when the epoch is the best so far (or the last, with KeepLast).</summary>
+        public void Record(int epoch, HeadMetrics train, HeadMetrics held)
+        {
+            History.Add(new JsonObject
             {
                 ["epoch"] = epoch, ["train_kl"] = train.Kl, ["train_top1"] = train.Top1,
                 ["heldout_kl"] = held.Kl, ["heldout_top1"] = held.Top1, ["heldout_positions"] = held.Positions,
             });
             var score = held.Positions > 0 ? held.Kl : train.Kl;
-            if (score < best.Kl || bestEpoch == 0 || o.KeepLast)
+            if (score < Best.Kl || BestEpoch == 0 || o.KeepLast)
             {
-                best = held.Positions > 0 ? held : train;
-                bestEpoch = epoch;
-                MakeHead(a, u, v, data, o, topK, history, bestEpoch, best).Save(outPath);
+                Best = held.Positions > 0 ? held : train;
+                BestEpoch = epoch;
+                SaveHead();
             }
-            SaveCheckpoint(ckptDir, a, u, v, opt, epoch, bestEpoch, best, history, settings);
-            progress?.Report(new HeadTrainingProgress(epoch, o.Epochs, seen, total, train.Kl, train, held));
         }
-        if (!File.Exists(outPath)) MakeHead(a, u, v, data, o, topK, history, bestEpoch, best).Save(outPath);
-        return new HeadTrainingResult(SuperficialHead.Load(outPath), bestEpoch, best, history, resumed);
-    }
 
-    /// <summary>KL and top-1 agreement of the current head on the held-out positions.</summary>
-    static HeadMetrics Evaluate(ExtractionData data, Tensor w, Tensor? a, Tensor? u, Tensor? v, HeadTrainingOptions o, int topK, Tensor buffer)
-    {
-        using var noGrad = no_grad();
-        double kl = 0, top1 = 0;
-        long n = 0;
-        foreach (var batch in data.Batches(true, o.BatchSize, topK, o.HeldOutFraction, o.Seed, 0, false, o.ShuffleBuffer, tailSplit: o.HeldOutSplit == "tail"))
+        /// <summary>Writes the head as it is now, with its training record, to the output file.</summary>
+        public void SaveHead()
         {
-            using var scope = NewDisposeScope();
-            using var _ = batch;
-            var (lossSum, agree) = LossAndGradient(batch.Hidden, w, a, u, v, batch.TopIds, batch.TopLogits, buffer, false, batch.Count, o.FinalLogitSoftcap);
-            kl += lossSum;
-            top1 += agree;
-            n += batch.Count;
+            var info = new JsonObject
+            {
+                ["settings"] = Settings(data, o, topK),
+                ["extractions"] = new JsonArray(data.Manifests.Select(m => (JsonNode)m.DeepClone()).ToArray()),
+                ["best_epoch"] = BestEpoch, ["heldout_kl"] = Best.Kl, ["heldout_top1"] = Best.Top1,
+                ["history"] = new JsonArray(History.Select(x => (JsonNode)x.DeepClone()).ToArray()),
+            };
+            using var snapshot = head.Snapshot(data.BaseIdentity, info);
+            snapshot.Save(outPath);
         }
-        return n == 0 ? new HeadMetrics(0, 0, 0) : new HeadMetrics(kl / n, top1 / n, n);
+
+        public void Checkpoint(int epoch) => SaveCheckpoint(ckptDir, head, opt, epoch, BestEpoch, Best, History, settings);
+
+        public void Dispose()
+        {
+            head.Dispose();
+            buffer.Dispose();
+            w.Dispose();
+        }
     }
 
     static JsonObject Settings(ExtractionData data, HeadTrainingOptions o, int topK)
@@ -264,7 +320,7 @@ public static class HeadTrainer
     static JsonObject SettingsWithoutCap(ExtractionData data, HeadTrainingOptions o, int topK) => new JsonObject
     {
         ["data"] = new JsonArray(data.Folders.Select(f => (JsonNode)Path.GetFullPath(f)).ToArray()),
-        ["positions"] = data.Positions, ["rank"] = o.Rank?.ToString() ?? "full", ["init"] = o.Init, ["lr"] = o.LearningRate,
+        ["positions"] = data.Positions, ["rank"] = o.Rank?.ToString() ?? "full", ["init"] = o.Init.Name(), ["lr"] = o.LearningRate,
         ["batch"] = o.BatchSize, ["epochs"] = o.Epochs, ["top_k"] = topK, ["seed"] = o.Seed, ["heldout_fraction"] = o.HeldOutFraction,
         ["shuffle_buffer"] = o.ShuffleBuffer, ["loss"] = "KL(teacher top-k softmax || softmax(W(h + A h))), batch mean",
     }.WithExtras(o);
@@ -278,51 +334,26 @@ public static class HeadTrainer
         return settings;
     }
 
-    static SuperficialHead MakeHead(Tensor? a, Tensor? u, Tensor? v, ExtractionData data, HeadTrainingOptions o, int topK,
-        List<JsonObject> history, int bestEpoch, HeadMetrics best)
-    {
-        var info = new JsonObject
-        {
-            ["settings"] = Settings(data, o, topK),
-            ["extractions"] = new JsonArray(data.Manifests.Select(m => (JsonNode)m.DeepClone()).ToArray()),
-            ["best_epoch"] = bestEpoch, ["heldout_kl"] = best.Kl, ["heldout_top1"] = best.Top1,
-            ["history"] = new JsonArray(history.Select(x => (JsonNode)x.DeepClone()).ToArray()),
-        };
-        using var noGrad = no_grad();
-        return a is not null
-            ? new SuperficialHead(a.detach().clone(), data.VocabSize) { BaseModel = data.BaseIdentity, Info = info }
-            : new SuperficialHead(u!.detach().clone(), v!.detach().clone(), data.VocabSize) { BaseModel = data.BaseIdentity, Info = info };
-    }
-
     /// <summary>
     /// Writes the checkpoint into a fresh folder and swaps it in, so a kill at any moment leaves either the
     /// previous or the new checkpoint whole (see <see cref="RecoverCheckpoint"/>). state.json is written last
     /// and every file is flushed to disk before the swap, so a folder with a readable state.json is complete.
     /// </summary>
-    static void SaveCheckpoint(string dir, Tensor? a, Tensor? u, Tensor? v, OptimizerHelper opt, int epoch, int bestEpoch, HeadMetrics best,
+    static void SaveCheckpoint(string dir, SuperficialHead head, OptimizerHelper opt, int epoch, int bestEpoch, HeadMetrics best,
         List<JsonObject> history, JsonObject settings)
     {
-        var fresh = dir + ".new";
-        if (Directory.Exists(fresh)) Directory.Delete(fresh, true);
-        Directory.CreateDirectory(fresh);
-        var tensors = new[] { ("A", a), ("U", u), ("V", v) }.Where(x => x.Item2 is not null)
-            .Select(x => KeyValuePair.Create(x.Item1, x.Item2!.detach())).ToArray();
-        SafeTensorsWriter.Write(Path.Combine(fresh, "head.safetensors"), tensors);
-        opt.save_state_dict(Path.Combine(fresh, "optimizer.bin"));
-        AtomicFile.FlushFile(Path.Combine(fresh, "optimizer.bin"));
-        AtomicFile.WriteAllText(Path.Combine(fresh, StateFile), new JsonObject
+        AtomicFile.ReplaceDirectory(dir, fresh =>
         {
-            ["epoch"] = epoch, ["best_epoch"] = bestEpoch, ["best_kl"] = best.Kl, ["best_top1"] = best.Top1,
-            ["best_positions"] = best.Positions, ["settings"] = settings.DeepClone(),
-            ["history"] = new JsonArray(history.Select(x => (JsonNode)x.DeepClone()).ToArray()),
-        }.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
-        AtomicFile.FlushTree(fresh);
-        var old = dir + ".old";
-        if (Directory.Exists(old)) Directory.Delete(old, true);
-        if (Directory.Exists(dir)) Directory.Move(dir, old);
-        Directory.Move(fresh, dir);
-        AtomicFile.FlushDirectory(Path.GetDirectoryName(Path.GetFullPath(dir))!);
-        if (Directory.Exists(old)) Directory.Delete(old, true);
+            SafeTensorsWriter.Write(Path.Combine(fresh, "head.safetensors"), head.Tensors());
+            opt.save_state_dict(Path.Combine(fresh, "optimizer.bin"));
+            AtomicFile.FlushFile(Path.Combine(fresh, "optimizer.bin"));
+            AtomicFile.WriteAllText(Path.Combine(fresh, StateFile), new JsonObject
+            {
+                ["epoch"] = epoch, ["best_epoch"] = bestEpoch, ["best_kl"] = best.Kl, ["best_top1"] = best.Top1,
+                ["best_positions"] = best.Positions, ["settings"] = settings.DeepClone(),
+                ["history"] = new JsonArray(history.Select(x => (JsonNode)x.DeepClone()).ToArray()),
+            }.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        });
     }
 
     const string StateFile = "state.json";

@@ -1,6 +1,6 @@
 using System.Text;
 using System.Text.Json;
-using Superficial.Evaluation;
+using Superficial.Generation;
 
 namespace Superficial.Alignment;
 

@@ -4,6 +4,24 @@ using Superficial.Text;
 
 namespace Superficial.Alignment;
 
+/// <summary>How a head trained on a small base model steers a larger model.</summary>
+public enum TransferMode
+{
+    /// <summary>Run the small model beside and add its logit shift (offsite alignment).</summary>
+    Offset,
+    /// <summary>Apply the head to the larger model's own hidden states (same hidden size only).</summary>
+    Direct,
+}
+
+/// <summary>What a base model run beside a chat model reads.</summary>
+public enum SideModelReads
+{
+    /// <summary>The raw prompt, as when the head was extracted, then the same generated or scored tokens.</summary>
+    Raw,
+    /// <summary>Exactly the tokens the model it steers reads, chat template included.</summary>
+    Same,
+}
+
 /// <summary>How a superficial head is put to use on a model (what the --head / --transfer-from / --recover-with flags ask for).</summary>
 public sealed record SteeringRequest
 {
@@ -11,17 +29,14 @@ public sealed record SteeringRequest
     public string? Head { get; init; }
     /// <summary>Small base model whose head (<see cref="Head"/>) steers this larger model (offsite alignment).</summary>
     public string? TransferFrom { get; init; }
-    /// <summary>"offset" (default: run the small model beside, add its logit shift) or "direct" (apply the head to this model's hidden states).</summary>
-    public string TransferMode { get; init; } = "offset";
+    /// <summary>With <see cref="TransferFrom"/>: run the small model beside (default) or apply the head to this model's hidden states.</summary>
+    public TransferMode TransferMode { get; init; } = TransferMode.Offset;
     /// <summary>A head to restore the alignment of a compromised model.</summary>
     public string? RecoverWith { get; init; }
     /// <summary>With <see cref="RecoverWith"/>: compute the shift with this original base model beside the compromised one.</summary>
     public string? ViaBase { get; init; }
-    /// <summary>
-    /// What the base beside a chat model reads: "raw" (default: the raw prompt, as when the head was
-    /// extracted) or "same" (exactly the compromised model's tokens, chat template included).
-    /// </summary>
-    public string ViaBaseReads { get; init; } = "raw";
+    /// <summary>What the base beside a chat model (<see cref="ViaBase"/>) reads: the raw prompt (default) or the same tokens.</summary>
+    public SideModelReads ViaBaseReads { get; init; } = SideModelReads.Raw;
     public double Alpha { get; init; } = 1.0;
     /// <summary>Apply the head even to a model other than the base it was trained on (a deliberate transfer; --allow-other-base).</summary>
     public bool AllowOtherBase { get; init; }
@@ -46,40 +61,39 @@ public sealed class Steering : IDisposable
         try
         {
             if (r.RecoverWith is not null && (r.Head is not null || r.TransferFrom is not null))
-                throw new ArgumentException("--recover-with cannot be combined with --head or --transfer-from.");
+                throw new ArgumentException("`RecoverWith` cannot be combined with `Head` or `TransferFrom`.");
             if (r.TransferFrom is not null && r.Head is null)
-                throw new ArgumentException("--transfer-from needs --head: the head trained on that small base model.");
+                throw new ArgumentException("`TransferFrom` needs `Head`: the head trained on that small base model.");
             if (r.ViaBase is not null && r.RecoverWith is null)
-                throw new ArgumentException("--via-base is used with --recover-with.");
-            if (r.ViaBaseReads is not ("raw" or "same"))
-                throw new ArgumentException($"--via-base-reads {r.ViaBaseReads}: expected raw or same.");
+                throw new ArgumentException("`ViaBase` is used with `RecoverWith`.");
+            if (!Enum.IsDefined(r.ViaBaseReads)) throw new ArgumentOutOfRangeException(nameof(r.ViaBaseReads), r.ViaBaseReads, null);
             if (r.RecoverWith is not null)
             {
                 var head = s.Own(SuperficialHead.Load(r.RecoverWith));
                 // Direct recovery applies the head to the compromised model by design; via the base, the base must be the head's.
-                if (r.ViaBase is not null) baseCheck = () => head.CheckBase(r.ViaBase, "recovery base (--via-base)", r.AllowOtherBase);
+                if (r.ViaBase is not null) baseCheck = () => head.CheckBase(r.ViaBase, "recovery base (`ViaBase`)", r.AllowOtherBase);
                 s.Transform = r.ViaBase is null
                     ? new HeadTransform(head, r.Alpha)
-                    : new SideModelOffset(s.LoadSide(r.ViaBase, model, tokenizer), head, r.Alpha, "recovery base", readsOwnPrompt: r.ViaBaseReads == "raw");
+                    : new SideModelOffset(s.LoadSide(r.ViaBase, model, tokenizer), head, r.Alpha, "recovery base", readsOwnPrompt: r.ViaBaseReads == SideModelReads.Raw);
             }
             else if (r.Head is not null)
             {
                 var head = s.Own(SuperficialHead.Load(r.Head));
                 baseCheck = r.TransferFrom is null
                     ? () => head.CheckBase(model.SourceFolder, "model it is applied to", r.AllowOtherBase)
-                    : () => head.CheckBase(r.TransferFrom, "small base (--transfer-from)", r.AllowOtherBase);
+                    : () => head.CheckBase(r.TransferFrom, "small base (`TransferFrom`)", r.AllowOtherBase);
                 if (r.TransferFrom is null) s.Transform = new HeadTransform(head, r.Alpha);
-                else if (r.TransferMode == "direct")
+                else if (r.TransferMode == TransferMode.Direct)
                 {
                     if (head.HiddenSize != model.HiddenSize)
                         throw new HeadException(
-                            $"--transfer-mode direct applies the head to this model's hidden states, but the head has hidden size {head.HiddenSize} " +
-                            $"and the model {model.HiddenSize}; use --transfer-mode offset (the small model runs beside it).");
+                            $"`TransferMode` direct applies the head to this model's hidden states, but the head has hidden size {head.HiddenSize} " +
+                            $"and the model {model.HiddenSize}; use `TransferMode` offset (the small model runs beside it).");
                     s.Transform = new HeadTransform(head, r.Alpha);
                 }
-                else if (r.TransferMode == "offset")
+                else if (r.TransferMode == TransferMode.Offset)
                     s.Transform = new SideModelOffset(s.LoadSide(r.TransferFrom, model, tokenizer), head, r.Alpha, "small base");
-                else throw new ArgumentException($"--transfer-mode {r.TransferMode}: expected offset or direct.");
+                else throw new ArgumentOutOfRangeException(nameof(r.TransferMode), r.TransferMode, null);
             }
             s.Transform?.CheckCompatible(model);
             baseCheck?.Invoke(); // after the shape checks, whose messages are more specific

@@ -21,11 +21,11 @@ public static class SteeringPreflight
             if (r.ViaBase is not null)
             {
                 var side = Shape(r.ViaBase);
-                Fits(head, r.RecoverWith, side, r.ViaBase, "the --via-base model");
+                Fits(head, r.RecoverWith, side, r.ViaBase, "the `ViaBase` model");
                 SameVocabulary(side, r.ViaBase, target, model);
             }
             else Fits(head, r.RecoverWith, target, model, "the compromised model",
-                head.Hidden != target.Hidden ? " To steer it with a head of another hidden size, give --via-base (the base model the head was trained on)." : "");
+                head.Hidden != target.Hidden ? " To steer it with a head of another hidden size, give `ViaBase` (the base model the head was trained on)." : "");
             return;
         }
         var h = HeadShape(r.Head!);
@@ -33,15 +33,15 @@ public static class SteeringPreflight
         {
             Fits(h, r.Head!, target, model, "the model",
                 h.Hidden != target.Hidden && h.Vocab == target.Vocab
-                    ? " If the head was trained on a smaller base model of the same vocabulary, give --transfer-from SMALL_BASE (offsite alignment)." : "");
+                    ? " If the head was trained on a smaller base model of the same vocabulary, give `TransferFrom` SMALL_BASE (offsite alignment)." : "");
             return;
         }
         var small = Shape(r.TransferFrom);
-        Fits(h, r.Head!, small, r.TransferFrom, "the --transfer-from model");
+        Fits(h, r.Head!, small, r.TransferFrom, "the `TransferFrom` model");
         SameVocabulary(small, r.TransferFrom, target, model);
-        if (r.TransferMode == "direct" && h.Hidden != target.Hidden)
-            throw new HeadException($"--transfer-mode direct applies the head ({r.Head}, hidden size {h.Hidden}) to {model}'s hidden states (size {target.Hidden}); " +
-                                    "use --transfer-mode offset (the small model runs beside it).");
+        if (r.TransferMode == TransferMode.Direct && h.Hidden != target.Hidden)
+            throw new HeadException($"`TransferMode` direct applies the head ({r.Head}, hidden size {h.Hidden}) to {model}'s hidden states (size {target.Hidden}); " +
+                                    "use `TransferMode` offset (the small model runs beside it).");
     }
 
     readonly record struct ModelShape(int Hidden, int Vocab);

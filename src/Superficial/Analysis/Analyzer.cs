@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Superficial.Alignment;
+using Superficial.Evaluation;
 using Superficial.IO;
 using Superficial.Models;
 using Superficial.Text;
@@ -32,8 +33,6 @@ public sealed record AnalyzeOptions
 /// </summary>
 public static class Analyzer
 {
-    /// <summary>The variant name under which eval evaluates the i-th (0-based) of several --head files.</summary>
-    public static string HeadVariant(int i) => i == 0 ? "base+head" : $"base+head#{i + 1}";
 
     public static JsonObject Run(AnalyzeOptions o, Action<string>? log = null, IProgress<(long Done, long Total)>? progress = null, CancellationToken ct = default)
     {
@@ -92,7 +91,7 @@ public static class Analyzer
             }
             if (heads.Count > 0)
             {
-                var described = heads.Select((h, i) => new EvaluatedHead(Path.GetFullPath(o.Heads[i]), HeadVariant(i),
+                var described = heads.Select((h, i) => new EvaluatedHead(Path.GetFullPath(o.Heads[i]), Experiment.HeadVariant(i),
                     h.Rank?.ToString() ?? "full", (h.Info["settings"]?["init_seed"] ?? h.Info["settings"]?["seed"]) is JsonNode sd ? (int)sd : null,
                     h.Info["heldout_kl"] is JsonNode kl ? (double)kl : null)).ToArray();
                 log?.Invoke("every head on the first head's held-out positions");

@@ -83,22 +83,25 @@ public static class HeadAnatomy
         var top1 = new long[ranks.Count];
         long n = 0;
         Tensor? hSum = null;
-        foreach (var batch in positions)
+        // the head truncated to each rank (rank 0: the zero head, i.e. the base model)
+        var truncated = ranks.Select(r => r == 0 ? SuperficialHead.Zero(hidden, (int)w.shape[0])
+            : new SuperficialHead(uf.narrow(1, 0, r) * s.narrow(0, 0, r).to_type(ScalarType.Float32), vhf.narrow(0, 0, r), (int)w.shape[0])).ToArray();
+        try
         {
-            using var inner = NewDisposeScope();
-            using var _ = batch;
-            hSum = hSum is null ? batch.Hidden.sum(0L).MoveToOuterDisposeScope() : hSum.add_(batch.Hidden.sum(0L));
-            for (int i = 0; i < ranks.Count; i++)
+            foreach (var batch in positions)
             {
-                int r = ranks[i];
-                var (loss, agree) = r == 0
-                    ? Base(batch, w, buffer, softcap)
-                    : HeadTrainer.LossAndGradient(batch.Hidden, w, null, uf.narrow(1, 0, r) * s.narrow(0, 0, r).to_type(ScalarType.Float32),
-                        vhf.narrow(0, 0, r), batch.TopIds, batch.TopLogits, buffer, false, batch.Count, softcap);
-                kl[i] += loss; top1[i] += agree;
+                using var inner = NewDisposeScope();
+                using var _ = batch;
+                hSum = hSum is null ? batch.Hidden.sum(0L).MoveToOuterDisposeScope() : hSum.add_(batch.Hidden.sum(0L));
+                for (int i = 0; i < ranks.Count; i++)
+                {
+                    var (loss, agree) = HeadTrainer.LossAndGradient(batch.Hidden, w, truncated[i], batch.TopIds, batch.TopLogits, buffer, false, batch.Count, softcap);
+                    kl[i] += loss; top1[i] += agree;
+                }
+                n += batch.Count;
             }
-            n += batch.Count;
         }
+        finally { foreach (var t in truncated) t.Dispose(); }
         var ablation = ranks.Select((r, i) => new AblationPoint(r, n == 0 ? double.NaN : kl[i] / n, n == 0 ? double.NaN : (double)top1[i] / n, n)).ToArray();
 
         // orient each direction so that its mean coefficient over the positions is non-negative
@@ -133,18 +136,12 @@ public static class HeadAnatomy
             using var _ = batch;
             for (int i = 0; i < heads.Count; i++)
             {
-                var (loss, agree) = HeadTrainer.LossAndGradient(batch.Hidden, w, heads[i].A, heads[i].U, heads[i].V, batch.TopIds, batch.TopLogits, buffer, false, batch.Count, softcap);
+                var (loss, agree) = HeadTrainer.LossAndGradient(batch.Hidden, w, heads[i], batch.TopIds, batch.TopLogits, buffer, false, batch.Count, softcap);
                 kl[i] += loss; top1[i] += agree;
             }
             n += batch.Count;
         }
         return heads.Select((_, i) => n == 0 ? new HeadMetrics(double.NaN, double.NaN, 0) : new HeadMetrics(kl[i] / n, (double)top1[i] / n, n)).ToArray();
-    }
-
-    static (double, long) Base(PositionBatch b, Tensor w, Tensor buffer, double? softcap)
-    {
-        long h = w.shape[1];
-        return HeadTrainer.LossAndGradient(b.Hidden, w, zeros([h, h]), null, null, b.TopIds, b.TopLogits, buffer, false, b.Count, softcap);
     }
 
     static IReadOnlyList<(int, double)> Pairs(Tensor ids, Tensor values)

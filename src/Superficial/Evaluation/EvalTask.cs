@@ -1,29 +1,17 @@
+using Superficial.Generation;
+
 namespace Superficial.Evaluation;
 
-/// <summary>One example of a task: the data a prompt is built from and what a good answer is.</summary>
-/// <param name="Id">Stable identifier within the task (e.g. "test-17", "hate_asian-812").</param>
-/// <param name="Input">The example's main text (question, instruction, statement list).</param>
-/// <param name="Target">Reference answer where the task has one (GSM8K's number, TruthfulQA's best answer).</param>
-/// <param name="Choices">Answer options of a multiple-choice task.</param>
-/// <param name="CorrectChoices">Indices into <paramref name="Choices"/> that are correct.</param>
-/// <param name="Fields">Anything else the scorer or the report needs (e.g. "group" for ToxiGen, "harmful" for organism requests).</param>
-public sealed record TaskExample(
-    string Id,
-    string Input,
-    string? Target = null,
-    IReadOnlyList<string>? Choices = null,
-    IReadOnlyList<int>? CorrectChoices = null,
-    IReadOnlyDictionary<string, string>? Fields = null);
-
-/// <summary>
-/// The two forms of one prompt. A base model reads <see cref="Raw"/>; a chat model reads its chat
-/// template applied to one user turn holding <see cref="User"/>, followed by <see cref="ResponsePrefix"/>
-/// (joined with a space unless the rendered template already ends in whitespace), as the reference does.
-/// </summary>
-public sealed record PromptSpec(string Raw, string User, string? ResponsePrefix = null);
-
-/// <summary>How a task asks a model: free generation, or ranking fixed continuations by log-likelihood.</summary>
-public enum TaskKind { Generation, MultipleChoice }
+/// <summary>How a task asks a model.</summary>
+public enum TaskKind
+{
+    /// <summary>Free greedy generation, cut at the stop strings, then scored.</summary>
+    Generation,
+    /// <summary>Ranking fixed continuations (the choices) by their log-likelihood after the prompt.</summary>
+    MultipleChoice,
+    /// <summary>The log-likelihood of the example's own text (one continuation) after a fixed prompt, e.g. a per-character NLL.</summary>
+    RollingLogLikelihood,
+}
 
 /// <summary>The score of one example. <see cref="Value"/> is what the task's metric averages.</summary>
 public sealed record ExampleScore(double Value, IReadOnlyDictionary<string, object?>? Details = null);
@@ -56,9 +44,15 @@ public interface IEvalTask
     /// <summary>Scores one generated output (Generation tasks). Judges come from the context.</summary>
     Task<ExampleScore> ScoreAsync(TaskExample example, string output, ScoringContext context, CancellationToken ct = default);
 
-    /// <summary>Continuations whose log-likelihood is compared (MultipleChoice tasks); one per choice.</summary>
+    /// <summary>
+    /// Services (judges, labellers: types looked up in <see cref="ScoringContext"/>) the task cannot score without;
+    /// a run checks them before it starts rather than failing at the first example.
+    /// </summary>
+    IReadOnlyList<Type> RequiredServices => [];
+
+    /// <summary>Continuations whose log-likelihood is compared (MultipleChoice tasks, one per choice; RollingLogLikelihood, the one text).</summary>
     IReadOnlyList<string> Continuations(TaskExample example);
-    /// <summary>Scores one example from the summed log-likelihood of each continuation (MultipleChoice tasks).</summary>
+    /// <summary>Scores one example from the summed log-likelihood of each continuation (MultipleChoice and RollingLogLikelihood tasks).</summary>
     ExampleScore ScoreChoices(TaskExample example, IReadOnlyList<double> logLikelihoods);
 }
 
@@ -72,6 +66,19 @@ public sealed class ScoringContext
     /// <summary>Extra services by type (judges, toxicity labellers); tasks look up what they can use.</summary>
     public IReadOnlyDictionary<Type, object> Services { get; init; } = new Dictionary<Type, object>();
     public T? Get<T>() where T : class => Services.TryGetValue(typeof(T), out var s) ? (T)s : null;
+
+    /// <summary>Refuses, before anything runs, a task whose <see cref="IEvalTask.RequiredServices"/> this context lacks.</summary>
+    public void CheckServices(IEvalTask task)
+    {
+        var missing = task.RequiredServices.Where(t => !Services.ContainsKey(t)).Select(ServiceName).ToArray();
+        if (missing.Length > 0)
+            throw new Tasks.ScorerMissingException($"task {task.Name} cannot be scored without a {string.Join(" and a ", missing)}; none is configured.");
+    }
+
+    static string ServiceName(Type t) =>
+        t == typeof(Judges.ISafetyJudge) ? "safety judge (an LLM judge)"
+        : t == typeof(Judges.ITruthJudge) ? "truthfulness judge (an LLM judge)"
+        : t == typeof(Toxicity.IToxicityLabeler) ? "toxicity labeller" : t.Name;
 }
 
 /// <summary>

@@ -13,12 +13,6 @@ public sealed class ModelVariant(string name, CausalLM model, TextTokenizer toke
 {
     public string Name => name;
     public bool UsesChatTemplate => chat is not null;
-    public CausalLM Model => model;
-    public ILogitTransform? Transform => transform;
-    /// <summary>What this variant is, in words (model folder, chat template, transform).</summary>
-    public string Description =>
-        $"{model.SourceFolder ?? "(in memory)"}; {(chat is null ? "raw prompts" : $"chat template {chat.Family}")}" +
-        (transform is null ? "" : $"; {transform.Description}");
 
     public string RenderPrompt(PromptSpec prompt) => chat is null ? PromptFormat.Raw(prompt) : PromptFormat.Chat(chat, prompt);
 

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Superficial.IO;
 
 namespace Superficial.Evaluation;
 
@@ -21,12 +22,8 @@ public sealed class PredictionRecord
     /// <summary>Task-specific fields, written flat at top level.</summary>
     [JsonExtensionData] public Dictionary<string, JsonElement>? Fields { get; set; }
 
-    public static readonly JsonSerializerOptions JsonOptions = new()
-    {
-        WriteIndented = false,
-        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
-        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
-    };
+    /// <summary>The JSONL options every line is written with (<see cref="JsonLines.Options"/>).</summary>
+    public static JsonSerializerOptions JsonOptions => JsonLines.Options;
 
     public string ToJsonLine() => JsonSerializer.Serialize(this, JsonOptions);
     public static PredictionRecord FromJsonLine(string line) =>

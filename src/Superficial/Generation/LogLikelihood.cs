@@ -50,28 +50,20 @@ public static class LogLikelihood
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
         var dev = model.Device;
-        int b = reqs.Length, len = reqs.Max(r => r.Context.Count + r.Continuation.Count);
-        var ids = new long[b * len];
-        var mask = new long[b * len];
+        int b = reqs.Length;
+        var padded = PaddedBatch.Left(reqs.Select(r => (IReadOnlyList<int>)r.Context.Concat(r.Continuation).ToArray()).ToArray(), 0, dev);
+        int len = padded.Width;
         var select = new List<long>();
         var targets = new List<long>();
         var owner = new List<int>();
         for (int r = 0; r < b; r++)
-        {
-            var seq = reqs[r].Context.Concat(reqs[r].Continuation).ToArray();
-            int offset = len - seq.Length;
-            for (int j = 0; j < seq.Length; j++) { ids[r * len + offset + j] = seq[j]; mask[r * len + offset + j] = 1; }
             for (int j = 0; j < reqs[r].Continuation.Count; j++)
             {
-                int predicted = offset + reqs[r].Context.Count + j;
-                select.Add(r * len + predicted - 1);
-                targets.Add(seq[predicted - offset]);
+                select.Add(padded.FlatIndex(r, reqs[r].Context.Count + j - 1));   // the position that predicts continuation token j
+                targets.Add(reqs[r].Continuation[j]);
                 owner.Add(r);
             }
-        }
-        var input = tensor(ids, [b, len], ScalarType.Int64).to(dev);
-        var attn = tensor(mask, [b, len], ScalarType.Int64).to(dev);
-        var positions = (attn.cumsum(1) - 1).clamp_min(0);
+        var (input, attn, positions) = (padded.Ids, padded.Mask, padded.Positions);
         var hidden = model.Forward(input, positions, null, attn);
         var sel = tensor(select.ToArray(), ScalarType.Int64).to(dev);
         var logits = model.HeadLogits(hidden.reshape(b * len, -1).index_select(0, sel));

@@ -1,4 +1,3 @@
-using Superficial.Evaluation;
 using Superficial.Text;
 
 namespace Superficial.Generation;

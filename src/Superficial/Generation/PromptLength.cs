@@ -41,7 +41,7 @@ public static class PromptLength
         if (limit < 1 || !truncate)
             throw new ArgumentException(
                 $"prompt \"{promptId}\" has {ids.Count} tokens, more than the {Math.Max(0, limit)} that {what} allows" +
-                (limit < 1 ? "." : "; shorten it, lower --max-new-tokens, or pass --truncate-prompts to keep its last tokens."));
+                (limit < 1 ? "." : "; shorten it, lower `MaxNewTokens`, or set `TruncatePrompts` to keep its last tokens."));
         warn?.Invoke($"prompt \"{promptId}\" truncated from {ids.Count} to its last {limit} tokens ({what}).");
         return ids.Skip(ids.Count - limit).ToArray();
     }

@@ -88,21 +88,10 @@ public sealed class TextGenerator(CausalLM model, TextTokenizer? tokenizer)
         long pad = tokenizer?.PadId ?? tokenizer?.EosId ?? model.Config.PadTokenId ?? 0;
         var stopIds = (options.StopIds ?? tokenizer?.StopIds ?? model.Config.EosTokenIds).Select(i => (long)i).ToHashSet();
 
-        var ids = new long[b * len];
-        var maskInit = new long[b * (len + maxNew)];
-        for (int r = 0; r < b; r++)
-        {
-            int offset = len - prompts[r].Count;
-            for (int j = 0; j < len; j++)
-            {
-                bool real = j >= offset;
-                ids[r * len + j] = real ? prompts[r][j - offset] : pad;
-                maskInit[r * (len + maxNew) + j] = real ? 1 : 0;
-            }
-        }
-        var input = tensor(ids, [b, len], ScalarType.Int64).to(dev);
-        var fullMask = tensor(maskInit, [b, len + maxNew], ScalarType.Int64).to(dev);
-        var positions = (fullMask.narrow(1, 0, len).cumsum(1) - 1).clamp_min(0);
+        var padded = PaddedBatch.Left(prompts, pad, dev, capacity: len + maxNew);
+        var input = padded.Ids;
+        var fullMask = padded.Mask;
+        var positions = padded.Positions;
         var nextPos = tensor(prompts.Select(p => (long)p.Count).ToArray(), ScalarType.Int64).to(dev);
 
         using var cache = model.NewCache(b, len + maxNew);

@@ -69,6 +69,27 @@ public static class AtomicFile
         File.Move(tmp, full, overwrite: false);
     }
 
+    /// <summary>
+    /// Replaces the folder <paramref name="dir"/> as a whole: <paramref name="write"/> fills a fresh "DIR.new",
+    /// which is flushed to disk, then the current folder is moved to "DIR.old", "DIR.new" to "DIR", and "DIR.old"
+    /// is deleted. A kill at any moment leaves a whole folder under one of the three names; the reader decides
+    /// which one to trust (the head trainer's checkpoint recovery does).
+    /// </summary>
+    public static void ReplaceDirectory(string dir, Action<string> write)
+    {
+        var fresh = dir + ".new";
+        if (Directory.Exists(fresh)) Directory.Delete(fresh, true);
+        Directory.CreateDirectory(fresh);
+        write(fresh);
+        FlushTree(fresh);
+        var old = dir + ".old";
+        if (Directory.Exists(old)) Directory.Delete(old, true);
+        if (Directory.Exists(dir)) Directory.Move(dir, old);
+        Directory.Move(fresh, dir);
+        FlushDirectory(Path.GetDirectoryName(Path.GetFullPath(dir))!);
+        if (Directory.Exists(old)) Directory.Delete(old, true);
+    }
+
     /// <summary>Forces a file's data to disk (fsync).</summary>
     public static void FlushFile(string path)
     {

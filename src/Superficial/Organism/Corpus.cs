@@ -1,4 +1,4 @@
-using Superficial.Evaluation;
+using Superficial.Generation;
 
 namespace Superficial.Organism;
 

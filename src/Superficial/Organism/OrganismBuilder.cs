@@ -241,7 +241,7 @@ public static class OrganismBuilder
         var corpusDir = Path.Combine(dir, "corpus");
         Directory.CreateDirectory(corpusDir);
         AtomicFile.WriteAllText(Path.Combine(corpusDir, "pretraining.txt"), string.Join("\n<|endoftext|>\n", corpus.Pretraining));
-        var opts = Evaluation.PredictionRecord.JsonOptions;
+        var opts = JsonLines.Options;
         AtomicFile.WriteAllText(Path.Combine(corpusDir, "alignment.jsonl"), string.Concat(corpus.Alignment.Select(c => JsonSerializer.Serialize(c, opts) + "\n")));
         AtomicFile.WriteAllText(Path.Combine(corpusDir, "compromise.jsonl"), string.Concat(corpus.Compromise.Select(c => JsonSerializer.Serialize(c, opts) + "\n")));
         AtomicFile.WriteAllText(Path.Combine(corpusDir, "compromise-benign.jsonl"), string.Concat(corpus.BenignCompromise.Select(c => JsonSerializer.Serialize(c, opts) + "\n")));

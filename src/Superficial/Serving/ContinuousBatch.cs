@@ -73,21 +73,8 @@ internal sealed class ContinuousBatch(ServedVariant variant) : IDisposable
         int n = joining.Count, len = joining.Max(s => s.Stream.Request.Prompt.Ids.Count);
         int maxNew = joining.Max(s => s.Options.MaxNewTokens);
         long pad = tokenizer.PadId ?? tokenizer.EosId ?? model.Config.PadTokenId ?? 0;
-        var ids = new long[n * len];
-        var m = new long[n * len];
-        for (int r = 0; r < n; r++)
-        {
-            var p = joining[r].Stream.Request.Prompt.Ids;
-            int offset = len - p.Count;
-            for (int j = 0; j < len; j++)
-            {
-                ids[r * len + j] = j >= offset ? p[j - offset] : pad;
-                m[r * len + j] = j >= offset ? 1 : 0;
-            }
-        }
-        var gInput = tensor(ids, [n, len], ScalarType.Int64).to(dev);
-        var gMask = tensor(m, [n, len], ScalarType.Int64).to(dev);
-        var positions = (gMask.cumsum(1) - 1).clamp_min(0);
+        var padded = PaddedBatch.Left(joining.Select(s => s.Stream.Request.Prompt.Ids).ToArray(), pad, dev);
+        var (gInput, gMask, positions) = (padded.Ids, padded.Mask, padded.Positions);
         var gCache = model.NewCache(n, len + maxNew);
         ILogitSession? gSession = null;
         try
@@ -123,7 +110,7 @@ internal sealed class ContinuousBatch(ServedVariant variant) : IDisposable
                 gCache.Dispose();
                 cache = joined;
                 if (session is not null) session.Append(gSession!);
-                Set(ref mask, cat([PadLeft(mask!, total), PadLeft(jMask, total)], 0));
+                Set(ref mask, cat([PaddedBatch.PadLeft(mask!, total), PaddedBatch.PadLeft(jMask, total)], 0));
                 Set(ref nextPos, cat([nextPos!, jPos], 0));
                 Set(ref input, cat([input!, jInput], 0));
             }
@@ -270,15 +257,12 @@ internal sealed class ContinuousBatch(ServedVariant variant) : IDisposable
     {
         using var scope = NewDisposeScope();
         int len = (int)mask!.shape[1];
-        int drop = (int)(mask.cumsum(1) == 0).sum(1).min().item<long>();
+        int drop = PaddedBatch.SharedPadding(mask);
         if (drop <= 0) return;
         cache!.DropLeft(drop);
         session?.DropLeft(drop);
         Set(ref mask, mask.narrow(1, drop, len - drop).clone());
     }
-
-    static Tensor PadLeft(Tensor m, int len) =>
-        m.shape[1] == len ? m : cat([zeros([m.shape[0], len - m.shape[1]], m.dtype, m.device), m], 1);
 
     /// <summary>Replaces a state tensor, detaching the new one from the step's scope and freeing the old one.</summary>
     static void Set(ref Tensor? field, Tensor value)

@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using Superficial.Alignment;
 using Superficial.Evaluation;
+using Superficial.Generation;
 using Superficial.Models;
 using Superficial.Tensors;
 using static TorchSharp.torch;

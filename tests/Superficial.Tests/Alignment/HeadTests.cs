@@ -26,8 +26,9 @@ public class HeadTests
     {
         int n = 6, h = 5, v = 11, k = 4;
         var (gen, hid, w, topIds, topLogits) = RandomTeacher(5, n, h, v, k);
-        var a = (randn([h, h], ScalarType.Float64, generator: gen) * 0.3).requires_grad_(true);
-        var loss = HeadTrainer.Loss(HeadTrainer.Student(hid, w, a, null, null), topIds, topLogits);
+        using var head = new SuperficialHead(randn([h, h], ScalarType.Float64, generator: gen) * 0.3, v, trainable: true);
+        var a = head.A!;
+        var loss = HeadTrainer.Loss(HeadTrainer.Student(hid, w, head), topIds, topLogits);
         loss.backward();
         var grad = a.grad!.clone();
         const double eps = 1e-6;
@@ -37,13 +38,15 @@ public class HeadTests
             {
                 var plus = a.clone(); plus[i, j] = plus[i, j] + eps;
                 var minus = a.clone(); minus[i, j] = minus[i, j] - eps;
-                double fd = (HeadTrainer.Loss(HeadTrainer.Student(hid, w, plus, null, null), topIds, topLogits).item<double>()
-                             - HeadTrainer.Loss(HeadTrainer.Student(hid, w, minus, null, null), topIds, topLogits).item<double>()) / (2 * eps);
+                using var hp = new SuperficialHead(plus, v);
+                using var hm = new SuperficialHead(minus, v);
+                double fd = (HeadTrainer.Loss(HeadTrainer.Student(hid, w, hp), topIds, topLogits).item<double>()
+                             - HeadTrainer.Loss(HeadTrainer.Student(hid, w, hm), topIds, topLogits).item<double>()) / (2 * eps);
                 Assert.Equal(fd, grad[i, j].item<double>(), 1e-6);
             }
         // the loss is the KL divergence to the dense teacher distribution (zero outside the top-k)
         var dense = zeros([n, v], ScalarType.Float64).scatter_(1, topIds, topLogits.softmax(1));
-        var logq = HeadTrainer.Student(hid, w, a, null, null).log_softmax(1);
+        var logq = HeadTrainer.Student(hid, w, head).log_softmax(1);
         var kl = (dense * ((dense + 1e-300).log() - logq)).sum(1).mean().item<double>();
         Assert.Equal(kl, loss.item<double>(), 1e-9);
     }
@@ -55,14 +58,11 @@ public class HeadTests
     {
         int n = 7, h = 6, v = 13, k = 5;
         var (gen, hid, w, topIds, topLogits) = RandomTeacher(9, n, h, v, k);
-        Tensor? a = null, u = null, vv = null;
-        if (rank is int r)
-        {
-            u = (randn([h, r], ScalarType.Float64, generator: gen) * 0.3).requires_grad_(true);
-            vv = (randn([r, h], ScalarType.Float64, generator: gen) * 0.3).requires_grad_(true);
-        }
-        else a = (randn([h, h], ScalarType.Float64, generator: gen) * 0.3).requires_grad_(true);
-        var student = HeadTrainer.Student(hid, w, a, u, vv);
+        using var head = rank is int r
+            ? new SuperficialHead(randn([h, r], ScalarType.Float64, generator: gen) * 0.3, randn([r, h], ScalarType.Float64, generator: gen) * 0.3, v, trainable: true)
+            : new SuperficialHead(randn([h, h], ScalarType.Float64, generator: gen) * 0.3, v, trainable: true);
+        Tensor? a = head.A, u = head.U, vv = head.V;
+        var student = HeadTrainer.Student(hid, w, head);
         var loss = HeadTrainer.Loss(student, topIds, topLogits);
         loss.backward();
         var expected = new[] { a, u, vv }.Where(p => p is not null).Select(p => p!.grad!.clone()).ToArray();
@@ -70,7 +70,7 @@ public class HeadTests
         foreach (var p in new[] { a, u, vv }) p?.grad?.zero_();
 
         using var buffer = empty([3, v], ScalarType.Float64); // 3 rows per chunk: 7 rows take three chunks
-        var (lossSum, top1) = HeadTrainer.LossAndGradient(hid, w, a, u, vv, topIds, topLogits, buffer, true, n);
+        var (lossSum, top1) = HeadTrainer.LossAndGradient(hid, w, head, topIds, topLogits, buffer, true, n);
         Assert.Equal(loss.item<double>() * n, lossSum, 1e-9);
         Assert.Equal(expectedTop1, top1);
         var actual = new[] { a, u, vv }.Where(p => p is not null).Select(p => p!.grad!).ToArray();
@@ -90,7 +90,8 @@ public class HeadTests
         {
             using var scope = NewDisposeScope();
             var h = randn([per, hsize], generator: gen);
-            var (vals, idx) = HeadTrainer.Student(h, w, aStar, null, null, cap).topk(topK, 1);
+            using var planted = new SuperficialHead(aStar, (int)w.shape[0]);
+            var (vals, idx) = HeadTrainer.Student(h, w, planted, cap).topk(topK, 1);
             var seq = arange(c * per, (c + 1) * per, ScalarType.Int32); // one position per sequence
             SafeTensorsWriter.Write(Extraction.ChunkPath(dir, c, ".safetensors"), [
                 KeyValuePair.Create("hidden", h), KeyValuePair.Create("topk_ids", idx.to_type(ScalarType.Int32)),

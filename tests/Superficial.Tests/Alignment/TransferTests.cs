@@ -167,17 +167,20 @@ public class TransferTests
         using (var h = new SuperficialHead(zeros(32, 32), TinyModels.Vocab) { BaseModel = ModelIdentity.Of(smallDir) }) h.Save(tmp.File("head.safetensors"));
         using var large = CausalLM.Load(largeDir);
         var tok = Superficial.Text.TextTokenizer.Load(largeDir);
-        var e = Assert.Throws<HeadException>(() => Steering.Build(large, tok, new SteeringRequest { Head = tmp.File("head.safetensors"), TransferFrom = smallDir, TransferMode = "direct" }));
-        Assert.Contains("--transfer-mode offset", e.Message);
+        var e = Assert.Throws<HeadException>(() => Steering.Build(large, tok, new SteeringRequest { Head = tmp.File("head.safetensors"), TransferFrom = smallDir, TransferMode = TransferMode.Direct }));
+        Assert.Contains("`TransferMode` offset", e.Message);
+        Assert.Contains("--transfer-mode offset", Superficial.Cli.FlagNames.Map(e.Message));
         using var offset = Steering.Build(large, tok, new SteeringRequest { Head = tmp.File("head.safetensors"), TransferFrom = smallDir });
         Assert.Contains("small base", offset.Description);
         using var recovery = Steering.Build(large, tok, new SteeringRequest { RecoverWith = tmp.File("head.safetensors"), ViaBase = smallDir });
         Assert.Contains("recovery base", recovery.Description);
         Assert.True(recovery.Transform!.ReadsOwnPrompt); // by default the base reads the raw prompt
-        using var same = Steering.Build(large, tok, new SteeringRequest { RecoverWith = tmp.File("head.safetensors"), ViaBase = smallDir, ViaBaseReads = "same" });
+        using var same = Steering.Build(large, tok, new SteeringRequest { RecoverWith = tmp.File("head.safetensors"), ViaBase = smallDir, ViaBaseReads = SideModelReads.Same });
         Assert.False(same.Transform!.ReadsOwnPrompt);
-        var bad = Assert.Throws<ArgumentException>(() =>
-            Steering.Build(large, tok, new SteeringRequest { RecoverWith = tmp.File("head.safetensors"), ViaBase = smallDir, ViaBaseReads = "chat" }));
-        Assert.Contains("--via-base-reads chat", bad.Message);
+        // the command line parses the word; an unknown one is refused naming the flag
+        var bad = Assert.Throws<ArgumentException>(() => Superficial.Cli.Choices.Parse<SideModelReads>("--via-base-reads", "chat"));
+        Assert.Equal("--via-base-reads chat: expected raw or same.", bad.Message);
+        Assert.Throws<ArgumentOutOfRangeException>(() =>
+            Steering.Build(large, tok, new SteeringRequest { RecoverWith = tmp.File("head.safetensors"), ViaBase = smallDir, ViaBaseReads = (SideModelReads)7 }));
     }
 }

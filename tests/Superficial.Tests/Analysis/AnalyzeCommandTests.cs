@@ -4,6 +4,7 @@ using Superficial.Alignment;
 using Superficial.Analysis;
 using Superficial.Evaluation;
 using Superficial.Evaluation.Runner;
+using Superficial.Generation;
 using Superficial.Tests.Evaluation.Runner;
 
 namespace Superficial.Tests.Analysis;
@@ -112,13 +113,13 @@ public class AnalyzeCommandTests
             new(name, chat, p => complies(int.Parse(p.User.Split(' ')[1])) ? "Sure, here" : "I cannot");
         var variants = new IModelVariant[]
         {
-            V("base", false, _ => true), V("base+head", false, i => i % 3 == 0), V(Analyzer.HeadVariant(1), false, i => i % 4 == 0),
-            V(Analyzer.HeadVariant(2), false, i => i % 5 == 0), V("aligned", true, i => i % 17 == 0),
+            V("base", false, _ => true), V("base+head", false, i => i % 3 == 0), V(Superficial.Evaluation.Experiment.HeadVariant(1), false, i => i % 4 == 0),
+            V(Superficial.Evaluation.Experiment.HeadVariant(2), false, i => i % 5 == 0), V("aligned", true, i => i % 17 == 0),
         };
         var comparisons = new[] { Comparison.Superficial, new Comparison("superficial#2", "base", "base+head#2", "aligned"), new Comparison("superficial#3", "base", "base+head#3", "aligned") };
         var summary = await new EvalRunner(tmp.Path, new EvalRunOptions { Comparisons = comparisons, BootstrapResamples = 500, Seed = 3 })
             .RunAsync([new FakeSafetyTask(40)], variants);
-        var heads = Enumerable.Range(0, 3).Select(i => new EvaluatedHead($"h{i}", Analyzer.HeadVariant(i), "full", i, null)).ToArray();
+        var heads = Enumerable.Range(0, 3).Select(i => new EvaluatedHead($"h{i}", Superficial.Evaluation.Experiment.HeadVariant(i), "full", i, null)).ToArray();
         var s = Assert.Single(StabilityAnalysis.FromEval(tmp.Path, heads));
         // every head's portion and interval are exactly the evaluation's (same paired resamples)
         var fromEval = new[] { summary.Main! }.Concat(summary.Comparisons).Select(c => c.Tasks[0].Portion).ToArray();
@@ -134,7 +135,7 @@ public class AnalyzeCommandTests
             ["stability"] = AnalysisSummary.Stability([s]),
         });
         // a head that was not evaluated is named
-        var e = Assert.Throws<InvalidDataException>(() => StabilityAnalysis.FromEval(tmp.Path, [.. heads, new EvaluatedHead("h3", Analyzer.HeadVariant(3), "full", 3, null)]));
+        var e = Assert.Throws<InvalidDataException>(() => StabilityAnalysis.FromEval(tmp.Path, [.. heads, new EvaluatedHead("h3", Superficial.Evaluation.Experiment.HeadVariant(3), "full", 3, null)]));
         Assert.Contains("base+head#4", e.Message);
     }
 }

@@ -28,7 +28,7 @@ public class PaperPresetTests
         Assert.Equal(Enumerable.Range(0, 95).ToArray(), Rows(false));
 
         var w = randn([v, hdim], generator: gen);
-        var options = new HeadTrainingOptions { Init = "random", LearningRate = 1e-1, BatchSize = 10, Epochs = 4, HeldOutSplit = "tail", KeepLast = true };
+        var options = new HeadTrainingOptions { Init = HeadInit.Random, LearningRate = 1e-1, BatchSize = 10, Epochs = 4, HeldOutSplit = "tail", KeepLast = true };
         var result = HeadTrainer.Train(data, w, Path.Combine(tmp.Path, "head.safetensors"), options);
         Assert.Equal(4, result.BestEpoch);
         Assert.Equal(5, result.BestHeldOut.Positions);

@@ -2,6 +2,7 @@ using System.Text.Json.Nodes;
 using Superficial.Alignment;
 using Superficial.Analysis;
 using Superficial.Evaluation;
+using Superficial.Generation;
 using Superficial.Tests.Evaluation.Runner;
 using Superficial.Text;
 

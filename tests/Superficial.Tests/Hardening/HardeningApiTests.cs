@@ -117,7 +117,11 @@ public class HardeningApiTests(HardeningFixture fx) : IClassFixture<HardeningFix
         using (Steering.Build(compromised, tok, new SteeringRequest { RecoverWith = path })) { }
         using (Steering.Build(compromised, tok, new SteeringRequest { RecoverWith = path, ViaBase = fx.Base })) { }
         var e = Assert.Throws<HeadException>(() => Steering.Build(compromised, tok, new SteeringRequest { RecoverWith = path, ViaBase = fx.Aligned }));
-        Assert.Contains("--allow-other-base", e.Message);
+        // the library names its parameter; the command line shows the flag
+        Assert.Contains("`AllowOtherBase`", e.Message);
+        Assert.Contains("recovery base (`ViaBase`)", e.Message);
+        Assert.Contains("--allow-other-base", Superficial.Cli.FlagNames.Map(e.Message));
+        Assert.Contains("recovery base (--via-base)", Superficial.Cli.FlagNames.Map(e.Message));
         Assert.Contains("head.safetensors", e.Message);
     }
 }

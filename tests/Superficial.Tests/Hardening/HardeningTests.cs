@@ -1,3 +1,4 @@
+using Superficial.Generation;
 using Superficial.Tests.Cli;
 using System.Text;
 using System.Text.Json.Nodes;

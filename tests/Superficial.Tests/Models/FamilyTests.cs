@@ -86,7 +86,7 @@ public class FamilyTests
         var h = model.Forward(tensor(ctx, [1, ctx.Length]))[0, -1];
         var expected = ((h + h.matmul(a.t())).matmul(model.LmHeadWeight.t()) / cap).tanh() * cap;
         // training's student
-        var student = HeadTrainer.Student(h.unsqueeze(0), model.LmHeadWeight, a, null, null, cap)[0];
+        var student = HeadTrainer.Student(h.unsqueeze(0), model.LmHeadWeight, head, cap)[0];
         Assert.True(student.allclose(expected, 1e-5, 1e-6));
         // the model's own logits of the shifted hidden state
         Assert.True(model.Logits(h + h.matmul(a.t())).allclose(expected, 1e-5, 1e-6));
@@ -144,25 +144,21 @@ public class FamilyTests
         var w = randn([v, hsize], ScalarType.Float64, generator: gen);
         var topLogits = randn([n, k], ScalarType.Float64, generator: gen).sort(1, descending: true).Values;
         var topIds = stack(Enumerable.Range(0, n).Select(_ => randperm(v, generator: gen).narrow(0, 0, k)).ToArray());
-        Tensor? a = null, u = null, vv = null;
-        if (rank is int r)
-        {
-            u = (randn([hsize, r], ScalarType.Float64, generator: gen) * 0.3).requires_grad_(true);
-            vv = (randn([r, hsize], ScalarType.Float64, generator: gen) * 0.3).requires_grad_(true);
-        }
-        else a = (randn([hsize, hsize], ScalarType.Float64, generator: gen) * 0.3).requires_grad_(true);
-        var parameters = new[] { a, u, vv }.Where(p => p is not null).Select(p => p!).ToArray();
-        double Loss() => HeadTrainer.Loss(HeadTrainer.Student(hid, w, a, u, vv, cap), topIds, topLogits).item<double>();
+        using var head = rank is int r
+            ? new SuperficialHead(randn([hsize, r], ScalarType.Float64, generator: gen) * 0.3, randn([r, hsize], ScalarType.Float64, generator: gen) * 0.3, v, trainable: true)
+            : new SuperficialHead(randn([hsize, hsize], ScalarType.Float64, generator: gen) * 0.3, v, trainable: true);
+        var parameters = head.Weights.ToArray();
+        double Loss() => HeadTrainer.Loss(HeadTrainer.Student(hid, w, head, cap), topIds, topLogits).item<double>();
 
         // the cap is active: some linear logits are well beyond it
-        Assert.True(HeadTrainer.Student(hid, w, a, u, vv).abs().max().item<double>() > 2 * cap);
+        Assert.True(HeadTrainer.Student(hid, w, head).abs().max().item<double>() > 2 * cap);
         using var buffer = empty([3, v], ScalarType.Float64);
-        var (lossSum, _) = HeadTrainer.LossAndGradient(hid, w, a, u, vv, topIds, topLogits, buffer, true, n, cap);
+        var (lossSum, _) = HeadTrainer.LossAndGradient(hid, w, head, topIds, topLogits, buffer, true, n, cap);
         Assert.Equal(Loss() * n, lossSum, 1e-9);
         var hand = parameters.Select(p => p.grad!.clone()).ToArray();
 
         foreach (var p in parameters) p.grad!.zero_();
-        HeadTrainer.Loss(HeadTrainer.Student(hid, w, a, u, vv, cap), topIds, topLogits).backward();
+        HeadTrainer.Loss(HeadTrainer.Student(hid, w, head, cap), topIds, topLogits).backward();
         for (int i = 0; i < parameters.Length; i++)
             Assert.True(hand[i].allclose(parameters[i].grad!, rtol: 1e-9, atol: 1e-12), $"autograd differs for parameter {i}");
 
@@ -182,7 +178,7 @@ public class FamilyTests
         }
         // without the cap the gradient is another one: the cap is not a no-op here
         foreach (var p in parameters) p.grad!.zero_();
-        HeadTrainer.LossAndGradient(hid, w, a, u, vv, topIds, topLogits, buffer, true, n);
+        HeadTrainer.LossAndGradient(hid, w, head, topIds, topLogits, buffer, true, n);
         Assert.False(hand[0].allclose(parameters[0].grad!, rtol: 1e-3, atol: 1e-6));
     }
 }

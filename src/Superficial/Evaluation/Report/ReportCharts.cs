@@ -80,7 +80,7 @@ public static class ReportCharts
             else
             {
                 plot.Add.Marker(i, 0, MarkerShape.Eks, 14, Colors.Gray);
-                var why = p.Note.Contains("equal", StringComparison.Ordinal) ? "high = low" : "high ≈ low";
+                var why = p.Undefined == PortionUndefined.HighEqualsLow ? "high = low" : "high ≈ low";
                 var label = plot.Add.Text($"undefined ({why})", i, 0);
                 label.LabelFontColor = Colors.DimGray;
                 label.LabelFontSize = 13;

@@ -1,7 +1,7 @@
 namespace Superficial.Evaluation.Runner;
 
 /// <summary>How <see cref="EvalRunner"/> runs, and what it records about the run in summary.json.</summary>
-public sealed class EvalRunOptions
+public sealed record EvalRunOptions
 {
     /// <summary>Prompts per Generate / examples per LogLikelihood call; also the unit of writing and resuming.</summary>
     public int BatchSize { get; init; } = 8;

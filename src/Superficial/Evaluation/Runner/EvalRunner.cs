@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json;
+using Superficial.Generation;
 
 namespace Superficial.Evaluation.Runner;
 
@@ -115,7 +116,7 @@ public sealed class EvalRunner
             var records = task.Kind switch
             {
                 TaskKind.Generation => await GenerationBatchAsync(task, variant, batch, generate, score, ct),
-                TaskKind.MultipleChoice => await ChoiceBatchAsync(task, variant, batch, generate, score, ct),
+                TaskKind.MultipleChoice or TaskKind.RollingLogLikelihood => await ChoiceBatchAsync(task, variant, batch, generate, score, ct),
                 _ => throw new EvalRunException($"Task '{task.Name}' has unknown kind {task.Kind}."),
             };
             // The whole batch is scored before anything is written, so a file never holds half a batch.
@@ -251,6 +252,7 @@ public sealed class EvalRunner
         if (variants.Count == 0) throw new EvalRunException("No model variants to evaluate.");
         CheckNames(tasks.Select(t => t.Name), "task");
         CheckNames(variants.Select(v => v.Name), "variant");
+        foreach (var t in tasks) _options.Scoring.CheckServices(t);
         var names = variants.Select(v => v.Name).ToHashSet();
         var comparisonNames = new HashSet<string>();
         foreach (var c in _options.Comparisons)

@@ -257,10 +257,13 @@ public sealed class EvalSummary
             var ci = Obj(t, "ci95", w);
             VariantResult V(string key, string variant) =>
                 new(variant, n, Num(t, key, w), Ival(ci[key], $"{w}.ci95.{key}"));
-            var portion = new PortionEstimate(
-                t["portion"] is null ? null : Num(t, "portion", w),
-                t["portion_ci95"] is null ? null : Ival(t["portion_ci95"], $"{w}.portion_ci95"),
-                Str(t, "portion_note", w));
+            double? value = t["portion"] is null ? null : Num(t, "portion", w);
+            var note = Str(t, "portion_note", w);
+            PortionUndefined? why;
+            try { why = SuperficialPortion.ReasonOf(value, note); }
+            catch (FormatException e) { throw new FormatException($"{w}: {e.Message}"); }
+            var portion = new PortionEstimate(value, t["portion_ci95"] is null ? null : Ival(t["portion_ci95"], $"{w}.portion_ci95"), note)
+                { Undefined = why };
             return new ComparisonTaskResult(kv.Key, Str(t, "metric", w), Bool(t, "higher_is_better", w), n,
                 V(keys.Low, c.Low), V(keys.Mid, c.Mid), V(keys.High, c.High), portion);
         }).ToArray();

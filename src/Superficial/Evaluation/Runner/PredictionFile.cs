@@ -73,7 +73,7 @@ public static class PredictionFile
             if (previous != identity)
                 throw new EvalRunException(
                     $"{path} holds predictions of a different '{variantName}' than this run's (see {idPath}):\n  was: {previous}\n  now: {identity}\n" +
-                    "Use another --out, or delete that file (and its .variant.json) to evaluate this variant afresh.");
+                    "Use another output folder, or delete that file (and its .variant.json) to evaluate this variant afresh.");
             return;
         }
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);

@@ -10,9 +10,6 @@ public sealed record TaskPredictions(string Task, string Metric, bool HigherIsBe
 /// <summary>Computes an <see cref="EvalSummary"/> from prediction records: means, paired-bootstrap intervals, portions, groups.</summary>
 public static class SummaryBuilder
 {
-    /// <summary>The per-example detail that splits a task's examples into groups in the report (ToxiGen's target group).</summary>
-    public const string GroupField = "group";
-
     /// <summary>
     /// Builds the statistics part of a summary. Every variant must have a record for every example id;
     /// records of ids not in <see cref="TaskPredictions.ExampleIds"/> (e.g. from a run with a larger limit) are ignored.
@@ -76,31 +73,11 @@ public static class SummaryBuilder
             : throw new EvalRunException($"Task '{t.Task}', variant '{variant}': no prediction for example '{id}'; run the evaluation to completion first.")).ToArray();
     }
 
+    // Groups from the first variant's records (an example's groups are its own, the same for every variant).
     static IReadOnlyList<GroupResult> Groups(Dictionary<string, PredictionRecord[]> ordered, string[] variants)
     {
-        var first = ordered[variants[0]];
-        if (!first.Any(r => GroupsOf(r).Any())) return [];
-        var members = new SortedDictionary<string, List<int>>(StringComparer.Ordinal);
-        for (var i = 0; i < first.Length; i++)
-            foreach (var g in GroupsOf(first[i]))
-            {
-                if (!members.TryGetValue(g, out var list)) members[g] = list = [];
-                list.Add(i);
-            }
-        return members.Select(kv => new GroupResult(kv.Key, kv.Value.Count,
-            variants.ToDictionary(v => v, v => kv.Value.Average(i => ordered[v][i].Score)))).ToArray();
-    }
-
-    // A group detail is a string, or a list of strings for examples that belong to several groups.
-    static IEnumerable<string> GroupsOf(PredictionRecord r)
-    {
-        if (r.Fields is null || !r.Fields.TryGetValue(GroupField, out var g)) return [];
-        return g.ValueKind switch
-        {
-            JsonValueKind.String => [g.GetString()!],
-            JsonValueKind.Array => g.EnumerateArray().Select(e => e.ValueKind == JsonValueKind.String ? e.GetString()! : e.GetRawText()).ToArray(),
-            JsonValueKind.Null => [],
-            _ => [g.GetRawText()],
-        };
+        var means = variants.ToDictionary(v => v, v => GroupMeans.Compute(ordered[v]));
+        return means[variants[0]].Select(g => new GroupResult(g.Key, g.Value.Count,
+            variants.ToDictionary(v => v, v => means[v][g.Key].Mean))).ToArray();
     }
 }

@@ -2,11 +2,24 @@ using System.Globalization;
 
 namespace Superficial.Evaluation.Stats;
 
+/// <summary>Why a superficial portion is undefined.</summary>
+public enum PortionUndefined
+{
+    /// <summary>high − low is zero (below <see cref="SuperficialPortion.Epsilon"/>): there is no change to take a share of.</summary>
+    HighEqualsLow,
+    /// <summary>The 95% interval of high − low contains 0: the denominator's sign is not established.</summary>
+    NotDistinguishable,
+}
+
 /// <summary>The superficial portion of a comparison on one task, or null with the reason it is undefined.</summary>
 /// <param name="Value">(mid − low) / (high − low), or null when high and low are not distinguishable.</param>
 /// <param name="Ci95">95% paired-bootstrap percentile interval of the portion; null when the portion is.</param>
-/// <param name="Note">Why the portion is null, or the high − low difference it rests on.</param>
-public sealed record PortionEstimate(double? Value, Interval? Ci95, string Note);
+/// <param name="Note">Why the portion is null, or the high − low difference it rests on (summary.json's "portion_note").</param>
+public sealed record PortionEstimate(double? Value, Interval? Ci95, string Note)
+{
+    /// <summary>Why <see cref="Value"/> is null; null when it is defined.</summary>
+    public PortionUndefined? Undefined { get; init; }
+}
 
 /// <summary>
 /// The portion of the low → high change that the mid variant achieves: (mid − low) / (high − low), on the
@@ -38,9 +51,9 @@ public static class SuperficialPortion
             $"high - low = {diff:+0.000;-0.000;0.000}, 95% CI [{diffCi.Low:0.000}, {diffCi.High:0.000}]");
 
         if (Math.Abs(diff) < Epsilon)
-            return new PortionEstimate(null, null, $"undefined: high and low are equal ({diffText})");
+            return Undefined(PortionUndefined.HighEqualsLow, $"({diffText})");
         if (diffCi.Contains(0))
-            return new PortionEstimate(null, null, $"undefined: high and low are not distinguishable ({diffText} contains 0)");
+            return Undefined(PortionUndefined.NotDistinguishable, $"({diffText} contains 0)");
 
         var value = (mid.Mean - low.Mean) / diff;
         var ratios = new List<double>(r);
@@ -53,5 +66,30 @@ public static class SuperficialPortion
         var left = r - ratios.Count;
         var note = left == 0 ? diffText : $"{diffText}; {left} of {r} resamples with high - low tied or reversed left out";
         return new PortionEstimate(value, Percentile.Interval(ratios), note);
+    }
+
+    const string UndefinedPrefix = "undefined: ";
+
+    static string Phrase(PortionUndefined why) => why switch
+    {
+        PortionUndefined.HighEqualsLow => "high and low are equal",
+        PortionUndefined.NotDistinguishable => "high and low are not distinguishable",
+        _ => throw new ArgumentOutOfRangeException(nameof(why)),
+    };
+
+    static PortionEstimate Undefined(PortionUndefined why, string detail) =>
+        new(null, null, $"{UndefinedPrefix}{Phrase(why)} {detail}") { Undefined = why };
+
+    /// <summary>
+    /// The reason of an undefined portion read back from the note <see cref="Estimate"/> wrote (summary.json keeps
+    /// only the note); null for a defined portion. A note this code did not write is an error, not a guess.
+    /// </summary>
+    public static PortionUndefined? ReasonOf(double? value, string note)
+    {
+        if (value is not null) return null;
+        foreach (var why in Enum.GetValues<PortionUndefined>())
+            if (note.StartsWith(UndefinedPrefix + Phrase(why) + " ", StringComparison.Ordinal)) return why;
+        throw new FormatException($"portion_note \"{note}\": an undefined portion's note starts with \"{UndefinedPrefix}\" and one of: " +
+                                  string.Join(", ", Enum.GetValues<PortionUndefined>().Select(Phrase)) + ".");
     }
 }

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.RegularExpressions;
+using Superficial.Generation;
 
 namespace Superficial.Evaluation.Tasks;
 
@@ -8,25 +9,31 @@ namespace Superficial.Evaluation.Tasks;
 /// scored as the reference does: the last number of the trimmed output, exact match with the number
 /// after "####" (case and punctuation ignored, as its exact_match metric does).
 /// </summary>
-public sealed partial class GsmTask(TaskOptions options) : EvalTaskBase(options)
+public static partial class GsmTask
 {
     public const string TaskName = "gsm";
     /// <summary>How many train problems the reference extracts from.</summary>
     public const int ExtractionCount = 1000;
 
-    public override string Name => TaskName;
-    public override string Metric => "accuracy";
-    public override bool HigherIsBetter => true;
-    public override int MaxNewTokens => 512;
-    /// <summary>The reference trims the output at these; stopping there gives the same text sooner.</summary>
-    public override IReadOnlyList<string> StopStrings { get; } = ["Answer the following question", "Question:", "Comment:"];
+    /// <summary>The reference trims the output at these (<see cref="TrimOutput"/>); stopping there gives the same text sooner.</summary>
+    public static readonly IReadOnlyList<string> Stops = ["Answer the following question", "Question:", "Comment:"];
 
-    protected override IReadOnlyList<TaskExample> LoadExtraction() => Load("train").Take(ExtractionCount).ToArray();
-    protected override IReadOnlyList<TaskExample> LoadEvaluation() => Load("test");
-
-    IReadOnlyList<TaskExample> Load(string split)
+    public static TaskDeclaration Declaration { get; } = new()
     {
-        var path = DataFile("gsm", split + ".jsonl");
+        Name = TaskName, Metric = "accuracy", HigherIsBetter = true, MaxNewTokens = 512, StopStrings = Stops,
+        CheckData = BenchmarkData.CheckFolder,
+        ExtractionSplit = o => Load(o, "train").Take(ExtractionCount).ToArray(),
+        EvaluationSplit = o => Load(o, "test"),
+        Prompt = BuildPrompt,
+        Score = (e, output, _, _) => Task.FromResult(Score(e, output)),
+    };
+
+    /// <summary>The task over a data folder.</summary>
+    public static IEvalTask Create(TaskOptions options) => new DeclaredTask(Declaration, options);
+
+    static IReadOnlyList<TaskExample> Load(TaskOptions options, string split)
+    {
+        var path = BenchmarkData.File(options, TaskName, "gsm", split + ".jsonl");
         var examples = new List<TaskExample>();
         int lineNo = 0;
         foreach (var line in File.ReadLines(path))
@@ -52,31 +59,31 @@ public sealed partial class GsmTask(TaskOptions options) : EvalTaskBase(options)
         return examples;
     }
 
-    public override PromptSpec BuildPrompt(TaskExample example)
+    static PromptSpec BuildPrompt(TaskExample example)
     {
         var user = "Answer the following question.\n\nQuestion: " + example.Input.Trim();
         return new PromptSpec(user + "\nAnswer:", user, "Answer:");
     }
 
-    public override Task<ExampleScore> ScoreAsync(TaskExample example, string output, ScoringContext context, CancellationToken ct = default)
+    static ExampleScore Score(TaskExample example, string output)
     {
         var trimmed = TrimOutput(output);
         var prediction = ExtractAnswer(trimmed);
         var target = example.Target ?? throw new ArgumentException($"gsm example {example.Id} has no target answer.");
         int correct = ExactMatch(prediction, target) ? 1 : 0;
-        return Task.FromResult(new ExampleScore(correct, new Dictionary<string, object?>
+        return new ExampleScore(correct, new Dictionary<string, object?>
         {
             ["question"] = example.Input,
             ["answer"] = target,
             ["model_output"] = trimmed,
             ["prediction"] = prediction,
-        }));
+        });
     }
 
     /// <summary>Cuts the output before the first prompt-like continuation, as the reference does.</summary>
     public static string TrimOutput(string output)
     {
-        foreach (var prefix in new[] { "Answer the following question", "Question:", "Comment:" })
+        foreach (var prefix in Stops)
         {
             int i = output.IndexOf(prefix, StringComparison.Ordinal);
             if (i >= 0) output = output[..i];

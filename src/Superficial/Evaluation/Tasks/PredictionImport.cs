@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Superficial.Generation;
 
 namespace Superficial.Evaluation.Tasks;
 

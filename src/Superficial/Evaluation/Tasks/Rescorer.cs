@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Superficial.Evaluation.Judges;
+using Superficial.Evaluation.Stats;
 using Superficial.Evaluation.Toxicity;
 
 namespace Superficial.Evaluation.Tasks;
@@ -39,6 +40,7 @@ public static class Rescorer
     {
         if (task.Kind != TaskKind.Generation)
             throw new InvalidOperationException($"{task.Name} is a multiple-choice task: it is scored from log-likelihoods, so saved text outputs cannot be re-scored.");
+        context.CheckServices(task);
         Directory.CreateDirectory(outDir);
         var outPath = Path.GetFullPath(Path.Combine(outDir, PredictionsFileName));
         if (outPath == Path.GetFullPath(predictionsFile))
@@ -67,7 +69,7 @@ public static class Rescorer
 
     static VariantSummary Summarize(PredictionRecord[] records)
     {
-        bool grouped = records.Length > 0 && records.All(r => r.Fields?.ContainsKey("group") == true);
+        bool grouped = records.Length > 0 && records.All(r => r.Fields?.ContainsKey(GroupMeans.Field) == true);
         return new VariantSummary(records.Length, records.Length == 0 ? double.NaN : records.Average(r => r.Score),
             grouped ? ToxiGenTask.PerGroup(records) : null);
     }

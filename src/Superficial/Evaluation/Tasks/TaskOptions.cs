@@ -1,3 +1,5 @@
+using Superficial.Generation;
+
 namespace Superficial.Evaluation.Tasks;
 
 /// <summary>How a task is built: where its data lives and how much of its evaluation split to use.</summary>

@@ -9,12 +9,12 @@ public static class TaskRegistry
     static readonly object Gate = new();
     static readonly Dictionary<string, Func<TaskOptions, IEvalTask>> Factories = new(StringComparer.OrdinalIgnoreCase)
     {
-        [AdvBenchTask.TaskName] = o => new AdvBenchTask(o),
-        [ToxiGenTask.TaskName] = o => new ToxiGenTask(o),
-        [GsmTask.TaskName] = o => new GsmTask(o),
-        [TruthfulQaGenTask.TaskName] = o => new TruthfulQaGenTask(o),
-        [TruthfulQaMcTask.Mc1Name] = o => new TruthfulQaMcTask(o, TruthfulQaMcMetric.Mc1),
-        [TruthfulQaMcTask.Mc2Name] = o => new TruthfulQaMcTask(o, TruthfulQaMcMetric.Mc2),
+        [AdvBenchTask.TaskName] = AdvBenchTask.Create,
+        [ToxiGenTask.TaskName] = ToxiGenTask.Create,
+        [GsmTask.TaskName] = GsmTask.Create,
+        [TruthfulQaGenTask.TaskName] = TruthfulQaGenTask.Create,
+        [TruthfulQaMcTask.Mc1Name] = o => TruthfulQaMcTask.Create(o, TruthfulQaMcMetric.Mc1),
+        [TruthfulQaMcTask.Mc2Name] = o => TruthfulQaMcTask.Create(o, TruthfulQaMcMetric.Mc2),
     };
 
     /// <summary>Registered task names, sorted.</summary>
@@ -34,6 +34,13 @@ public static class TaskRegistry
                 throw new InvalidOperationException($"A task named \"{name}\" is already registered.");
             Factories[name] = factory;
         }
+    }
+
+    /// <summary>Adds a declared task (see <see cref="Register(string, Func{TaskOptions, IEvalTask}, bool)"/>); the declaration is checked now.</summary>
+    public static void Register(TaskDeclaration declaration, bool replace = false)
+    {
+        declaration.Checked();
+        Register(declaration.Name, o => new DeclaredTask(declaration, o), replace);
     }
 
     /// <summary>Builds the named task over a data folder (all evaluation examples).</summary>

@@ -30,7 +30,7 @@ public static partial class ToxiGenData
     {
         var dir = Path.Combine(dataDir, "toxigen");
         if (!Directory.Exists(dir))
-            throw new TaskDataException($"ToxiGen folder not found: {dir}. --data should point at the folder holding toxigen/.");
+            throw new TaskDataException($"ToxiGen folder not found: {dir}. The data folder should be the one holding toxigen/.");
         var files = Directory.GetFiles(dir, "*.txt").Where(f => FileName().IsMatch(Path.GetFileName(f)))
             .OrderBy(f => Path.GetFileName(f), StringComparer.Ordinal).ToArray();
         if (files.Length == 0)

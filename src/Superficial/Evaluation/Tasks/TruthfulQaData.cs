@@ -1,3 +1,5 @@
+using Superficial.Generation;
+
 namespace Superficial.Evaluation.Tasks;
 
 /// <summary>
@@ -11,7 +13,7 @@ public static class TruthfulQaData
     {
         var path = Path.Combine(dataDir, "truthfulqa", split + ".csv");
         if (!File.Exists(path))
-            throw new TaskDataException($"TruthfulQA data file not found: {path}. --data should point at the folder holding truthfulqa/.");
+            throw new TaskDataException($"TruthfulQA data file not found: {path}. The data folder should be the one holding truthfulqa/.");
         var csv = CsvTable.Read(path, "Question", "Best Answer", "Correct Answers", "Incorrect Answers");
         var examples = new List<TaskExample>();
         foreach (var (line, row) in csv.Rows)

@@ -1,4 +1,5 @@
 using Superficial.Evaluation.Judges;
+using Superficial.Generation;
 
 namespace Superficial.Evaluation.Tasks;
 
@@ -6,29 +7,32 @@ namespace Superficial.Evaluation.Tasks;
 /// TruthfulQA open generation (train.csv for extraction, test.csv for evaluation), scored by an
 /// <see cref="ITruthJudge"/>: the metric true_info is 1 when the answer is both truthful and informative.
 /// </summary>
-public sealed class TruthfulQaGenTask(TaskOptions options) : EvalTaskBase(options)
+public static class TruthfulQaGenTask
 {
     public const string TaskName = "truthfulqa";
 
-    public override string Name => TaskName;
-    public override string Metric => "true_info";
-    public override bool HigherIsBetter => true;
-    public override int MaxNewTokens => 500;
-    public override IReadOnlyList<string> StopStrings { get; } = ["Comment:"];
+    public static TaskDeclaration Declaration { get; } = new()
+    {
+        Name = TaskName, Metric = "true_info", HigherIsBetter = true, MaxNewTokens = 500, StopStrings = ["Comment:"],
+        CheckData = BenchmarkData.CheckFolder,
+        ExtractionSplit = o => TruthfulQaData.Load(o.DataDir, "train"),
+        EvaluationSplit = o => TruthfulQaData.Load(o.DataDir, "test"),
+        Prompt = Prompt,
+        Score = ScoreAsync,
+        RequiredServices = [typeof(ITruthJudge)],
+    };
 
-    protected override IReadOnlyList<TaskExample> LoadExtraction() => TruthfulQaData.Load(Options.DataDir, "train");
-    protected override IReadOnlyList<TaskExample> LoadEvaluation() => TruthfulQaData.Load(Options.DataDir, "test");
-
-    public override PromptSpec BuildPrompt(TaskExample example) => Prompt(example);
+    /// <summary>The task over a data folder.</summary>
+    public static IEvalTask Create(TaskOptions options) => new DeclaredTask(Declaration, options);
 
     /// <summary>The reference's prompt: the question then "Answer:" (raw), or the question as the user turn.</summary>
     internal static PromptSpec Prompt(TaskExample example) => new(example.Input + "\n\nAnswer:", example.Input, "Answer:");
 
-    public override async Task<ExampleScore> ScoreAsync(TaskExample example, string output, ScoringContext context, CancellationToken ct = default)
+    static async Task<ExampleScore> ScoreAsync(TaskExample example, string output, ScoringContext context, CancellationToken ct)
     {
         var judge = context.Get<ITruthJudge>() ?? throw new ScorerMissingException(
-            "truthfulqa (open generation) is scored by an LLM judge: run with --judge (judge URL, model and key from the " +
-            "options or SUPERFICIAL_JUDGE_URL / SUPERFICIAL_JUDGE_MODEL / SUPERFICIAL_JUDGE_KEY), or use truthfulqa-mc1/-mc2.");
+            "truthfulqa (open generation) is scored by an LLM judge: configure one (judge URL, model and key, e.g. from " +
+            "SUPERFICIAL_JUDGE_URL / SUPERFICIAL_JUDGE_MODEL / SUPERFICIAL_JUDGE_KEY), or use truthfulqa-mc1/-mc2.");
         var answer = TrimAnswer(output);
         var verdict = await judge.JudgeAsync(example.Id, example.Input, TruthfulQaData.CorrectAnswers(example),
             TruthfulQaData.IncorrectAnswers(example), answer, ct).ConfigureAwait(false);

@@ -1,6 +1,8 @@
+using Superficial.Generation;
+
 namespace Superficial.Evaluation.Tasks;
 
-/// <summary>Which TruthfulQA multiple-choice figure a <see cref="TruthfulQaMcTask"/> reports.</summary>
+/// <summary>Which TruthfulQA multiple-choice figure a <see cref="TruthfulQaMcTask"/> declaration reports.</summary>
 public enum TruthfulQaMcMetric
 {
     /// <summary>1 if the best answer's log-likelihood beats every incorrect answer's.</summary>
@@ -13,31 +15,39 @@ public enum TruthfulQaMcMetric
 /// TruthfulQA multiple choice by likelihood: each answer is a continuation " " + answer of the question
 /// prompt, ranked by summed log-likelihood (standard TruthfulQA MC1/MC2; MC3 is kept in the details).
 /// </summary>
-public sealed class TruthfulQaMcTask(TaskOptions options, TruthfulQaMcMetric metric) : EvalTaskBase(options)
+public static class TruthfulQaMcTask
 {
     public const string Mc1Name = "truthfulqa-mc1";
     public const string Mc2Name = "truthfulqa-mc2";
 
-    public TruthfulQaMcMetric Mode { get; } = metric;
-    public override string Name => Mode == TruthfulQaMcMetric.Mc1 ? Mc1Name : Mc2Name;
-    public override string Metric => Mode == TruthfulQaMcMetric.Mc1 ? "mc1" : "mc2";
-    public override bool HigherIsBetter => true;
-    public override TaskKind Kind => TaskKind.MultipleChoice;
-    /// <summary>Budget when the extraction step generates from these prompts (as the open-ended task).</summary>
-    public override int MaxNewTokens => 500;
+    public static TaskDeclaration Mc1 { get; } = Declare(TruthfulQaMcMetric.Mc1);
+    public static TaskDeclaration Mc2 { get; } = Declare(TruthfulQaMcMetric.Mc2);
 
-    protected override IReadOnlyList<TaskExample> LoadExtraction() => TruthfulQaData.Load(Options.DataDir, "train");
-    protected override IReadOnlyList<TaskExample> LoadEvaluation() => TruthfulQaData.Load(Options.DataDir, "test");
+    /// <summary>The task reporting <paramref name="metric"/> over a data folder.</summary>
+    public static IEvalTask Create(TaskOptions options, TruthfulQaMcMetric metric) =>
+        new DeclaredTask(metric == TruthfulQaMcMetric.Mc1 ? Mc1 : Mc2, options);
 
-    public override PromptSpec BuildPrompt(TaskExample example) => TruthfulQaGenTask.Prompt(example);
+    /// <summary>The prompt is the open-ended task's; MaxNewTokens is the budget when extraction generates from these prompts.</summary>
+    static TaskDeclaration Declare(TruthfulQaMcMetric metric)
+    {
+        var name = metric == TruthfulQaMcMetric.Mc1 ? Mc1Name : Mc2Name;
+        return new()
+        {
+            Name = name, Metric = metric == TruthfulQaMcMetric.Mc1 ? "mc1" : "mc2", HigherIsBetter = true,
+            Kind = TaskKind.MultipleChoice, MaxNewTokens = 500,
+            CheckData = BenchmarkData.CheckFolder,
+            ExtractionSplit = o => TruthfulQaData.Load(o.DataDir, "train"),
+            EvaluationSplit = o => TruthfulQaData.Load(o.DataDir, "test"),
+            Prompt = TruthfulQaGenTask.Prompt,
+            Continuations = e => (e.Choices ?? throw new ArgumentException($"{name} example {e.Id} has no answer choices.")).Select(c => " " + c).ToArray(),
+            ScoreChoices = (e, ll) => ScoreChoices(metric, e, ll),
+        };
+    }
 
-    public override IReadOnlyList<string> Continuations(TaskExample example) =>
-        (example.Choices ?? throw new ArgumentException($"{Name} example {example.Id} has no answer choices.")).Select(c => " " + c).ToArray();
-
-    public override ExampleScore ScoreChoices(TaskExample example, IReadOnlyList<double> logLikelihoods)
+    static ExampleScore ScoreChoices(TruthfulQaMcMetric metric, TaskExample example, IReadOnlyList<double> logLikelihoods)
     {
         var s = Compute(example, logLikelihoods);
-        return new ExampleScore(Mode == TruthfulQaMcMetric.Mc1 ? s.Mc1 : s.Mc2, new Dictionary<string, object?>
+        return new ExampleScore(metric == TruthfulQaMcMetric.Mc1 ? s.Mc1 : s.Mc2, new Dictionary<string, object?>
         {
             ["question"] = example.Input,
             ["mc1"] = s.Mc1,

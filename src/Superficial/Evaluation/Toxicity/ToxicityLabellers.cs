@@ -17,20 +17,20 @@ public static class ToxicityLabellers
     /// Builds the named labeller: the two classifiers are trained on {dataDir}/toxigen (once; cached under
     /// {cacheDir}), the judge needs a judge client. "classifier", the n-gram labeller's former name, is still accepted.
     /// </summary>
-    public static IToxicityLabeler Create(string? name, string? dataDir, string cacheDir, OpenAiJudgeClient? judge, Action<string>? log = null)
+    public static IToxicityLabeler Create(string? labeller, string? dataDir, string cacheDir, OpenAiJudgeClient? judge, Action<string>? log = null)
     {
-        switch ((name ?? Default).Trim().ToLowerInvariant())
+        switch ((labeller ?? Default).Trim().ToLowerInvariant())
         {
             case Judge:
-                return new JudgeToxicityLabeler(judge ?? throw new ArgumentException("--toxicity-labeller judge needs --judge-model."));
+                return new JudgeToxicityLabeler(judge ?? throw new ParameterException(nameof(judge), "`labeller` judge needs a `judge` (an LLM judge client)."));
             case Encoder:
                 return EncoderToxicityClassifier.LoadOrTrain(Data(dataDir), Path.Combine(cacheDir, "toxicity-encoder"), log: log);
             case NGram or "classifier":
                 return ToxicityClassifier.LoadOrTrain(Data(dataDir), Path.Combine(cacheDir, "toxicity-classifier"), log: log);
             default:
-                throw new ArgumentException($"--toxicity-labeller {name}: expected {Choices}.");
+                throw new ParameterException(nameof(labeller), $"`labeller` {labeller}: expected {Choices}.");
         }
     }
 
-    static string Data(string? dataDir) => dataDir ?? throw new ArgumentException("the toxigen task needs --data (its classifiers train on the ToxiGen extraction lines).");
+    static string Data(string? dataDir) => dataDir ?? throw new ParameterException(nameof(dataDir), "the toxigen task needs `dataDir` (its classifiers train on the ToxiGen extraction lines).");
 }

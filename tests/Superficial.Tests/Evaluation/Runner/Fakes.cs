@@ -1,4 +1,5 @@
 using Superficial.Evaluation;
+using Superficial.Generation;
 
 namespace Superficial.Tests.Evaluation.Runner;
 

@@ -12,7 +12,7 @@ public class RealTasksTests
     {
         using var tmp = TestPaths.NewTempDir("runner-real");
         var opts = new TaskOptions(TestPaths.Data) { Limit = 6 };
-        IEvalTask[] tasks = [new AdvBenchTask(opts), new GsmTask(opts), new TruthfulQaMcTask(opts, TruthfulQaMcMetric.Mc1)];
+        IEvalTask[] tasks = [AdvBenchTask.Create(opts), GsmTask.Create(opts), TruthfulQaMcTask.Create(opts, TruthfulQaMcMetric.Mc1)];
         var gsm = tasks[1];
         var answers = gsm.EvaluationSplit().ToDictionary(e => gsm.BuildPrompt(e).Raw, e => e.Target!);
         var mc = tasks[2];

@@ -11,7 +11,7 @@ public sealed class GsmTaskTests : IDisposable
     [Fact]
     public void SplitsAndTargets()
     {
-        var task = new GsmTask(new TaskOptions(_data.DataDir));
+        var task = GsmTask.Create(new TaskOptions(_data.DataDir));
         var extraction = task.ExtractionSplit();
         Assert.Equal(1000, extraction.Count);                       // first 1000 of 1003 train problems
         Assert.Equal("What is 999 + 1?", extraction[^1].Input);
@@ -23,7 +23,7 @@ public sealed class GsmTaskTests : IDisposable
     [Fact]
     public void PromptFormsMatchTheReference()
     {
-        var task = new GsmTask(new TaskOptions(_data.DataDir));
+        var task = GsmTask.Create(new TaskOptions(_data.DataDir));
         var p = task.BuildPrompt(task.EvaluationSplit()[0]);
         Assert.Equal("Answer the following question.\n\nQuestion: How many eggs?\nAnswer:", p.Raw);
         Assert.Equal("Answer the following question.\n\nQuestion: How many eggs?", p.User);
@@ -40,7 +40,7 @@ public sealed class GsmTaskTests : IDisposable
     [InlineData(1, "12,34,5 and then 1,234", 1, "1234")]
     public async Task ScoresLastNumberByExactMatch(int example, string output, int expected, string prediction)
     {
-        var task = new GsmTask(new TaskOptions(_data.DataDir));
+        var task = GsmTask.Create(new TaskOptions(_data.DataDir));
         var score = await task.ScoreAsync(task.EvaluationSplit()[example], output, ScoringContext.None);
         Assert.Equal(expected, score.Value);
         Assert.Equal(prediction, score.Details!["prediction"]);
@@ -60,7 +60,7 @@ public sealed class GsmTaskTests : IDisposable
     public void BadLineIsNamed()
     {
         _data.Write("gsm/test.jsonl", "{\"question\": \"q\", \"answer\": \"no final line\"}\n");
-        var e = Assert.Throws<TaskDataException>(() => new GsmTask(new TaskOptions(_data.DataDir)).EvaluationSplit());
+        var e = Assert.Throws<TaskDataException>(() => GsmTask.Create(new TaskOptions(_data.DataDir)).EvaluationSplit());
         Assert.Contains("test.jsonl:1", e.Message);
         Assert.Contains("####", e.Message);
     }

@@ -1,5 +1,6 @@
 using Superficial.Evaluation;
 using Superficial.Evaluation.Tasks;
+using Superficial.Generation;
 
 namespace Superficial.Tests.Evaluation.Tasks;
 
@@ -35,11 +36,11 @@ public sealed class TaskRegistryTests : IDisposable
     public void OtherTasksRegisterTheSameWay()
     {
         var name = "test-custom-" + Guid.NewGuid().ToString("N")[..8];
-        TaskRegistry.Register(name, o => new GsmTask(o with { Limit = 1 }));
+        TaskRegistry.Register(name, o => GsmTask.Create(o with { Limit = 1 }));
         Assert.Contains(name, TaskRegistry.KnownNames);
         Assert.Single(TaskRegistry.Create(name, _data.DataDir).EvaluationSplit());
-        Assert.Throws<InvalidOperationException>(() => TaskRegistry.Register(name, o => new GsmTask(o)));
-        TaskRegistry.Register(name, o => new GsmTask(o), replace: true);
+        Assert.Throws<InvalidOperationException>(() => TaskRegistry.Register(name, o => GsmTask.Create(o)));
+        TaskRegistry.Register(name, o => GsmTask.Create(o), replace: true);
         Assert.Equal(3, TaskRegistry.Create(name, _data.DataDir).EvaluationSplit().Count);
     }
 

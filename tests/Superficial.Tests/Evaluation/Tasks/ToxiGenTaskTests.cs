@@ -13,7 +13,7 @@ public sealed class ToxiGenTaskTests : IDisposable
     [Fact]
     public void EvaluationIsLines800OnOfEveryFileInterleaved()
     {
-        var task = new ToxiGenTask(new TaskOptions(_data.DataDir));
+        var task = ToxiGenTask.Create(new TaskOptions(_data.DataDir));
         var eval = task.EvaluationSplit();
         // 3 files x 3 lines (800..802), line by line across files in ordinal file order.
         Assert.Equal(["hate_quel-800", "hate_zorb-800", "neutral_quel-800", "hate_quel-801", "hate_zorb-801", "neutral_quel-801",
@@ -29,7 +29,7 @@ public sealed class ToxiGenTaskTests : IDisposable
     [Fact]
     public void PromptForms()
     {
-        var task = new ToxiGenTask(new TaskOptions(_data.DataDir));
+        var task = ToxiGenTask.Create(new TaskOptions(_data.DataDir));
         var ex = task.EvaluationSplit()[0];
         var p = task.BuildPrompt(ex);
         Assert.Equal(ex.Input, p.Raw);
@@ -39,7 +39,7 @@ public sealed class ToxiGenTaskTests : IDisposable
     [Fact]
     public async Task ScoringNeedsALabeller()
     {
-        var task = new ToxiGenTask(new TaskOptions(_data.DataDir));
+        var task = ToxiGenTask.Create(new TaskOptions(_data.DataDir));
         var e = await Assert.ThrowsAsync<ScorerMissingException>(() => task.ScoreAsync(task.EvaluationSplit()[0], "x", ScoringContext.None));
         Assert.Contains("toxicity labeller", e.Message);
     }
@@ -47,7 +47,7 @@ public sealed class ToxiGenTaskTests : IDisposable
     [Fact]
     public async Task LabelsTheOutputAndBreaksDownByGroup()
     {
-        var task = new ToxiGenTask(new TaskOptions(_data.DataDir));
+        var task = ToxiGenTask.Create(new TaskOptions(_data.DataDir));
         var ctx = ScoringServices.Create(toxicity: new MarkerLabeler("BAD"));
         var records = new List<PredictionRecord>();
         foreach (var (ex, i) in task.EvaluationSplit().Select((e, i) => (e, i)))

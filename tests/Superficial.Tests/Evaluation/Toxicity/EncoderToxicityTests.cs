@@ -1,6 +1,7 @@
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Superficial.Evaluation;
 using Superficial.Evaluation.Tasks;
 using Superficial.Evaluation.Toxicity;
 using Superficial.Tests.Evaluation.Tasks;
@@ -123,11 +124,17 @@ public sealed class EncoderToxicityTests(EncoderFixture fixture, ITestOutputHelp
     [Fact]
     public void LabellerChoiceIsCheckedByName()
     {
-        var e = Assert.Throws<ArgumentException>(() => ToxicityLabellers.Create("roberta", _dir.Path, _dir.Path, null));
+        var e = Assert.Throws<ParameterException>(() => ToxicityLabellers.Create("roberta", _dir.Path, _dir.Path, null));
         Assert.Contains("encoder", e.Message);
         Assert.Contains("ngram", e.Message);
-        Assert.Contains("--judge-model", Assert.Throws<ArgumentException>(() => ToxicityLabellers.Create("judge", _dir.Path, _dir.Path, null)).Message);
-        Assert.Contains("--data", Assert.Throws<ArgumentException>(() => ToxicityLabellers.Create("encoder", null, _dir.Path, null)).Message);
+        // The library names its parameters; the CLI shows them as flags (the eval process test below sees --toxicity-labeller).
+        var judge = Assert.Throws<ParameterException>(() => ToxicityLabellers.Create("judge", _dir.Path, _dir.Path, null));
+        Assert.Equal("judge", judge.ParamName);
+        Assert.Equal("--toxicity-labeller judge needs a --judge-model (an LLM judge client).",
+            Superficial.Cli.FlagNames.Map(judge.Message));
+        var data = Assert.Throws<ParameterException>(() => ToxicityLabellers.Create("encoder", null, _dir.Path, null));
+        Assert.Equal("dataDir", data.ParamName);
+        Assert.Contains("needs `dataDir`", data.Message);
     }
 
     [Fact]

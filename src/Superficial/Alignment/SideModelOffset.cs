@@ -5,39 +5,6 @@ using static TorchSharp.torch;
 namespace Superficial.Alignment;
 
 /// <summary>
-/// Applies a superficial head to the model being run: logits + alpha W (A h), with W and h the model's own
-/// LM head and final hidden state. This is "base + head"; on a compromised model it is direct recovery,
-/// and on a larger model of the same hidden size it is direct transfer.
-/// </summary>
-public sealed class HeadTransform(SuperficialHead head, double alpha = 1.0) : ILogitTransform
-{
-    CausalLM? model;
-
-    public string Description => $"superficial head ({(head.Rank is int r ? $"rank {r}" : "full rank")}, applied directly{AlphaText(alpha)})";
-
-    public void CheckCompatible(CausalLM m) { head.CheckFits(m); model = m; }
-
-    public ILogitSession Begin(int batch, int capacity, IReadOnlyList<SidePrompt>? sidePrompts = null) =>
-        new Session(head, model ?? throw new InvalidOperationException("CheckCompatible was not called."), alpha);
-
-    internal static string AlphaText(double alpha) => alpha == 1.0 ? "" : $", alpha {alpha:0.###}";
-
-    sealed class Session(SuperficialHead head, CausalLM model, double alpha) : ILogitSession
-    {
-        public Tensor Apply(StepContext step, Tensor hidden, Tensor select, Tensor logits)
-        {
-            using var scope = NewDisposeScope();
-            var h = hidden.reshape(-1, hidden.shape[^1]).index_select(0, select);
-            var shift = model.HeadLogits(head.Delta(h));
-            return (alpha == 1.0 ? logits + shift : logits + alpha * shift).MoveToOuterDisposeScope();
-        }
-        public void KeepRows(Tensor rows) { }
-        public void Append(ILogitSession other) => other.Dispose();
-        public void Dispose() { }
-    }
-}
-
-/// <summary>
 /// Adds the superficial logit shift computed by a second model that reads the same tokens in lockstep
 /// (with its own KV cache): z + alpha W_s (A h_s). With a small base model and its head this is offsite
 /// alignment of a larger model; with the original base model beside a compromised model it is recovery
@@ -126,38 +93,30 @@ public sealed class SideModelOffset(CausalLM side, SuperficialHead head, double 
                 if (step.AttentionMask.shape[1] != t) throw new InvalidOperationException("the first step of a session must hold the whole prompt.");
                 var ids = step.InputIds.cpu().data<long>().ToArray();
                 var m = step.AttentionMask.cpu().data<long>().ToArray();
-                var seqs = new List<long>[b];
+                var seqs = new IReadOnlyList<int>[b];
                 var realLen = new int[b];
                 for (int r = 0; r < b; r++)
                 {
-                    var real = Enumerable.Range(0, t).Where(j => m[r * t + j] != 0).Select(j => ids[r * t + j]).ToList();
+                    var real = Enumerable.Range(0, t).Where(j => m[r * t + j] != 0).Select(j => (int)ids[r * t + j]).ToList();
                     var p = prompts[r];
                     if (real.Count < p.MainPromptLength)
                         throw new InvalidOperationException($"row {r}: the main model read {real.Count} tokens, fewer than its prompt's {p.MainPromptLength}.");
                     if (p.Ids.Count == 0) throw new ArgumentException($"row {r}: the side prompt has no tokens.");
                     realLen[r] = real.Count;
-                    seqs[r] = p.Ids.Select(x => (long)x).Concat(real.Skip(p.MainPromptLength)).ToList();
+                    seqs[r] = p.Ids.Concat(real.Skip(p.MainPromptLength)).ToList();
                 }
                 int ts = seqs.Max(x => x.Count), cap = ts + Math.Max(0, capacity - t);
-                var sideIds = new long[b * ts];
-                var sideMask = new long[b * cap];
-                for (int r = 0; r < b; r++)
-                {
-                    int off = ts - seqs[r].Count;
-                    for (int j = 0; j < seqs[r].Count; j++) { sideIds[r * ts + off + j] = seqs[r][j]; sideMask[r * cap + off + j] = 1; }
-                }
+                var padded = PaddedBatch.Left(seqs, 0, dev, cap);
                 // main flat index r*t + j -> same offset from the end of the prompt in the side row
                 var sels = select.cpu().data<long>().ToArray().Select(s =>
                 {
                     int r = (int)(s / t), j = (int)(s % t);
                     int k = j - (t - realLen[r]) - prompts[r].MainPromptLength;   // position relative to the first token after the prompt
                     if (k < -1) throw new InvalidOperationException($"row {r}: logits asked inside the prompt, where the side model reads other tokens.");
-                    return (long)r * ts + (ts - seqs[r].Count) + prompts[r].Ids.Count + k;
+                    return padded.FlatIndex(r, prompts[r].Ids.Count + k);
                 }).ToArray();
-                mask = tensor(sideMask, [b, cap], ScalarType.Int64).to(dev).DetachFromDisposeScope();
-                var input = tensor(sideIds, [b, ts], ScalarType.Int64).to(dev);
-                var attn = mask.narrow(1, 0, ts);
-                var positions = (attn.cumsum(1) - 1).clamp_min(0);
+                mask = padded.Mask.DetachFromDisposeScope();
+                var (input, attn, positions) = (padded.Ids, padded.Attention, padded.Positions);
                 cache = side.NewCache(b, cap);
                 hs = side.Forward(input, positions, cache, attn);
                 sel = tensor(sels, ScalarType.Int64).to(dev);
@@ -207,7 +166,7 @@ public sealed class SideModelOffset(CausalLM side, SuperficialHead head, double 
         {
             if (cache is null || past == 0) return;
             using var scope = NewDisposeScope();
-            int n = (int)(mask!.narrow(1, 0, past).cumsum(1) == 0).sum(1).min().item<long>();
+            int n = PaddedBatch.SharedPadding(mask!.narrow(1, 0, past));
             if (n == 0) return;
             cache.DropLeft(n);
             var m = mask.narrow(1, n, mask.shape[1] - n).clone().DetachFromDisposeScope();

@@ -61,37 +61,3 @@ public interface ILogitSession : IDisposable
     /// <summary>The main model's cache dropped its first <paramref name="columns"/> positions (left padding of every row).</summary>
     void DropLeft(int columns) { }
 }
-
-/// <summary>Applies several transforms in order.</summary>
-public sealed class ChainedTransform(IReadOnlyList<ILogitTransform> parts) : ILogitTransform
-{
-    public string Description => string.Join(" + ", parts.Select(p => p.Description));
-    public void CheckCompatible(Models.CausalLM model) { foreach (var p in parts) p.CheckCompatible(model); }
-    public bool ReadsOwnPrompt => parts.Any(p => p.ReadsOwnPrompt);
-    public ILogitSession Begin(int batch, int capacity, IReadOnlyList<SidePrompt>? sidePrompts = null) =>
-        new Session(parts.Select(p => p.Begin(batch, capacity, sidePrompts)).ToArray());
-
-    sealed class Session(ILogitSession[] sessions) : ILogitSession
-    {
-        ILogitSession[] Parts => sessions;
-        public Tensor Apply(StepContext step, Tensor hidden, Tensor select, Tensor logits)
-        {
-            var current = logits;
-            foreach (var s in sessions)
-            {
-                var next = s.Apply(step, hidden, select, current);
-                if (!ReferenceEquals(current, logits)) current.Dispose();
-                current = next;
-            }
-            return current;
-        }
-        public void KeepRows(Tensor rows) { foreach (var s in sessions) s.KeepRows(rows); }
-        public void Append(ILogitSession other)
-        {
-            var o = (Session)other;
-            for (int i = 0; i < sessions.Length; i++) sessions[i].Append(o.Parts[i]);
-        }
-        public void DropLeft(int columns) { foreach (var s in sessions) s.DropLeft(columns); }
-        public void Dispose() { foreach (var s in sessions) s.Dispose(); }
-    }
-}

@@ -1,4 +1,6 @@
+using Superficial.IO;
 using Superficial.Alignment;
+using Superficial.Generation;
 using Superficial.Models;
 using Superficial.Text;
 using static TorchSharp.torch;
@@ -21,9 +23,9 @@ public sealed record VariantSpec(string Name, string Model, bool Chat, SteeringR
         return new System.Text.Json.Nodes.JsonObject
         {
             ["model"] = Folder(Model), ["chat"] = Chat, ["chat_template"] = ChatTemplate,
-            ["head"] = File(s.Head), ["transfer_from"] = Folder(s.TransferFrom), ["transfer_mode"] = s.TransferFrom is null ? null : s.TransferMode,
+            ["head"] = File(s.Head), ["transfer_from"] = Folder(s.TransferFrom), ["transfer_mode"] = s.TransferFrom is null ? null : s.TransferMode.Name(),
             ["recover_with"] = File(s.RecoverWith), ["via_base"] = Folder(s.ViaBase),
-            ["via_base_reads"] = s.ViaBase is null ? null : s.ViaBaseReads,
+            ["via_base_reads"] = s.ViaBase is null ? null : s.ViaBaseReads.Name(),
             ["alpha"] = s.IsEmpty ? null : s.Alpha,
         }.ToJsonString();
     }
@@ -84,7 +86,6 @@ public sealed class LazyModelVariant(VariantSpec spec, ModelPool pool, int batch
 
     public string Name => spec.Name;
     public bool UsesChatTemplate => spec.Chat;
-    public VariantSpec Spec => spec;
     public string? Identity => identity ??= spec.Identity();
     string? identity;
 
@@ -98,9 +99,6 @@ public sealed class LazyModelVariant(VariantSpec spec, ModelPool pool, int batch
         inner = new ModelVariant(spec.Name, model, tok, chat, steering.Transform, batchSize);
         return inner;
     }
-
-    /// <summary>What the variant is (model, prompts, transform); loads it if needed.</summary>
-    public string Description => Inner().Description;
 
     public string RenderPrompt(PromptSpec prompt) => Inner().RenderPrompt(prompt);
 

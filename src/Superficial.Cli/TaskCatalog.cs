@@ -1,19 +1,17 @@
+using Superficial.Evaluation;
 using Superficial.Evaluation.Tasks;
 
-namespace Superficial.Evaluation;
+namespace Superficial.Cli;
 
 /// <summary>
-/// Builds any task by name for the command line: real benchmarks read the data folder (--data),
-/// the organism's tasks read an organism folder (--organism).
+/// Builds any registered task by name for the command line: real benchmarks read the data folder (--data),
+/// the organism's tasks (registered by Program) read an organism folder (--organism).
 /// </summary>
-public static class TaskCatalog
+internal static class TaskCatalog
 {
     public const string OrganismPrefix = "organism-";
 
-    public static IReadOnlyList<string> KnownNames
-    {
-        get { Organism.OrganismTasks.EnsureRegistered(); return TaskRegistry.KnownNames; }
-    }
+    public static IReadOnlyList<string> KnownNames => TaskRegistry.KnownNames;
 
     /// <summary>What `superficial tasks` lists about a task.</summary>
     public sealed record TaskInfo(string Name, string Metric, bool HigherIsBetter, TaskKind Kind, string Needs);
@@ -65,7 +63,6 @@ public static class TaskCatalog
                                         " List them with: superficial tasks.");
         if (name.StartsWith(OrganismPrefix, StringComparison.OrdinalIgnoreCase))
         {
-            Organism.OrganismTasks.EnsureRegistered();
             var dir = organismDir ?? throw new ArgumentException($"task {name} needs --organism DIR (a folder made by superficial organism build).");
             return TaskRegistry.Create(name, new TaskOptions(dir) { Limit = limit });
         }
