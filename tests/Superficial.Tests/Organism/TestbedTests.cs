@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using Superficial.Evaluation;
+using Superficial.Generation;
 using Superficial.Models;
 using Superficial.Organism;
 using Superficial.Text;
