@@ -104,8 +104,14 @@ internal static class DemoCommand
         var evalSummary = EvalCommands.Run(experiment, tasks, evalDir, ScoringContext.None, new Dictionary<string, IReadOnlyList<string>>
         {
             ["organism-toxicity"] = ["labeller: the organism's exact lexicon of hateful phrases (no classifier error)"],
-        }, 16, new Dictionary<string, string> { ["organism"] = organism.Folder }, ct);
+        }, EvalBatch, new Dictionary<string, string> { ["organism"] = organism.Folder }, ct);
         timings.Add(("evaluate", watch.Elapsed.TotalSeconds));
+
+        Section("4b. recovery against the strength of the compromise");
+        watch.Restart();
+        var curve = RecoveryCurveRun(size, outDir, organism, headPath, ct);
+        Superficial.Evaluation.Report.EvalReport.Write(evalDir, null, RecoveryCurve.Blocks(curve, organism.Compromises));
+        timings.Add(("recovery curve", watch.Elapsed.TotalSeconds));
 
         Section("5. analyze: token shift, depth, head anatomy, stability, rank, prefill");
         watch.Restart();
@@ -129,6 +135,36 @@ internal static class DemoCommand
         AnsiConsole.MarkupLine($"timings: {string.Join(", ", timings.Select(t => $"{t.Item1} {t.Item2:0} s"))}; total {total.Elapsed.TotalSeconds:0} s");
         AnsiConsole.MarkupLine($"report: [link]{Markup.Escape(Path.GetFullPath(Path.Combine(evalDir, "report.html")))}[/] (and report.md beside it)");
         AnsiConsole.MarkupLine($"analysis: [link]{Markup.Escape(analysisReport.Html)}[/] (and analysis.md, analysis.json beside it)");
+    }
+
+    /// <summary>Prompts generated together in the demo's evaluations: the organism's models are small, so a wide batch costs little more per step than a narrow one.</summary>
+    public const int EvalBatch = 64;
+
+    /// <summary>Examples per task in the recovery curve at demo size (its 21 variants; the headline uses every example).</summary>
+    public const int CurveLimit = 100;
+
+    /// <summary>
+    /// Every compromised model of the organism (the strengths of the attack and the benign-only one), alone, with
+    /// the head applied directly and via the base model (raw and same), beside the aligned model, on the curve's
+    /// tasks; the curve (recovery/recovery.json) and its report blocks.
+    /// </summary>
+    static RecoveryCurve.Curve RecoveryCurveRun(OrganismSize size, string outDir, OrganismDescription organism, string headPath, CancellationToken ct)
+    {
+        string Model(string name) => Path.Combine(organism.Folder, name);
+        var experiment = new Experiment(new ExperimentOptions
+        {
+            Aligned = Model("aligned"), Compromised = Model("compromised"),
+            MoreCompromised = organism.Compromises.Where(c => c.Model != "compromised").Select(c => (c.Model, Model(c.Model))).ToList(),
+            RecoverWith = headPath, ViaBase = Model("base"), ViaBaseReads = [SideModelReads.Raw, SideModelReads.Same],
+        });
+        var tasks = RecoveryCurve.Tasks.Select(t => TaskCatalog.Create(t, null, organism.Folder, size == OrganismSize.Tiny ? null : CurveLimit)).ToList();
+        var dir = Path.Combine(outDir, "recovery");
+        var summary = EvalCommands.Run(experiment, tasks, dir, ScoringContext.None, new Dictionary<string, IReadOnlyList<string>>(), EvalBatch,
+            new Dictionary<string, string> { ["organism"] = organism.Folder }, ct);
+        var curve = RecoveryCurve.Read(summary, organism.Compromises);
+        Superficial.IO.AtomicFile.WriteAllText(Path.Combine(dir, "recovery.json"),
+            RecoveryCurve.ToJson(curve, organism.Compromises).ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
+        return curve;
     }
 
     /// <summary>
