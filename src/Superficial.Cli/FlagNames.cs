@@ -16,6 +16,8 @@ public static class FlagNames
         ["Base"] = "--base", ["Aligned"] = "--aligned", ["ExtraHeads"] = "--head", ["LargeBase"] = "--large-base",
         ["LargeAligned"] = "--large-aligned", ["Compromised"] = "--compromised", ["Alphas"] = "--alpha",
         ["ChatTemplate"] = "--chat-template", ["labeller"] = "--toxicity-labeller", ["judge"] = "--judge-model", ["dataDir"] = "--data",
+        ["Shard"] = "--shard", ["ShardCount"] = "--shard-count", ["Out"] = "--out", ["Split"] = "--split",
+        ["FromModel"] = "--prefill-from", ["FromFile"] = "--prefill-file", ["Lengths"] = "--prefill-lengths",
     };
 
     /// <summary>The message with every `Name` the table knows replaced by its flag.</summary>

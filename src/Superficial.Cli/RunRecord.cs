@@ -98,6 +98,20 @@ internal static class RunRecord
         _ => throw new ArgumentException($"--config {file}: \"{key}\" must be a string, number, true/false or an array of them."),
     };
 
+    /// <summary>
+    /// OUT/run.json of a merged evaluation: the first shard's values without the shard options, so that
+    /// `eval --config OUT/run.json` repeats the whole run (finding every prediction already there).
+    /// </summary>
+    public static void WriteMerged(string outDir, string firstShardDir)
+    {
+        var source = Path.Combine(firstShardDir, FileName);
+        if (!File.Exists(source)) return;
+        if (JsonNode.Parse(File.ReadAllText(source)) is not JsonObject o) return;
+        o.Remove("shard");
+        o.Remove("shard-count");
+        Superficial.IO.AtomicFile.WriteAllText(Path.Combine(outDir, FileName), o.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
+    }
+
     /// <summary>Writes every option's effective value (and version, commit, command line, date) to DIR/run.json.</summary>
     public static string Write(ParseResult parse, string folder, IEnumerable<string> args)
     {

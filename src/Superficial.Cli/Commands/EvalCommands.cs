@@ -81,7 +81,13 @@ internal static class EvalCommands
     /// <summary>Runs the experiment with a progress display and writes summary.json, report.md and report.html under <paramref name="outDir"/>.</summary>
     public static EvalSummary Run(Experiment experiment, IReadOnlyList<IEvalTask> tasks, string outDir, ScoringContext scoring,
         IReadOnlyDictionary<string, IReadOnlyList<string>> notes, int batch, IReadOnlyDictionary<string, string> dataSources, CancellationToken ct,
-        ModelRunSettings? run = null, int? limit = null)
+        ModelRunSettings? run = null, int? limit = null) =>
+        Run(experiment, tasks, outDir, scoring, notes, batch, dataSources, ct, run, limit, ShardSpec.Single)!;
+
+    /// <summary>As above for one worker: with N > 1, only its slice, under OUT/shards/, and null (eval merge writes the summary).</summary>
+    static EvalSummary? Run(Experiment experiment, IReadOnlyList<IEvalTask> tasks, string outDir, ScoringContext scoring,
+        IReadOnlyDictionary<string, IReadOnlyList<string>> notes, int batch, IReadOnlyDictionary<string, string> dataSources, CancellationToken ct,
+        ModelRunSettings? run, int? limit, ShardSpec worker)
     {
         var options = new EvalRunOptions
         {
@@ -92,14 +98,17 @@ internal static class EvalCommands
         {
             int totalUnits = tasks.Count * experiment.Variants.Count;
             var fraction = new Dictionary<string, double>();
-            return experiment.Run(tasks, outDir, options, run?.Dtype, new Progress<EvalProgress>(p =>
+            var report = new Progress<EvalProgress>(p =>
             {
                 lock (fraction)
                 {
                     fraction[p.Task + "|" + p.Variant] = p.Total == 0 ? 1 : (double)p.Done / p.Total;
                     progress.Report(fraction.Values.Sum(), totalUnits, $"{p.Task} / {p.Variant}: {p.Done}/{p.Total} examples");
                 }
-            }), ct);
+            });
+            if (worker.Count == 1) return experiment.Run(tasks, outDir, options, run?.Dtype, report, ct);
+            experiment.RunShard(worker, tasks, outDir, options, run?.Dtype, report, ct);
+            return null;
         });
     }
 
@@ -151,8 +160,12 @@ internal static class EvalCommands
         var labeller = Opt("--toxicity-labeller", "Labeller of real ToxiGen outputs: " + ToxicityLabellers.Choices + ".", defaultValue: () => ToxicityLabellers.Default);
         var run = new ModelRunOptions(seedHelp: "Seed of the bootstrap intervals (decoding is greedy).");
         var allowOtherBase = Opt<bool>("--allow-other-base", "Apply --head even to a model that is not the base it was trained on (a deliberate transfer).");
+        var shard = Opt<string?>("--shard", "K/N: evaluate the K-th (0-based) of N slices (every N-th batch of each task) into OUT/shards/; " +
+                                             "default from SLURM_ARRAY_TASK_ID/COUNT or JOB_COMPLETION_INDEX; then eval merge.");
+        var shardCount = Opt<int?>("--shard-count", "N for a Kubernetes Indexed Job (JOB_COMPLETION_INDEX gives K).");
         var cmd = new Command("eval", "Evaluate base, base + head and aligned (and transfer / recovery variants) on tasks; write summary and report.")
-            { baseDir, aligned, head, transferFrom, transferMode, largeBase, largeAligned, compromised, recoverWith, viaBase, viaBaseReads, alpha, tasks, data, organism, limit, batch, output, template, judgeUrl, judgeModel, labeller, allowOtherBase };
+            { baseDir, aligned, head, transferFrom, transferMode, largeBase, largeAligned, compromised, recoverWith, viaBase, viaBaseReads, alpha, tasks, data, organism, limit, batch, output, template, judgeUrl, judgeModel, labeller, allowOtherBase, shard, shardCount };
+        cmd.Subcommands.Add(Merge());
         run.AddTo(cmd);
         cmd.SetAction(Action((p, ct) =>
         {
@@ -168,14 +181,49 @@ internal static class EvalCommands
             });
             var taskList = TaskNames(p.GetValue(tasks)!).Select(n => TaskCatalog.Create(n, p.GetValue(data), p.GetValue(organism))).ToList();
             var outDir = p.GetValue(output)!;
-            RunRecord.Write(p, outDir, Cli.Args);
+            var worker = ShardSpec.Resolve(p.GetValue(shard), p.GetValue(shardCount));
+            // a worker's run.json repeats that worker; eval merge writes the whole run's
+            RunRecord.Write(p, worker.Count > 1 ? EvalShards.FolderOf(outDir, worker) : outDir, Cli.Args);
             var (scoring, notes) = Scoring(taskList, p.GetValue(data), p.GetValue(judgeUrl), p.GetValue(judgeModel), p.GetValue(labeller), DefaultCacheDir());
             var sources = new Dictionary<string, string>();
             if (p.GetValue(data) is { } d) sources["data"] = Path.GetFullPath(d);
             if (p.GetValue(organism) is { } o) sources["organism"] = Path.GetFullPath(o);
-            var summary = Run(experiment, taskList, outDir, scoring, notes, p.GetValue(batch), sources, ct, settings, p.GetValue(limit));
+            if (worker.Count > 1) Note($"worker {worker}: every {Ordinal(worker.Count)} batch of {p.GetValue(batch)} examples of each task, from batch {worker.Index}");
+            var summary = Run(experiment, taskList, outDir, scoring, notes, p.GetValue(batch), sources, ct, settings, p.GetValue(limit), worker);
+            if (summary is null)
+            {
+                Say($"shard {worker} done -> {Path.GetFullPath(EvalShards.FolderOf(outDir, worker))}; " +
+                    $"once all {worker.Count} are: {ProgramName} eval merge --out {outDir}");
+                return 0;
+            }
             PrintSummary(summary);
             Say($"report: {Path.GetFullPath(Path.Combine(outDir, "report.html"))}");
+            return 0;
+        }));
+        return cmd;
+    }
+
+    static string Ordinal(int n) => n + (n % 100 is 11 or 12 or 13 ? "th" : (n % 10) switch { 1 => "st", 2 => "nd", 3 => "rd", _ => "th" });
+
+    static Command Merge()
+    {
+        var output = Opt<string>("--out", "The output folder the eval shards (eval --shard K/N --out DIR) wrote to.", required: true);
+        var count = Opt<int?>("--shard-count", "Which split to merge when DIR/shards holds runs split different ways.");
+        var cmd = new Command("merge", "Put the N shards of an evaluation together: the predictions, summary.json and report a single run writes.")
+            { output, count };
+        cmd.SetAction(Action((p, ct) =>
+        {
+            var outDir = p.GetValue(output)!;
+            if (EvalShards.Counts(outDir).Count == 0 && File.Exists(Path.Combine(outDir, EvalSummary.FileName)))
+            {
+                Say($"{Path.GetFullPath(outDir)} holds a run that was not split (summary.json, no shards/): nothing to merge.");
+                return 0;
+            }
+            var summary = EvalShards.Merge(outDir, p.GetValue(count));
+            RunRecord.WriteMerged(outDir, EvalShards.FolderOf(outDir, new ShardSpec(0, summary.Shards.Count)));
+            EvalReport.Write(outDir);
+            PrintSummary(summary);
+            Say($"merged {summary.Shards.Count} shards; report: {Path.GetFullPath(Path.Combine(outDir, "report.html"))}");
             return 0;
         }));
         return cmd;

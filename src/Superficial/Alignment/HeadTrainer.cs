@@ -215,7 +215,7 @@ public static class HeadTrainer
             var state = RecoverCheckpoint(ckptDir, log);
             if (state is null) return false;
             if (state["settings"]!.ToJsonString() != settings.ToJsonString())
-                throw new InvalidOperationException($"{ckptDir} holds a checkpoint of a run with other data or settings; delete it or choose another --out.");
+                throw new InvalidOperationException($"{ckptDir} holds a checkpoint of a run with other data or settings; delete it or choose another `Out`.");
             using (var st = SafeTensorsFile.Open(Path.Combine(ckptDir, "head.safetensors"))) head.LoadValues(st);
             opt.load_state_dict(Path.Combine(ckptDir, "optimizer.bin"));
             StartEpoch = (int)state["epoch"]! + 1;

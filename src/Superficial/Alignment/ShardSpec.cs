@@ -19,7 +19,7 @@ public readonly record struct ShardSpec(int Index, int Count)
     {
         var parts = text.Split('/');
         if (parts.Length != 2 || !int.TryParse(parts[0], out var k) || !int.TryParse(parts[1], out var n))
-            throw new ArgumentException($"--shard \"{text}\": expected K/N, e.g. 0/4 for the first of four workers.");
+            throw new ArgumentException($"`Shard` \"{text}\": expected K/N, e.g. 0/4 for the first of four workers.");
         return Checked(k, n, "--shard");
     }
 
@@ -44,7 +44,7 @@ public readonly record struct ShardSpec(int Index, int Count)
         {
             if (!int.TryParse(kid, out var id)) throw new ArgumentException($"JOB_COMPLETION_INDEX={kid} is not an integer.");
             if (countFlag is not int n)
-                throw new ArgumentException("JOB_COMPLETION_INDEX is set (Kubernetes Indexed Job): give the job's completions with --shard-count N.");
+                throw new ArgumentException("JOB_COMPLETION_INDEX is set (Kubernetes Indexed Job): give the job's completions with `ShardCount` N.");
             return Checked(id, n, "Kubernetes Indexed Job");
         }
         return Single;

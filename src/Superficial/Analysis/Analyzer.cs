@@ -39,7 +39,7 @@ public static class Analyzer
         var data = ExtractionData.Open(o.Data);
         var identity = ModelIdentity.Of(o.Base);
         if (identity != data.BaseIdentity)
-            throw new ArgumentException($"--base {o.Base} (identity {identity}) is not the base model the extraction used (identity {data.BaseIdentity}).");
+            throw new ArgumentException($"`Base` {o.Base} (identity {identity}) is not the base model the extraction used (identity {data.BaseIdentity}).");
         using var w = ModelLoader.LoadLmHead(o.Base);
         var softcap = ModelConfig.Load(Path.Combine(o.Base, "config.json")).FinalLogitSoftcap;
         var tok = TextTokenizer.Load(o.Base);

@@ -40,8 +40,8 @@ public static class PrefillProbe
     public static JsonObject Run(PrefillPlan plan, Action<double, double, string?>? progress = null, CancellationToken ct = default)
     {
         if (plan.Task.Kind != TaskKind.Generation) throw new ArgumentException($"the prefill probe needs a generation task; {plan.Task.Name} is scored by likelihood.");
-        if ((plan.FromModel is null) == (plan.FromFile is null)) throw new ArgumentException("give exactly one source of prefills: --prefill-from MODEL or --prefill-file FILE.");
-        if (plan.Lengths.Count == 0 || plan.Lengths.Any(k => k < 0)) throw new ArgumentException("--prefill-lengths: non-negative token counts, e.g. 0,1,2,4,8.");
+        if ((plan.FromModel is null) == (plan.FromFile is null)) throw new ArgumentException("give exactly one source of prefills: `FromModel` MODEL or `FromFile` FILE.");
+        if (plan.Lengths.Count == 0 || plan.Lengths.Any(k => k < 0)) throw new ArgumentException("`Lengths`: non-negative token counts, e.g. 0,1,2,4,8.");
         var examples = plan.Task.EvaluationSplit();
         if (plan.Limit is int l) examples = examples.Take(l).ToArray();
         var specs = examples.Select(plan.Task.BuildPrompt).ToArray();
@@ -119,7 +119,7 @@ public static class PrefillProbe
 
     static string[] FromFile(string path, IReadOnlyList<TaskExample> examples)
     {
-        if (!File.Exists(path)) throw new FileNotFoundException($"--prefill-file {path} not found.");
+        if (!File.Exists(path)) throw new FileNotFoundException($"`FromFile` {path} not found.");
         var byId = new Dictionary<string, string>(StringComparer.Ordinal);
         var byPrompt = new Dictionary<string, string>(StringComparer.Ordinal);
         int n = 0;

@@ -68,7 +68,7 @@ public static class ShiftAnalysis
             throw new ArgumentException($"the base LM head is [{string.Join(", ", lmHead.shape)}] but the extraction has vocab {data.VocabSize}, hidden {data.HiddenSize}.");
         if (head is not null && head.HiddenSize != data.HiddenSize)
             throw new HeadException($"the head has hidden size {head.HiddenSize}, the extraction {data.HiddenSize}.");
-        if (o.Split is not ("all" or "heldout" or "train")) throw new ArgumentException($"--split {o.Split}: expected all, heldout or train.");
+        if (o.Split is not ("all" or "heldout" or "train")) throw new ArgumentException($"`Split` {o.Split}: expected all, heldout or train.");
         using var noGrad = no_grad();
         var w = lmHead.to_type(ScalarType.Float32);
         var tasks = data.Folders.Select((f, i) => new TaskShift(TaskName(data, i), f, data.VocabSize, o.MaxDepth)).ToArray();

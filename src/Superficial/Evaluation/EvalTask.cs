@@ -80,36 +80,3 @@ public sealed class ScoringContext
         : t == typeof(Judges.ITruthJudge) ? "truthfulness judge (an LLM judge)"
         : t == typeof(Toxicity.IToxicityLabeler) ? "toxicity labeller" : t.Name;
 }
-
-/// <summary>
-/// A model as a task sees it (lm-evaluation-harness' model interface). One variant is one way of
-/// producing text: "base", "base+head", "aligned", "large+transfer", "compromised+head"...
-/// Implementations decide whether the prompt's chat form or raw form is used.
-/// </summary>
-public interface IModelVariant
-{
-    string Name { get; }
-    /// <summary>True if the variant reads the chat form of prompts.</summary>
-    bool UsesChatTemplate { get; }
-    /// <summary>Greedy generations, one per prompt, cut at the first stop string.</summary>
-    IReadOnlyList<string> Generate(IReadOnlyList<PromptSpec> prompts, int maxNewTokens, IReadOnlyList<string> stopStrings,
-        IProgress<int>? progress = null, CancellationToken ct = default);
-    /// <summary>Summed log-probability of each continuation given its prompt.</summary>
-    IReadOnlyList<double> LogLikelihood(IReadOnlyList<(PromptSpec Prompt, string Continuation)> requests,
-        IProgress<int>? progress = null, CancellationToken ct = default);
-
-    /// <summary>
-    /// What this variant is, as a fingerprint (models, heads, prompt form, settings), recorded beside its
-    /// predictions so that resuming into a folder made by a different variant of the same name is refused
-    /// rather than silently mixing results. Null: not checked.
-    /// </summary>
-    string? Identity => null;
-
-    /// <summary>
-    /// The prompt text exactly as this variant's model reads it, recorded in prediction files. Chat variants
-    /// should override it with their rendered chat template; the default is <see cref="PromptSpec.Raw"/> for
-    /// raw variants and, for chat variants, the user turn and response prefix without template markup.
-    /// </summary>
-    string RenderPrompt(PromptSpec prompt) => !UsesChatTemplate ? prompt.Raw
-        : prompt.ResponsePrefix is null ? prompt.User : prompt.User + "\n" + prompt.ResponsePrefix;
-}

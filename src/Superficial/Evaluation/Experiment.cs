@@ -176,12 +176,25 @@ public sealed class Experiment
     public EvalSummary Run(IReadOnlyList<IEvalTask> tasks, string outDir, EvalRunOptions run, ScalarType? dtype = null,
         IProgress<EvalProgress>? progress = null, CancellationToken ct = default)
     {
+        var summary = Evaluate(outDir, run, dtype, (runner, variants) => runner.RunAsync(tasks, variants, progress, ct));
+        EvalReport.Write(outDir);
+        return summary;
+    }
+
+    /// <summary>
+    /// Runs one worker's slice of the experiment (every N-th batch of each task, see <see cref="EvalRunner.RunShardAsync"/>)
+    /// under OUT/shards/K-of-N/, resumably; once all N have, <see cref="EvalShards.Merge"/> writes what <see cref="Run"/> writes.
+    /// </summary>
+    public EvalShard RunShard(ShardSpec shard, IReadOnlyList<IEvalTask> tasks, string outDir, EvalRunOptions run, ScalarType? dtype = null,
+        IProgress<EvalProgress>? progress = null, CancellationToken ct = default) =>
+        Evaluate(outDir, run, dtype, (runner, variants) => runner.RunShardAsync(shard, tasks, variants, progress, ct));
+
+    T Evaluate<T>(string outDir, EvalRunOptions run, ScalarType? dtype, Func<EvalRunner, IReadOnlyList<IModelVariant>, Task<T>> evaluate)
+    {
         foreach (var spec in Variants) SteeringPreflight.Check(spec.Model, spec.Steering);
         using var pool = new ModelPool(Variants, dtype);
         var variants = Variants.Select(s => new LazyModelVariant(s, pool, run.BatchSize)).ToList();
         var runner = new EvalRunner(outDir, run with { Comparisons = Comparisons, Models = ModelDescriptions() });
-        var summary = runner.RunAsync(tasks, variants, progress, ct).GetAwaiter().GetResult();
-        EvalReport.Write(outDir);
-        return summary;
+        return evaluate(runner, variants).GetAwaiter().GetResult();
     }
 }

@@ -104,7 +104,7 @@ public static class OrganismBuilder
             var m = JsonNode.Parse(File.ReadAllText(manifestPath))!.AsObject();
             if ((string?)m["generator_version"] == GeneratorVersion && (string?)m["size"] == size.ToString().ToLowerInvariant() && (int?)m["seed"] == seed)
                 return Describe(dir, m, reused: true);
-            throw new InvalidOperationException($"{dir} holds an organism of another version, size or seed; choose another --out.");
+            throw new InvalidOperationException($"{dir} holds an organism of another version, size or seed; choose another `Out`.");
         }
         Directory.CreateDirectory(dir);
         var seconds = new Dictionary<string, double>();

@@ -264,7 +264,8 @@ public sealed class ReportBuilder(EvalSummary summary, string runDir, ReportOpti
                     t.Task, t.Variant, t.ExamplesRun.ToString(CultureInfo.InvariantCulture),
                     t.GenerateSeconds.ToString("0.0", CultureInfo.InvariantCulture), t.ScoreSeconds.ToString("0.0", CultureInfo.InvariantCulture),
                 ]).ToArray(),
-                $"Time spent by the last run (examples recorded by earlier, interrupted runs are not counted); total {summary.TotalSeconds.ToString("0.0", CultureInfo.InvariantCulture)} s."));
+                (summary.Shards.Count > 0 ? $"Time spent by the last run of each of {summary.Shards.Count} shards, added up" : "Time spent by the last run") +
+                $" (examples recorded by earlier, interrupted runs are not counted); total {summary.TotalSeconds.ToString("0.0", CultureInfo.InvariantCulture)} s."));
     }
 
     void KeyValues(string title, IReadOnlyDictionary<string, System.Text.Json.Nodes.JsonNode?> map) =>

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json;
+using Superficial.Alignment;
 using Superficial.Generation;
 
 namespace Superficial.Evaluation.Runner;
@@ -8,7 +9,8 @@ namespace Superficial.Evaluation.Runner;
 /// Evaluates model variants on tasks and writes, under an output folder, predictions/&lt;task&gt;/&lt;variant&gt;.jsonl
 /// and summary.json. Resumable: each batch's records are appended and flushed only once the whole batch is
 /// scored, and a rerun skips the examples already recorded for a (task, variant), so an interrupted run
-/// (Ctrl-C, crash) loses at most the batch in flight.
+/// (Ctrl-C, crash) loses at most the batch in flight. A run can be split over workers (<see cref="RunShardAsync"/>)
+/// and put back together (<see cref="EvalShards.Merge"/>).
 /// </summary>
 public sealed class EvalRunner
 {
@@ -36,12 +38,41 @@ public sealed class EvalRunner
     public async Task<EvalSummary> RunAsync(IReadOnlyList<IEvalTask> tasks, IReadOnlyList<IModelVariant> variants,
         IProgress<EvalProgress>? progress = null, CancellationToken ct = default)
     {
+        var (shape, recorded, timings, seconds) = await EvaluateAsync(tasks, variants, ShardSpec.Single, _outputDir, progress, ct);
+        var summary = Summarize(shape, recorded, timings, seconds);
+        summary.Save(_outputDir);
+        return summary;
+    }
+
+    /// <summary>
+    /// Runs this worker's slice of the evaluation (<paramref name="shard"/> K of N: every N-th batch of each task's
+    /// examples, so each batch holds the same examples as in a single run) into OUT/shards/K-of-N/, resumably,
+    /// and records what <see cref="EvalShards.Merge"/> needs there (shard.json) instead of a summary.
+    /// </summary>
+    public async Task<EvalShard> RunShardAsync(ShardSpec shard, IReadOnlyList<IEvalTask> tasks, IReadOnlyList<IModelVariant> variants,
+        IProgress<EvalProgress>? progress = null, CancellationToken ct = default)
+    {
+        var dir = EvalShards.FolderOf(_outputDir, shard);
+        // a shard is finished when its record exists: not while it runs again (e.g. with other options)
+        var finished = Path.Combine(dir, EvalShard.FileName);
+        if (File.Exists(finished)) File.Delete(finished);
+        var (shape, _, timings, seconds) = await EvaluateAsync(tasks, variants, shard, dir, progress, ct);
+        var record = new EvalShard(shard, shape, timings, seconds);
+        record.Save(dir);
+        return record;
+    }
+
+    async Task<(EvalRunShape, Dictionary<string, Dictionary<string, IReadOnlyList<PredictionRecord>>>, List<TaskTiming>, double)> EvaluateAsync(
+        IReadOnlyList<IEvalTask> tasks, IReadOnlyList<IModelVariant> variants, ShardSpec shard, string dir,
+        IProgress<EvalProgress>? progress, CancellationToken ct)
+    {
         Validate(tasks, variants);
         var total = Stopwatch.StartNew();
         var timings = new List<TaskTiming>();
-        var predictions = new List<TaskPredictions>();
         var splitSizes = tasks.ToDictionary(t => t.Name, t => t.EvaluationSplit().Count);
         var examples = tasks.ToDictionary(t => t.Name, Examples);
+        var mine = examples.ToDictionary(kv => kv.Key, kv => (IReadOnlyList<TaskExample>)kv.Value
+            .Where((_, i) => EvalShards.Owns(shard, i, _options.BatchSize)).ToArray());
         var recorded = tasks.ToDictionary(t => t.Name, _ => new Dictionary<string, IReadOnlyList<PredictionRecord>>());
         // Variant by variant, so a variant's model can be released before the next one is loaded.
         foreach (var variant in variants)
@@ -49,7 +80,7 @@ public sealed class EvalRunner
             foreach (var task in tasks)
             {
                 ct.ThrowIfCancellationRequested();
-                var (records, timing) = await RunOneAsync(task, variant, examples[task.Name], progress, ct);
+                var (records, timing) = await RunOneAsync(task, variant, mine[task.Name], dir, progress, ct);
                 recorded[task.Name][variant.Name] = records;
                 timings.Add(timing);
             }
@@ -58,19 +89,17 @@ public sealed class EvalRunner
         if (!_unscored.IsEmpty)
             throw new EvalRunException(
                 $"{_unscored.Count} example(s) could not be scored: the judge gave no readable verdict after its retries " +
-                $"(listed with the judge's last reply in {Path.Combine(_outputDir, ScoringFailuresFile)}). Every other prediction is saved; " +
+                $"(listed with the judge's last reply in {Path.Combine(dir, ScoringFailuresFile)}). Every other prediction is saved; " +
                 $"run the same command again to retry only these (answered judge calls are cached). First: {_unscored.First()}");
-        foreach (var task in tasks)
-            predictions.Add(new TaskPredictions(task.Name, task.Metric, task.HigherIsBetter, examples[task.Name].Select(e => e.Id).ToArray(), recorded[task.Name]));
 
-        var stats = SummaryBuilder.Build(predictions, _options.Comparisons, _options.Seed, _options.BootstrapResamples, _options.Notes);
-        var summary = new EvalSummary
+        var shape = new EvalRunShape
         {
-            Main = stats.Main,
-            Comparisons = stats.Comparisons,
-            Tasks = stats.Tasks,
-            Seed = stats.Seed,
-            BootstrapResamples = stats.BootstrapResamples,
+            Tasks = tasks.Select(t => new EvalRunShape.TaskShape(t.Name, t.Metric, t.HigherIsBetter, examples[t.Name].Select(e => e.Id).ToArray())).ToArray(),
+            Variants = variants.Select(v => v.Name).ToArray(),
+            Comparisons = _options.Comparisons,
+            Seed = _options.Seed,
+            BootstrapResamples = _options.BootstrapResamples,
+            Notes = _options.Notes,
             Runner = new Dictionary<string, System.Text.Json.Nodes.JsonNode?>
             {
                 ["batch_size"] = _options.BatchSize,
@@ -85,17 +114,37 @@ public sealed class EvalRunner
             Settings = _options.Settings,
             DataSources = _options.DataSources,
             Models = _options.Models,
-            Timings = timings,
-            TotalSeconds = total.Elapsed.TotalSeconds,
         };
-        summary.Save(_outputDir);
-        return summary;
+        return (shape, recorded, timings, total.Elapsed.TotalSeconds);
+    }
+
+    /// <summary>The summary of a run from what it evaluated and its records (every example of every task, per variant).</summary>
+    internal static EvalSummary Summarize(EvalRunShape shape, IReadOnlyDictionary<string, Dictionary<string, IReadOnlyList<PredictionRecord>>> recorded,
+        IReadOnlyList<TaskTiming> timings, double totalSeconds, IReadOnlyList<ShardTiming>? shards = null)
+    {
+        var predictions = shape.Tasks.Select(t => new TaskPredictions(t.Name, t.Metric, t.HigherIsBetter, t.ExampleIds, recorded[t.Name])).ToArray();
+        var stats = SummaryBuilder.Build(predictions, shape.Comparisons, shape.Seed, shape.BootstrapResamples, shape.Notes);
+        return new EvalSummary
+        {
+            Main = stats.Main,
+            Comparisons = stats.Comparisons,
+            Tasks = stats.Tasks,
+            Seed = stats.Seed,
+            BootstrapResamples = stats.BootstrapResamples,
+            Runner = shape.Runner,
+            Settings = shape.Settings,
+            DataSources = shape.DataSources,
+            Models = shape.Models,
+            Timings = timings,
+            TotalSeconds = totalSeconds,
+            Shards = shards ?? [],
+        };
     }
 
     async Task<(IReadOnlyList<PredictionRecord>, TaskTiming)> RunOneAsync(IEvalTask task, IModelVariant variant,
-        IReadOnlyList<TaskExample> examples, IProgress<EvalProgress>? progress, CancellationToken ct)
+        IReadOnlyList<TaskExample> examples, string dir, IProgress<EvalProgress>? progress, CancellationToken ct)
     {
-        var path = PredictionFile.PathFor(_outputDir, task.Name, variant.Name);
+        var path = PredictionFile.PathFor(dir, task.Name, variant.Name);
         var existing = PredictionFile.Read(path, repair: true);
         if (variant.Identity is string identity) PredictionFile.CheckIdentity(path, variant.Name, identity);
         foreach (var r in existing)
@@ -115,7 +164,7 @@ public sealed class EvalRunner
             ct.ThrowIfCancellationRequested();
             var records = task.Kind switch
             {
-                TaskKind.Generation => await GenerationBatchAsync(task, variant, batch, generate, score, ct),
+                TaskKind.Generation => await GenerationBatchAsync(task, variant, batch, dir, generate, score, ct),
                 TaskKind.MultipleChoice or TaskKind.RollingLogLikelihood => await ChoiceBatchAsync(task, variant, batch, generate, score, ct),
                 _ => throw new EvalRunException($"Task '{task.Name}' has unknown kind {task.Kind}."),
             };
@@ -128,7 +177,7 @@ public sealed class EvalRunner
         return (all, new TaskTiming(task.Name, variant.Name, pending.Length, generate.Elapsed.TotalSeconds, score.Elapsed.TotalSeconds));
     }
 
-    async Task<PredictionRecord[]> GenerationBatchAsync(IEvalTask task, IModelVariant variant, TaskExample[] batch,
+    async Task<PredictionRecord[]> GenerationBatchAsync(IEvalTask task, IModelVariant variant, TaskExample[] batch, string dir,
         Stopwatch generate, Stopwatch score, CancellationToken ct)
     {
         var prompts = batch.Select(task.BuildPrompt).ToArray();
@@ -156,7 +205,7 @@ public sealed class EvalRunner
                 }
             });
         score.Stop();
-        RecordFailures(task, variant, batch, failed);
+        RecordFailures(task, variant, batch, failed, dir);
         return batch.Select((e, i) => failed[i] is null ? Record(task, variant, e, prompts[i], outputs[i], scores[i], null) : null)
             .OfType<PredictionRecord>().ToArray();
     }
@@ -202,7 +251,7 @@ public sealed class EvalRunner
         new($"Task '{task.Name}', example '{example.Id}': its prompt for variant '{variant.Name}' has {e.Tokens} tokens, " +
             $"more than the model's context allows ({e.Limit}). Shorten or drop that example.", e);
 
-    void RecordFailures(IEvalTask task, IModelVariant variant, TaskExample[] batch, string?[] failed)
+    void RecordFailures(IEvalTask task, IModelVariant variant, TaskExample[] batch, string?[] failed, string dir)
     {
         var lines = new System.Text.StringBuilder();
         for (int i = 0; i < batch.Length; i++)
@@ -215,8 +264,8 @@ public sealed class EvalRunner
             }, PredictionRecord.JsonOptions)).Append('\n');
         }
         if (lines.Length == 0) return;
-        Directory.CreateDirectory(_outputDir);
-        File.AppendAllText(Path.Combine(_outputDir, ScoringFailuresFile), lines.ToString());
+        Directory.CreateDirectory(dir);
+        File.AppendAllText(Path.Combine(dir, ScoringFailuresFile), lines.ToString());
     }
 
     // The record layout (example fields, then score details, flat) is the tasks' own, shared with re-scoring.

@@ -50,6 +50,8 @@ public sealed class EvalSummary
     public IReadOnlyDictionary<string, string> DataSources { get; init; } = new Dictionary<string, string>();
     public IReadOnlyDictionary<string, string> Models { get; init; } = new Dictionary<string, string>();
     public IReadOnlyList<TaskTiming> Timings { get; init; } = [];
+    /// <summary>A run merged from shards: the time of each (Timings and TotalSeconds are their sums); empty for a single run.</summary>
+    public IReadOnlyList<ShardTiming> Shards { get; init; } = [];
     public double TotalSeconds { get; init; }
 
     public const string FileName = "summary.json";
@@ -134,6 +136,11 @@ public sealed class EvalSummary
                 }).ToArray()),
             },
         };
+        if (Shards.Count > 0)
+            root["timings"]!["shards"] = new JsonArray(Shards.Select(s => (JsonNode?)new JsonObject
+            {
+                ["shard"] = s.Shard, ["total_s"] = Math.Round(s.Seconds, 3),
+            }).ToArray());
         return root;
     }
 
@@ -226,6 +233,11 @@ public sealed class EvalSummary
             return new TaskTiming(Str(o, "task", $"timings.runs[{i}]"), Str(o, "variant", $"timings.runs[{i}]"),
                 Int(o, "examples_run", $"timings.runs[{i}]"), Num(o, "generate_s", $"timings.runs[{i}]"), Num(o, "score_s", $"timings.runs[{i}]"));
         }).ToArray();
+        var shards = (timings?["shards"] as JsonArray ?? []).Select((n, i) =>
+        {
+            var o = AsObj(n, $"timings.shards[{i}]");
+            return new ShardTiming(Str(o, "shard", $"timings.shards[{i}]"), Num(o, "total_s", $"timings.shards[{i}]"));
+        }).ToArray();
         var boot = root["bootstrap"] as JsonObject;
         return new EvalSummary
         {
@@ -239,6 +251,7 @@ public sealed class EvalSummary
             DataSources = ReadMap(root, "data_sources"),
             Models = ReadMap(root, "models"),
             Timings = runs,
+            Shards = shards,
             TotalSeconds = timings?["total_s"] is null ? 0 : Num(timings, "total_s", "timings"),
         };
     }
