@@ -25,6 +25,13 @@ if (which is "identity")
 }
 if (which is "extract-family") { MethodBench.ExtractFamily(args[1]); return 0; }   // llama | gemma2: time it from outside
 if (which is "roofline") { RooflineBench.Run(quick, args); return 0; }
+if (which is "organism") OrganismBench.Run(quick);
+if (which is "organism-corpus") OrganismBench.Corpus();
+if (which is "organism-compromise")   // organism-compromise FOLDER 1e-4,4e-4 MAX_STEPS BATCH
+{
+    OrganismBench.Compromise(args[1], args[2].Split(',').Select(x => double.Parse(x, System.Globalization.CultureInfo.InvariantCulture)).ToList(), int.Parse(args[3]), int.Parse(args[4]));
+    return 0;
+}
 if (which is "foundation" or "all") FoundationBench.Run(quick);
 if (which is "method" or "all") MethodBench.Run(quick);
 if (which is "transfer" or "all") TransferBench.Run(quick);

@@ -23,11 +23,22 @@ internal static class DemoCommand
         var output = Opt("--out", "Output folder.", defaultValue: () => "superficial-demo");
         var seed = Opt("--seed", "Organism seed.", defaultValue: () => 0);
         var organismDir = Opt<string?>("--organism", "Use this organism folder instead of the cached build.");
+        var seeds = Opt<string?>("--seeds", "Replication: comma-separated organism seeds (e.g. 0,1,2); builds one organism per seed, runs the whole demo on each " +
+                                             "(OUT/seed-N) and reports every portion per seed and pooled (OUT/replication.md).");
         var cmd = new Command("demo", "Run the whole pipeline on the embedded default and print the superficial portion per task.")
-            { size, output, seed, organismDir };
+            { size, output, seed, organismDir, seeds };
         cmd.SetAction(Action((p, ct) =>
         {
-            Run(OrganismCommands.ParseSize(p.GetValue(size)!), p.GetValue(output)!, p.GetValue(seed), p.GetValue(organismDir), ct);
+            var sz = OrganismCommands.ParseSize(p.GetValue(size)!);
+            if (p.GetValue(seeds) is { } list)
+            {
+                if (p.GetValue(organismDir) is not null) throw new ArgumentException("--seeds builds one organism per seed; it cannot be combined with --organism.");
+                var parsed = list.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)
+                    .Select(x => int.TryParse(x, out var v) && v >= 0 ? v : throw new ArgumentException($"--seeds {list}: \"{x}\" is not a seed (a whole number, 0 or more).")).ToList();
+                if (parsed.Count == 0 || parsed.Distinct().Count() != parsed.Count) throw new ArgumentException($"--seeds {list}: expected distinct seeds, e.g. 0,1,2.");
+                RunSeeds(sz, p.GetValue(output)!, parsed, ct);
+            }
+            else Run(sz, p.GetValue(output)!, p.GetValue(seed), p.GetValue(organismDir), ct);
             return 0;
         }));
         root.Subcommands.Add(cmd);
@@ -104,8 +115,14 @@ internal static class DemoCommand
         var evalSummary = EvalCommands.Run(experiment, tasks, evalDir, ScoringContext.None, new Dictionary<string, IReadOnlyList<string>>
         {
             ["organism-toxicity"] = ["labeller: the organism's exact lexicon of hateful phrases (no classifier error)"],
-        }, 16, new Dictionary<string, string> { ["organism"] = organism.Folder }, ct);
+        }, EvalBatch, new Dictionary<string, string> { ["organism"] = organism.Folder }, ct);
         timings.Add(("evaluate", watch.Elapsed.TotalSeconds));
+
+        Section("4b. recovery against the strength of the compromise");
+        watch.Restart();
+        var curve = RecoveryCurveRun(size, outDir, organism, headPath, ct);
+        Superficial.Evaluation.Report.EvalReport.Write(evalDir, null, RecoveryCurve.Blocks(curve, organism.Compromises));
+        timings.Add(("recovery curve", watch.Elapsed.TotalSeconds));
 
         Section("5. analyze: token shift, depth, head anatomy, stability, rank, prefill");
         watch.Restart();
@@ -129,6 +146,71 @@ internal static class DemoCommand
         AnsiConsole.MarkupLine($"timings: {string.Join(", ", timings.Select(t => $"{t.Item1} {t.Item2:0} s"))}; total {total.Elapsed.TotalSeconds:0} s");
         AnsiConsole.MarkupLine($"report: [link]{Markup.Escape(Path.GetFullPath(Path.Combine(evalDir, "report.html")))}[/] (and report.md beside it)");
         AnsiConsole.MarkupLine($"analysis: [link]{Markup.Escape(analysisReport.Html)}[/] (and analysis.md, analysis.json beside it)");
+    }
+
+    /// <summary>The comparisons the replication table reports (summary.json's variant names).</summary>
+    static readonly (string Name, (string Low, string Mid, string High) Variants)[] Replicated =
+        [("superficial", ("base", "base+head", "aligned")), ("transfer", ("large-base", "large-base+head", "large-aligned"))];
+
+    /// <summary>
+    /// The demo on organisms built from each seed (OUT/seed-N, each a complete demo), then every portion per seed
+    /// and pooled over the seeds' examples: OUT/replication.md and replication.json.
+    /// </summary>
+    public static void RunSeeds(OrganismSize size, string outDir, IReadOnlyList<int> seeds, CancellationToken ct)
+    {
+        foreach (var s in seeds)
+        {
+            Section($"seed {s}");
+            Run(size, Path.Combine(outDir, $"seed-{s}"), s, null, ct);
+        }
+        Section($"replication across seeds {string.Join(", ", seeds)}");
+        var runs = seeds.Select(s => (s, Path.Combine(outDir, $"seed-{s}", "eval"))).ToList();
+        var tasks = OrganismTasks.Names.Where(t => t != "organism-benign-nll").ToList();
+        var md = new System.Text.StringBuilder("# Replication across organism seeds\n\n" +
+            "Each seed builds its own world, corpus and models; the portion (mid − low) / (high − low) per seed, and pooled over " +
+            "every seed's examples (one paired bootstrap), with 95% intervals.\n\n");
+        var json = new System.Text.Json.Nodes.JsonObject { ["seeds"] = new System.Text.Json.Nodes.JsonArray(seeds.Select(x => (System.Text.Json.Nodes.JsonNode)x).ToArray()) };
+        foreach (var (name, variants) in Replicated)
+        {
+            var rows = Replication.Compute(runs, tasks, variants);
+            md.Append($"## {name}: {variants.Low} → {variants.Mid} → {variants.High}\n\n").Append(Replication.Markdown(rows)).Append('\n');
+            json[name] = Replication.ToJson(rows, variants);
+        }
+        Directory.CreateDirectory(outDir);
+        Superficial.IO.AtomicFile.WriteAllText(Path.Combine(outDir, "replication.md"), md.ToString());
+        Superficial.IO.AtomicFile.WriteAllText(Path.Combine(outDir, "replication.json"), json.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
+        Console.Out.Write(md.ToString());
+        AnsiConsole.MarkupLine($"replication: [link]{Markup.Escape(Path.GetFullPath(Path.Combine(outDir, "replication.md")))}[/] (and replication.json)");
+    }
+
+    /// <summary>Prompts generated together in the demo's evaluations: the organism's models are small, so a wide batch costs little more per step than a narrow one.</summary>
+    public const int EvalBatch = 64;
+
+    /// <summary>Examples per task in the recovery curve at demo size (its 21 variants; the headline uses every example).</summary>
+    public const int CurveLimit = 100;
+
+    /// <summary>
+    /// Every compromised model of the organism (the strengths of the attack and the benign-only one), alone, with
+    /// the head applied directly and via the base model (raw and same), beside the aligned model, on the curve's
+    /// tasks; the curve (recovery/recovery.json) and its report blocks.
+    /// </summary>
+    static RecoveryCurve.Curve RecoveryCurveRun(OrganismSize size, string outDir, OrganismDescription organism, string headPath, CancellationToken ct)
+    {
+        string Model(string name) => Path.Combine(organism.Folder, name);
+        var experiment = new Experiment(new ExperimentOptions
+        {
+            Aligned = Model("aligned"), Compromised = Model("compromised"),
+            MoreCompromised = organism.Compromises.Where(c => c.Model != "compromised").Select(c => (c.Model, Model(c.Model))).ToList(),
+            RecoverWith = headPath, ViaBase = Model("base"), ViaBaseReads = [SideModelReads.Raw, SideModelReads.Same],
+        });
+        var tasks = RecoveryCurve.Tasks.Select(t => TaskCatalog.Create(t, null, organism.Folder, size == OrganismSize.Tiny ? null : CurveLimit)).ToList();
+        var dir = Path.Combine(outDir, "recovery");
+        var summary = EvalCommands.Run(experiment, tasks, dir, ScoringContext.None, new Dictionary<string, IReadOnlyList<string>>(), EvalBatch,
+            new Dictionary<string, string> { ["organism"] = organism.Folder }, ct);
+        var curve = RecoveryCurve.Read(summary, organism.Compromises);
+        Superficial.IO.AtomicFile.WriteAllText(Path.Combine(dir, "recovery.json"),
+            RecoveryCurve.ToJson(curve, organism.Compromises).ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
+        return curve;
     }
 
     /// <summary>

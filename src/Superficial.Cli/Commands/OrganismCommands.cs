@@ -35,8 +35,8 @@ internal static class OrganismCommands
         var d = WithProgress("organism", "steps", progress => OrganismBuilder.Build(size, outDir, seed,
             new Progress<OrganismProgress>(p => progress.Report(p.Step, Math.Max(1, p.Steps), $"{p.Stage}, loss {p.Loss:0.000}")), ct));
         var table = new Table().AddColumn("model").AddColumn("parameters").AddColumn("trained in");
-        foreach (var m in OrganismBuilder.Models)
-            table.AddRow(m, d.Parameters.TryGetValue(m, out var n) ? $"{n:N0}" : "?", d.Seconds.TryGetValue(m, out var s) ? $"{s:0.0} s" : "-");
+        foreach (var (m, n) in d.Parameters)
+            table.AddRow(m, $"{n:N0}", d.Seconds.TryGetValue(m, out var s) ? $"{s:0.0} s" : "-");
         Say($"{(d.Reused ? "reused" : "built")} organism ({size.ToString().ToLowerInvariant()}, seed {seed}, vocabulary {d.VocabSize}) in {d.Folder}");
         AnsiConsole.Write(table);
         Say("tasks (evaluation examples): " + string.Join(", ", d.TaskExamples.Select(kv => $"{kv.Key} {kv.Value}")));
@@ -48,7 +48,7 @@ internal static class OrganismCommands
         var size = Opt("--size", OrganismSizeHelp, defaultValue: () => "demo");
         var output = Opt<string?>("--out", "Folder to build in (default: the cache, ~/.cache/superficial/organism/...).");
         var seed = Opt("--seed", "World and training seed.", defaultValue: () => 0);
-        var cmd = new Command("build", "Generate the world and corpus, train the tokenizer and the five models (or reuse a finished build).") { size, output, seed };
+        var cmd = new Command("build", "Generate the world and corpus, train the tokenizer and the models (or reuse a finished build).") { size, output, seed };
         cmd.SetAction(Action((p, ct) =>
         {
             Build(ParseSize(p.GetValue(size)!), p.GetValue(output), p.GetValue(seed), ct);

@@ -29,6 +29,11 @@ public sealed record ExperimentOptions
     public string? ViaBase { get; init; }
     /// <summary>What the ViaBase model reads: the raw prompt (variant compromised+head-via-base) and/or the same tokens (compromised+head-via-base-same).</summary>
     public IReadOnlyList<SideModelReads> ViaBaseReads { get; init; } = [SideModelReads.Raw];
+    /// <summary>
+    /// Further compromised models (e.g. other strengths of the attack), each recovered like <see cref="Compromised"/>
+    /// at scale 1: variants Name, Name+head and, with <see cref="ViaBase"/>, Name+head-via-base[-same]. Needs Compromised.
+    /// </summary>
+    public IReadOnlyList<(string Name, string Model)> MoreCompromised { get; init; } = [];
     /// <summary>Scales of the head's shift; each alpha other than 1 adds variants named with <see cref="Comparison.AlphaTag"/>.</summary>
     public IReadOnlyList<double> Alphas { get; init; } = [1.0];
     public string? ChatTemplate { get; init; }
@@ -132,7 +137,20 @@ public sealed class Experiment
             if (o.ViaBase is not null)
                 foreach (var r in reads)
                     comparisons.Add(new Comparison(ViaBaseVariant(r).Replace("compromised+head", "recovery"), "compromised", ViaBaseVariant(r), "aligned"));
+            foreach (var (name, model) in o.MoreCompromised)
+            {
+                if (variants.Any(v => v.Name == name || v.Name.StartsWith(name + "+", StringComparison.Ordinal)))
+                    throw new ParameterException(nameof(o.MoreCompromised), $"`MoreCompromised` names \"{name}\" twice or as another variant.");
+                variants.Add(new VariantSpec(name, model, true, none, o.ChatTemplate));
+                variants.Add(new VariantSpec(name + "+head", model, true, new SteeringRequest { RecoverWith = o.RecoverWith }, o.ChatTemplate));
+                if (o.ViaBase is not null)
+                    foreach (var r in reads)
+                        variants.Add(new VariantSpec(name + ViaBaseVariant(r)["compromised".Length..], model, true,
+                            new SteeringRequest { RecoverWith = o.RecoverWith, ViaBase = o.ViaBase, ViaBaseReads = r }, o.ChatTemplate));
+            }
         }
+        else if (o.MoreCompromised.Count > 0)
+            throw new ParameterException(nameof(o.MoreCompromised), "`MoreCompromised` needs `Compromised` (and `RecoverWith`).");
         if (variants.Count == 0)
             throw new ParameterException(nameof(o.Base), "nothing to evaluate: give `Base`, `Aligned` and `Head` (and optionally `Compromised` ...).");
         return (variants.Select(v => v with { Steering = v.Steering with { AllowOtherBase = o.AllowOtherBase } }).ToList(), comparisons);

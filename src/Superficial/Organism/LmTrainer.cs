@@ -49,9 +49,9 @@ public static class LmTrainer
         }, progress, ct);
     }
 
-    /// <summary>Trains on whole sequences with loss masks (fine-tuning), in shuffled epochs.</summary>
+    /// <summary>Trains on whole sequences with loss masks (fine-tuning), in shuffled epochs; <paramref name="afterStep"/> sees the model after each step (with the number of steps done), to save snapshots.</summary>
     public static IReadOnlyList<double> FineTune(CausalLM model, IReadOnlyList<TrainingSequence> data, TrainingPhase p, int seed,
-        IProgress<TrainingProgress>? progress = null, CancellationToken ct = default)
+        IProgress<TrainingProgress>? progress = null, CancellationToken ct = default, Action<int>? afterStep = null)
     {
         if (data.Count == 0) throw new ArgumentException("no fine-tuning sequences.");
         var rng = new Random(seed);
@@ -76,11 +76,11 @@ public static class LmTrainer
                     mask[b * (len - 1) + t] = s.LossMask is null || s.LossMask[t + 1] ? 1 : 0;
             }
             return (tensor(ids, [batch.Count, len]), tensor(mask, [batch.Count, len - 1]));
-        }, progress, ct);
+        }, progress, ct, afterStep);
     }
 
     static IReadOnlyList<double> Run(CausalLM model, TrainingPhase p, Func<int, (Tensor ids, Tensor? mask)> batches,
-        IProgress<TrainingProgress>? progress, CancellationToken ct)
+        IProgress<TrainingProgress>? progress, CancellationToken ct, Action<int>? afterStep = null)
     {
         model.train();
         var parameters = model.parameters().ToList();
@@ -110,6 +110,7 @@ public static class LmTrainer
             tokens += input.numel();
             if (step % 10 == 0 || step == p.Steps - 1)
                 progress?.Report(new TrainingProgress(p.Name, step + 1, p.Steps, value, tokens / Math.Max(1e-9, watch.Elapsed.TotalSeconds)));
+            afterStep?.Invoke(step + 1);
         }
         model.eval();
         foreach (var q in parameters) q.requires_grad = false;

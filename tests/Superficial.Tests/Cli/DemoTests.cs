@@ -24,6 +24,13 @@ public class DemoTests(TinyOrganism organism)
         Assert.Contains("organism-safety", html);
         Assert.Contains("data:image/png;base64", html);
         Assert.True(File.Exists(Path.Combine(tmp.Path, "head.safetensors")));
+        // the recovery curve: every compromised model of the organism, and its section at the end of the report
+        var curve = JsonNode.Parse(File.ReadAllText(Path.Combine(tmp.Path, "recovery", "recovery.json")))!;
+        Assert.Equal(organism.Description.Compromises.Select(c => c.Model), curve["compromises"]!.AsArray().Select(c => (string)c!["model"]!));
+        var asr = curve["tasks"]!["organism-safety"]!["series"]!["compromised"]!.AsArray();
+        Assert.Equal(organism.Description.Compromises.Count, asr.Count);
+        Assert.True((double)asr[^2]!["mean"]! > (double)asr[0]!["mean"]!, "the strongest attack succeeds more often than the weakest");
+        Assert.Contains("Recovery against the strength of the compromise", html);
         // a second run resumes everything and changes nothing
         var before = File.ReadAllBytes(Path.Combine(tmp.Path, "head.safetensors"));
         DemoCommand.Run(OrganismSize.Tiny, tmp.Path, 0, organism.Folder, CancellationToken.None);

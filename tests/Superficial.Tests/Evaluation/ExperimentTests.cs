@@ -108,4 +108,26 @@ public class ExperimentTests
         Assert.Equal($"{Path.GetFullPath("B")} (raw); head h, alpha 2", d["base+head@a=2"]);
         Assert.Equal($"{Path.GetFullPath("A")} (chat)", d["aligned"]);
     }
+
+    [Fact]
+    public void A_recovery_curve_names_each_compromised_model_with_its_recoveries_and_needs_the_plain_one()
+    {
+        var e = new Experiment(new ExperimentOptions
+        {
+            Aligned = "A", Compromised = "C10", RecoverWith = "h", ViaBase = "B", ViaBaseReads = [SideModelReads.Raw, SideModelReads.Same],
+            MoreCompromised = [("compromised-s2", "C2"), ("compromised-benign", "CB")],
+        });
+        Assert.Equal([
+            "aligned", "compromised", "compromised+head", "compromised+head-via-base", "compromised+head-via-base-same",
+            "compromised-s2", "compromised-s2+head", "compromised-s2+head-via-base", "compromised-s2+head-via-base-same",
+            "compromised-benign", "compromised-benign+head", "compromised-benign+head-via-base", "compromised-benign+head-via-base-same",
+        ], Names(e));
+        var s2 = e.Variants.Single(v => v.Name == "compromised-s2+head-via-base-same");
+        Assert.Equal(("C2", "h", "B", SideModelReads.Same), (s2.Model, s2.Steering.RecoverWith, s2.Steering.ViaBase, s2.Steering.ViaBaseReads));
+        Assert.True(e.Variants.Single(v => v.Name == "compromised-benign").Steering.IsEmpty);
+        Assert.Contains("Compromised", Assert.Throws<ParameterException>(() => new Experiment(new ExperimentOptions
+            { Aligned = "A", RecoverWith = "h", MoreCompromised = [("x", "X")] })).Message);
+        Assert.Contains("twice", Assert.Throws<ParameterException>(() => new Experiment(new ExperimentOptions
+            { Aligned = "A", Compromised = "C", RecoverWith = "h", MoreCompromised = [("x", "X"), ("x", "Y")] })).Message);
+    }
 }

@@ -97,7 +97,8 @@ public class OrganismTests(TinyOrganism organism)
     public void FoldersLoadThroughTheStandardLoaderAndGenerate()
     {
         Assert.True(organism.Seconds < 600, $"tiny build took {organism.Seconds:0} s");
-        foreach (var name in OrganismBuilder.Models)
+        Assert.Equal(OrganismRecipe.For(OrganismSize.Tiny).ModelNames.Order(), organism.Description.Parameters.Keys.Order());
+        foreach (var name in OrganismRecipe.For(OrganismSize.Tiny).ModelNames)
         {
             var dir = Path.Combine(organism.Folder, name);
             using var m = CausalLM.Load(dir);

@@ -13,11 +13,12 @@ public static class EvalReport
 {
     public const string ChartFolder = "report_files";
 
-    public static ReportFiles Write(string runDir, ReportOptions? options = null)
+    /// <summary>Writes the report; <paramref name="more"/> are sections appended at its end (measured elsewhere, e.g. the organism's recovery curve).</summary>
+    public static ReportFiles Write(string runDir, ReportOptions? options = null, IReadOnlyList<ReportBlock>? more = null)
     {
         options ??= new ReportOptions();
         var summary = EvalSummary.Load(Path.Combine(runDir, EvalSummary.FileName));
-        var blocks = new ReportBuilder(summary, runDir, options).Build();
+        var blocks = new ReportBuilder(summary, runDir, options).Build().Concat(more ?? []).ToList();
 
         var chartDir = Path.Combine(runDir, ChartFolder);
         Directory.CreateDirectory(chartDir);

@@ -168,6 +168,36 @@ public static class ReportCharts
         return plot.GetImageBytes(width, height, ImageFormat.Png);
     }
 
+    /// <summary>
+    /// A metric against the strength of a compromise, one line per series (with 95% whiskers; a missing point
+    /// is left out) and the target level as a dashed line; the x axis is categorical (the compromises in order).
+    /// </summary>
+    public static byte[] StrengthCurves(string title, string metric, IReadOnlyList<string> strengths,
+        IReadOnlyList<(string Label, IReadOnlyList<BarValue?> Values)> series, double? target, int width = 900, int height = 400)
+    {
+        var plot = NewPlot(title);
+        if (target is { } t) AddReference(plot, t, "aligned", SeriesColor(2), LinePattern.Dashed);
+        for (var k = 0; k < series.Count; k++)
+        {
+            var points = series[k].Values.Select((v, i) => (X: (double)i, V: v)).Where(p => p.V is not null).ToArray();
+            if (points.Length == 0) continue;
+            var xs = points.Select(p => p.X).ToArray();
+            var ys = points.Select(p => p.V!.Mean).ToArray();
+            var line = plot.Add.Scatter(xs, ys, SeriesColor(k == 0 ? 0 : k + 2));
+            line.LineWidth = 2;
+            line.MarkerSize = 9;
+            line.MarkerShape = Markers[k % Markers.Length];
+            line.LegendText = series[k].Label;
+            AddWhiskers(plot, xs, ys, points.Select(p => p.V!.Mean - p.V.Ci95.Low).ToArray(), points.Select(p => p.V!.Ci95.High - p.V.Mean).ToArray(),
+                SeriesColor(k == 0 ? 0 : k + 2));
+        }
+        plot.Axes.Bottom.SetTicks(strengths.Select((_, i) => (double)i).ToArray(), strengths.ToArray());
+        plot.XLabel("compromise (fine-tuning steps)");
+        plot.YLabel(metric);
+        LegendBelow(plot);
+        return plot.GetImageBytes(width, height, ImageFormat.Png);
+    }
+
     // ScottPlot's own sans-serif pick falls back to a serif face on Linux machines without Microsoft fonts;
     // prefer the common Linux sans faces (they have the arrows and minus signs used in labels).
     static readonly string FontName =
