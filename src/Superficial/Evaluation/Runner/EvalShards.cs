@@ -93,15 +93,7 @@ public sealed record EvalShard(ShardSpec Shard, EvalRunShape Run, IReadOnlyList<
         {
             ["shard"] = Shard.ToString(),
             ["run"] = Run.ToJson(),
-            ["timings"] = new JsonObject
-            {
-                ["total_s"] = Math.Round(TotalSeconds, 3),
-                ["runs"] = new JsonArray(Timings.Select(t => (JsonNode?)new JsonObject
-                {
-                    ["task"] = t.Task, ["variant"] = t.Variant, ["examples_run"] = t.ExamplesRun,
-                    ["generate_s"] = Math.Round(t.GenerateSeconds, 3), ["score_s"] = Math.Round(t.ScoreSeconds, 3),
-                }).ToArray()),
-            },
+            ["timings"] = TaskTiming.ToJson(TotalSeconds, Timings),
         };
         IO.AtomicFile.WriteAllText(Path.Combine(folder, FileName), o.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
     }

@@ -27,7 +27,19 @@ public sealed record ComparisonResults(Comparison Comparison, (string Low, strin
     double? Alpha, string? SweepOf, IReadOnlyList<ComparisonTaskResult> Tasks);
 
 /// <summary>Time spent in this run (not earlier interrupted ones) on one task and variant.</summary>
-public sealed record TaskTiming(string Task, string Variant, int ExamplesRun, double GenerateSeconds, double ScoreSeconds);
+public sealed record TaskTiming(string Task, string Variant, int ExamplesRun, double GenerateSeconds, double ScoreSeconds)
+{
+    /// <summary>The "timings" object of summary.json and shard.json: the total and each (task, variant)'s seconds.</summary>
+    public static JsonObject ToJson(double totalSeconds, IEnumerable<TaskTiming> timings) => new()
+    {
+        ["total_s"] = Math.Round(totalSeconds, 3),
+        ["runs"] = new JsonArray(timings.Select(t => (JsonNode?)new JsonObject
+        {
+            ["task"] = t.Task, ["variant"] = t.Variant, ["examples_run"] = t.ExamplesRun,
+            ["generate_s"] = Math.Round(t.GenerateSeconds, 3), ["score_s"] = Math.Round(t.ScoreSeconds, 3),
+        }).ToArray()),
+    };
+}
 
 /// <summary>
 /// The results of an evaluation run, as written to summary.json: the main comparison under "tasks"
@@ -126,15 +138,7 @@ public sealed class EvalSummary
             ["settings"] = NodeMap(Settings),
             ["data_sources"] = StringMap(DataSources),
             ["models"] = StringMap(Models),
-            ["timings"] = new JsonObject
-            {
-                ["total_s"] = Math.Round(TotalSeconds, 3),
-                ["runs"] = new JsonArray(Timings.Select(t => (JsonNode?)new JsonObject
-                {
-                    ["task"] = t.Task, ["variant"] = t.Variant, ["examples_run"] = t.ExamplesRun,
-                    ["generate_s"] = Math.Round(t.GenerateSeconds, 3), ["score_s"] = Math.Round(t.ScoreSeconds, 3),
-                }).ToArray()),
-            },
+            ["timings"] = TaskTiming.ToJson(TotalSeconds, Timings),
         };
         if (Shards.Count > 0)
             root["timings"]!["shards"] = new JsonArray(Shards.Select(s => (JsonNode?)new JsonObject
