@@ -118,7 +118,11 @@ internal static class SevenBBench
                 });
                 Child($"train-head ({pair} pair)", ["train-head", "--extractions", ext, "--base", b, "--out", P($"{pair}-head.safetensors"), "--epochs", "2",
                     .. threads is int t2 ? new[] { "--threads", t2.ToString() } : [], "--progress", "lines"], r =>
-                    (0, "", null, ""));
+                {
+                    var m = System.Text.RegularExpressions.Regex.Match(r.Stderr + r.Stdout, @"training on (\d+) positions");
+                    long positions = m.Success ? long.Parse(m.Groups[1].Value) * 2 : 0;
+                    return (positions, "positions x 2 epochs (held-out passes included in the time)", positions > 0 ? r.Seconds / positions : null, "");
+                });
             }
 
             // eval: base, base+head, aligned on the 7B pair; then the small head transferred to the 7B base (small model beside)
