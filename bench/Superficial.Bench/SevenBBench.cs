@@ -126,10 +126,11 @@ internal static class SevenBBench
             }
 
             // eval: base, base+head, aligned on the 7B pair; then the small head transferred to the 7B base (small model beside)
-            Step Eval(string name, string outDir, string[] models)
+            // eval under a budget too: one 7B model at a time (plus the small one beside it for transfer)
+            Step Eval(string name, string outDir, long budget, string[] models)
             {
                 if (Directory.Exists(outDir)) Directory.Delete(outDir, true);
-                return Child(name, ["eval", .. models, "--tasks", "advbench", "--data", data, "--limit", $"{examples}", "--batch", $"{examples}",
+                return Child(name, ["eval", .. models, "--max-memory", budget.ToString(CultureInfo.InvariantCulture), "--tasks", "advbench", "--data", data, "--limit", $"{examples}", "--batch", $"{examples}",
                     "--max-new-tokens", $"{evalTokens}", "--chat-template", "llama2", "--out", outDir, .. common], r =>
                 {
                     var runs = JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, "summary.json")))!["timings"]!["runs"]!.AsArray();
@@ -139,8 +140,8 @@ internal static class SevenBBench
                     return (tokens, "tokens (at most; examples x max new tokens per variant)", gen / tokens, $"generation per variant: {per}");
                 });
             }
-            Eval("eval (7B: base, base+head, aligned)", P("large-eval"), ["--base", P("large-base"), "--aligned", P("large-aligned"), "--head", P("large-head.safetensors")]);
-            Eval("eval transfer (small head on the 7B base)", P("transfer-eval"),
+            Eval("eval (7B: base, base+head, aligned)", P("large-eval"), maxMemory, ["--base", P("large-base"), "--aligned", P("large-aligned"), "--head", P("large-head.safetensors")]);
+            Eval("eval transfer (small head on the 7B base)", P("transfer-eval"), maxMemory + smallBytes,
                 ["--base", P("large-base"), "--aligned", P("large-aligned"), "--head", P("small-head.safetensors"), "--transfer-from", P("small-base")]);
             ok = true;
         }
