@@ -25,7 +25,15 @@ if (which is "identity")
     return 0;
 }
 if (which is "extract-family") { MethodBench.ExtractFamily(args[1]); return 0; }   // llama | gemma2: time it from outside
-if (which is "seven-b") return SevenBBench.Run(args);
+if (which is "seven-b")
+{
+    try { return SevenBBench.Run(args); }
+    catch (Exception e) when (e is IOException or ArgumentException or InvalidOperationException or FormatException)
+    {
+        Console.Error.WriteLine($"seven-b: {e.Message}");
+        return 2;
+    }
+}
 if (which is "roofline") { RooflineBench.Run(quick, args); return 0; }
 if (which is "organism") OrganismBench.Run(quick);
 if (which is "organism-corpus") OrganismBench.Corpus();

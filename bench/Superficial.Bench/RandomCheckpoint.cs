@@ -169,18 +169,24 @@ public static class RandomCheckpoint
     /// <summary>One block's BF16 values (little-endian): base value, plus the perturbation's noise when given.</summary>
     static void Fill(Span<byte> bytes, bool norm, ulong seed, ulong key, long block, Perturbation? perturbation)
     {
-        int count = bytes.Length / 2;
+        var values = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, ushort>(bytes);
         // uniform on [-a, a] has standard deviation a / sqrt(3)
         float a = (float)(InitStd * Math.Sqrt(3)), pa = (float)((perturbation?.Std ?? 0) * Math.Sqrt(3));
         ulong s = Stream(seed, key, block), ps = perturbation is null ? 0 : Stream(perturbation.Seed, key, block);
-        for (int i = 0; i < count; i++)
+        for (int i = 0; i < values.Length; i += 2)
         {
-            float v = norm ? 1f : Uniform(ref s) * a;
-            if (perturbation is not null) v += Uniform(ref ps) * pa;
-            ushort bf = ToBf16(v);
-            bytes[2 * i] = (byte)bf;
-            bytes[2 * i + 1] = (byte)(bf >> 8);
+            // two values per 64-bit draw
+            var (v0, v1) = norm ? (1f, 1f) : Uniforms(ref s, a);
+            if (perturbation is not null)
+            {
+                var (n0, n1) = Uniforms(ref ps, pa);
+                v0 += n0; v1 += n1;
+            }
+            values[i] = ToBf16(v0);
+            if (i + 1 < values.Length) values[i + 1] = ToBf16(v1);
         }
+        if (!BitConverter.IsLittleEndian)
+            for (int i = 0; i < values.Length; i++) values[i] = System.Buffers.Binary.BinaryPrimitives.ReverseEndianness(values[i]);
     }
 
     static ulong Stream(ulong seed, ulong key, long block) => Mix(Mix(seed ^ 0x5851F42D4C957F2DUL) ^ key ^ Mix((ulong)block + 0x9E3779B97F4A7C15UL));
@@ -193,11 +199,13 @@ public static class RandomCheckpoint
         return z ^ (z >> 31);
     }
 
-    /// <summary>Uniform on [-1, 1) from SplitMix64's next value (24 bits: exact in a float).</summary>
-    static float Uniform(ref ulong state)
+    /// <summary>Two values uniform on [-scale, scale) from SplitMix64's next output (24 bits each: exact in a float).</summary>
+    static (float, float) Uniforms(ref ulong state, float scale)
     {
         state += 0x9E3779B97F4A7C15UL;
-        return (Mix(state) >> 40) * (2f / (1 << 24)) - 1f;
+        ulong r = Mix(state);
+        const float unit = 2f / (1 << 24);
+        return (((r >> 40) * unit - 1f) * scale, (((r >> 16) & 0xFFFFFF) * unit - 1f) * scale);
     }
 
     /// <summary>Float to bfloat16, rounding to nearest even (as torch's conversion does for finite values).</summary>
