@@ -113,7 +113,12 @@ public static class RandomCheckpoint
         else if (File.Exists(index)) File.Delete(index);
         (config with { TorchDtype = "bfloat16" }).Save(Path.Combine(dir, "config.json"));
         foreach (var f in new[] { "tokenizer.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json" })
-            if (File.Exists(Path.Combine(tokenizerDir, f))) File.Copy(Path.Combine(tokenizerDir, f), Path.Combine(dir, f), true);
+            if (File.Exists(Path.Combine(tokenizerDir, f)))
+            {
+                var to = Path.Combine(dir, f);
+                if (File.Exists(to)) File.Delete(to);   // the shared artifacts are read-only, and so are their copies
+                File.Copy(Path.Combine(tokenizerDir, f), to);
+            }
         return written;
     }
 

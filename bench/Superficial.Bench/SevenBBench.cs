@@ -21,12 +21,12 @@ internal static class SevenBBench
     const long FullShardBytes = 10_000_000_000;
 
     public static ModelConfig Large(int layers) => ModelConfig.Llama(vocabSize: 32000, hidden: 4096, layers: layers, heads: 32, kvHeads: 32,
-        intermediate: 11008, maxPositions: 4096, ropeTheta: 10000, tieWordEmbeddings: false, bosId: 1, eosId: 2);
+        intermediate: 11008, maxPositions: 4096, ropeTheta: 10000, tieWordEmbeddings: false, bosId: 1, eosId: 2) with { TorchDtype = "bfloat16" };
 
     /// <summary>TinyLlama-1.1B's shape (22 layers, grouped-query attention 32/4), layers scaled as the large model's are.</summary>
     public static ModelConfig Small(int largeLayers) => ModelConfig.Llama(vocabSize: 32000, hidden: 2048,
         layers: largeLayers >= 32 ? 22 : Math.Max(1, (int)Math.Ceiling(largeLayers * 22 / 32.0)), heads: 32, kvHeads: 4,
-        intermediate: 5632, maxPositions: 2048, ropeTheta: 10000, tieWordEmbeddings: false, bosId: 1, eosId: 2);
+        intermediate: 5632, maxPositions: 2048, ropeTheta: 10000, tieWordEmbeddings: false, bosId: 1, eosId: 2) with { TorchDtype = "bfloat16" };
 
     sealed record Step(string Name, ChildRun.Result Run, long Tokens, string TokenUnit, double? PerTokenSeconds, string Note);
 
