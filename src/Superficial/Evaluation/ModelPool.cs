@@ -62,7 +62,7 @@ public sealed class ModelPool : IDisposable
         return config.ParameterCount() * elem;
     }
 
-    static string Gb(long bytes) => bytes >= 1e9 ? $"{bytes / 1e9:0.##} GB" : $"{bytes / 1e6:0.#} MB";
+    static string Gb(long bytes) => bytes >= 1e9 ? $"{bytes / 1e9:0.##} GB" : bytes >= 1e6 ? $"{bytes / 1e6:0.#} MB" : $"{bytes} bytes";
 
     public (CausalLM Model, TextTokenizer Tokenizer) Acquire(string folder) => Acquire(folder, 0);
 
