@@ -94,6 +94,8 @@ internal static class SevenBBench
                 var r = ChildRun.Run(exe, [cli, .. a], line => Console.WriteLine("   | " + line));
                 if (r.ExitCode != 0) throw new InvalidOperationException($"{name} failed (exit code {r.ExitCode}); its output is above.");
                 var (tokens, unit, per, note) = measure(r);
+                // mapped weight pages against one 7B-shaped model: ~1 means one large model at a time, never two
+                note = (note.Length > 0 ? note + "; " : "") + $"file-mapped peak {(double)r.MaxFileBytes / largeBytes:0.00}x one large model";
                 var step = new Step(name, r, tokens, unit, per, note);
                 Console.WriteLine($"-- {name}: {r.Seconds:0.0} s, peak RSS {r.PeakRssBytes / Gb:0.00} GB (anonymous {r.MaxAnonBytes / Gb:0.00}, file-mapped {r.MaxFileBytes / Gb:0.00}){(note.Length > 0 ? "; " + note : "")}");
                 steps.Add(step);
