@@ -43,7 +43,10 @@ internal static class RooflineBench
     /// <summary>This process's CPU seconds: with --threads 1 the work done, which other processes' load barely changes.</summary>
     static double CpuSeconds() { Proc.Refresh(); return Proc.TotalProcessorTime.TotalSeconds; }
 
-    /// <summary>The notes' second figure: the same throughput by CPU time and its share of the roofline.</summary>
+    /// <summary>
+    /// The notes' second figure: the same throughput by CPU time and its share of the roofline. The limits are still
+    /// wall-clock measurements, which load lowers: under load this share reads high; on a quiet machine both agree.
+    /// </summary>
     static string ByCpu(double units, double cpuSeconds, (double bound, string by) roof, string unit) =>
         $"by CPU time {units / cpuSeconds:0.0} {unit} = {units / cpuSeconds / roof.bound:P0}";
 
