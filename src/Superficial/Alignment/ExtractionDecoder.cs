@@ -29,7 +29,7 @@ internal sealed class ExtractionDecoder : IDisposable
     readonly long pad;
     readonly Tensor topLogits, topIds;   // [slots, maxNew, k] on the device
     readonly List<Row> rows = [];
-    readonly RunningBatch state = new();   // cache, masks, positions and pending tokens of `rows`, in order
+    readonly RunningBatch state = new();   // cache, masks, positions and pending tokens of the rows, in order
     readonly Stack<int> free;
 
     sealed class Row(int index, int promptLength, int slot)

@@ -20,7 +20,7 @@ internal sealed class ContinuousBatch(ServedVariant variant) : IDisposable
     readonly CausalLM model = variant.Model;
     readonly TextTokenizer tokenizer = variant.Tokenizer;
     readonly List<Sequence> rows = [];
-    readonly RunningBatch state = new();   // cache, masks, positions, pending tokens and session of `rows`, in order
+    readonly RunningBatch state = new();   // cache, masks, positions, pending tokens and session of the rows, in order
 
     public ServedVariant Variant => variant;
     public int Count => rows.Count;
