@@ -112,10 +112,12 @@ internal static class DemoCommand
             Alphas = [0.5, 1.0, 2.0], ExtraHeads = extraHeads,
         });
         var evalDir = Path.Combine(outDir, "eval");
+        // the headline (base, base+head, aligned) sees every example; the side variants the first SideExamples of each task
+        var side = experiment.Variants.Select(v => v.Name).Where(v => !Superficial.Evaluation.Runner.Comparison.Superficial.Variants.Contains(v)).ToDictionary(v => v, _ => SideExamples);
         var evalSummary = EvalCommands.Run(experiment, tasks, evalDir, ScoringContext.None, new Dictionary<string, IReadOnlyList<string>>
         {
             ["organism-toxicity"] = ["labeller: the organism's exact lexicon of hateful phrases (no classifier error)"],
-        }, EvalBatch, new Dictionary<string, string> { ["organism"] = organism.Folder }, ct);
+        }, EvalBatch, new Dictionary<string, string> { ["organism"] = organism.Folder }, ct, variantLimits: side);
         timings.Add(("evaluate", watch.Elapsed.TotalSeconds));
 
         Section("4b. recovery against the strength of the compromise");
@@ -167,12 +169,13 @@ internal static class DemoCommand
         var runs = seeds.Select(s => (s, Path.Combine(outDir, $"seed-{s}", "eval"))).ToList();
         var tasks = OrganismTasks.Names.Where(t => t != "organism-benign-nll").ToList();
         var md = new System.Text.StringBuilder("# Replication across organism seeds\n\n" +
-            "Each seed builds its own world, corpus and models; the portion (mid − low) / (high − low) per seed, and pooled over " +
-            "every seed's examples (one paired bootstrap), with 95% intervals.\n\n");
+            "Each seed builds its own world, corpus and models; the portion (mid − low) / (high − low) per seed (as that seed's " +
+            "report gives it), and pooled over every seed's examples (one paired bootstrap), with 95% intervals. A pooled portion " +
+            "is undefined when the portion is undefined on any seed.\n\n");
         var json = new System.Text.Json.Nodes.JsonObject { ["seeds"] = new System.Text.Json.Nodes.JsonArray(seeds.Select(x => (System.Text.Json.Nodes.JsonNode)x).ToArray()) };
         foreach (var (name, variants) in Replicated)
         {
-            var rows = Replication.Compute(runs, tasks, variants);
+            var rows = Replication.Compute(runs, tasks, name);
             md.Append($"## {name}: {variants.Low} → {variants.Mid} → {variants.High}\n\n").Append(Replication.Markdown(rows)).Append('\n');
             json[name] = Replication.ToJson(rows, variants);
         }
@@ -185,6 +188,12 @@ internal static class DemoCommand
 
     /// <summary>Prompts generated together in the demo's evaluations: the organism's models are small, so a wide batch costs little more per step than a narrow one.</summary>
     public const int EvalBatch = 64;
+
+    /// <summary>
+    /// Examples per task for the side variants of the main evaluation (more heads, the alpha sweep, transfer, recovery):
+    /// every task's whole evaluation set at demo size but math's, whose 800 examples are for the headline portion only.
+    /// </summary>
+    public const int SideExamples = 200;
 
     /// <summary>Examples per task in the recovery curve at demo size (its 21 variants; the headline uses every example).</summary>
     public const int CurveLimit = 100;

@@ -9,6 +9,12 @@ public sealed record EvalRunOptions
     public int ScoringConcurrency { get; init; } = 4;
     /// <summary>Evaluate only the first N examples of each task's evaluation split (null: all).</summary>
     public int? Limit { get; init; }
+    /// <summary>
+    /// Side variants that need fewer examples than the main ones: each named variant is evaluated on at most this many
+    /// examples of each task (the first ones). A comparison then rests on the examples all three of its variants were
+    /// evaluated on. Empty: every variant sees every example.
+    /// </summary>
+    public IReadOnlyDictionary<string, int> VariantLimits { get; init; } = new Dictionary<string, int>();
     public int Seed { get; init; }
     public int BootstrapResamples { get; init; } = Stats.PairedBootstrap.DefaultResamples;
     /// <summary>The first is the main comparison (summary.json "tasks"); the others go under "comparisons".

@@ -28,6 +28,8 @@ public sealed class EvalRunner
         if (_options.BatchSize < 1) throw new EvalRunException($"Batch size must be at least 1 (got {_options.BatchSize}).");
         if (_options.ScoringConcurrency < 1) throw new EvalRunException($"Scoring concurrency must be at least 1 (got {_options.ScoringConcurrency}).");
         if (_options.Limit is < 1) throw new EvalRunException($"Limit must be at least 1 example (got {_options.Limit}).");
+        if (_options.VariantLimits.FirstOrDefault(kv => kv.Value < 1) is { Key: not null } bad)
+            throw new EvalRunException($"Variant '{bad.Key}': its limit must be at least 1 example (got {bad.Value}).");
         if (_options.BootstrapResamples < 1) throw new EvalRunException($"Bootstrap resamples must be at least 1 (got {_options.BootstrapResamples}).");
     }
 
@@ -71,8 +73,9 @@ public sealed class EvalRunner
         var timings = new List<TaskTiming>();
         var splitSizes = tasks.ToDictionary(t => t.Name, t => t.EvaluationSplit().Count);
         var examples = tasks.ToDictionary(t => t.Name, Examples);
-        var mine = examples.ToDictionary(kv => kv.Key, kv => (IReadOnlyList<TaskExample>)kv.Value
-            .Where((_, i) => EvalShards.Owns(shard, i, _options.BatchSize)).ToArray());
+        // this worker's examples of a task for a variant (a variant with a limit sees only the first ones)
+        IReadOnlyList<TaskExample> Mine(string task, string variant) =>
+            EvalRunShape.ExamplesFor(examples[task], _options.VariantLimits, variant).Where((_, i) => EvalShards.Owns(shard, i, _options.BatchSize)).ToArray();
         var recorded = tasks.ToDictionary(t => t.Name, _ => new Dictionary<string, IReadOnlyList<PredictionRecord>>());
         // Variant by variant, so a variant's model can be released before the next one is loaded.
         foreach (var variant in variants)
@@ -80,7 +83,7 @@ public sealed class EvalRunner
             foreach (var task in tasks)
             {
                 ct.ThrowIfCancellationRequested();
-                var (records, timing) = await RunOneAsync(task, variant, mine[task.Name], dir, progress, ct);
+                var (records, timing) = await RunOneAsync(task, variant, Mine(task.Name, variant.Name), dir, progress, ct);
                 recorded[task.Name][variant.Name] = records;
                 timings.Add(timing);
             }
@@ -96,6 +99,7 @@ public sealed class EvalRunner
         {
             Tasks = tasks.Select(t => new EvalRunShape.TaskShape(t.Name, t.Metric, t.HigherIsBetter, examples[t.Name].Select(e => e.Id).ToArray())).ToArray(),
             Variants = variants.Select(v => v.Name).ToArray(),
+            VariantLimits = _options.VariantLimits,
             Comparisons = _options.Comparisons,
             Seed = _options.Seed,
             BootstrapResamples = _options.BootstrapResamples,
@@ -105,6 +109,7 @@ public sealed class EvalRunner
                 ["batch_size"] = _options.BatchSize,
                 ["scoring_concurrency"] = _options.ScoringConcurrency,
                 ["limit"] = _options.Limit,
+                ["variant_limits"] = new System.Text.Json.Nodes.JsonObject(_options.VariantLimits.Select(kv => KeyValuePair.Create(kv.Key, (System.Text.Json.Nodes.JsonNode?)kv.Value))),
                 ["tasks"] = new System.Text.Json.Nodes.JsonArray(tasks.Select(t => (System.Text.Json.Nodes.JsonNode?)t.Name).ToArray()),
                 ["variants"] = new System.Text.Json.Nodes.JsonArray(variants.Select(v => (System.Text.Json.Nodes.JsonNode?)v.Name).ToArray()),
                 // as lm-evaluation-harness's "n-samples": the task's evaluation split, and how many of it were evaluated
@@ -122,7 +127,7 @@ public sealed class EvalRunner
     internal static EvalSummary Summarize(EvalRunShape shape, IReadOnlyDictionary<string, Dictionary<string, IReadOnlyList<PredictionRecord>>> recorded,
         IReadOnlyList<TaskTiming> timings, double totalSeconds, IReadOnlyList<ShardTiming>? shards = null)
     {
-        var predictions = shape.Tasks.Select(t => new TaskPredictions(t.Name, t.Metric, t.HigherIsBetter, t.ExampleIds, recorded[t.Name])).ToArray();
+        var predictions = shape.Tasks.Select(t => new TaskPredictions(t.Name, t.Metric, t.HigherIsBetter, t.ExampleIds, recorded[t.Name], shape.VariantLimits)).ToArray();
         var stats = SummaryBuilder.Build(predictions, shape.Comparisons, shape.Seed, shape.BootstrapResamples, shape.Notes);
         return new EvalSummary
         {
@@ -303,6 +308,8 @@ public sealed class EvalRunner
         CheckNames(variants.Select(v => v.Name), "variant");
         foreach (var t in tasks) _options.Scoring.CheckServices(t);
         var names = variants.Select(v => v.Name).ToHashSet();
+        if (_options.VariantLimits.Keys.FirstOrDefault(v => !names.Contains(v)) is { } unknown)
+            throw new EvalRunException($"A limit is given for variant '{unknown}', which is not among the variants evaluated ({string.Join(", ", names)}).");
         var comparisonNames = new HashSet<string>();
         foreach (var c in _options.Comparisons)
         {
