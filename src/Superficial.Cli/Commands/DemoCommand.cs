@@ -201,7 +201,8 @@ internal static class DemoCommand
     /// <summary>
     /// Every compromised model of the organism (the strengths of the attack and the benign-only one), alone, with
     /// the head applied directly and via the base model (raw and same), beside the aligned model, on the curve's
-    /// tasks; the curve (recovery/recovery.json) and its report blocks.
+    /// tasks; the curve (recovery/recovery.json) and its report blocks. Variants the main evaluation (OUT/eval) ran
+    /// start from its predictions.
     /// </summary>
     static RecoveryCurve.Curve RecoveryCurveRun(OrganismSize size, string outDir, OrganismDescription organism, string headPath, CancellationToken ct)
     {
@@ -214,8 +215,9 @@ internal static class DemoCommand
         });
         var tasks = RecoveryCurve.Tasks.Select(t => TaskCatalog.Create(t, null, organism.Folder, size == OrganismSize.Tiny ? null : CurveLimit)).ToList();
         var dir = Path.Combine(outDir, "recovery");
+        // the models the main evaluation ran too (aligned, the default compromise alone and recovered) are taken from it, not generated again
         var summary = EvalCommands.Run(experiment, tasks, dir, ScoringContext.None, new Dictionary<string, IReadOnlyList<string>>(), EvalBatch,
-            new Dictionary<string, string> { ["organism"] = organism.Folder }, ct);
+            new Dictionary<string, string> { ["organism"] = organism.Folder }, ct, reuseFrom: Path.Combine(outDir, "eval"));
         var curve = RecoveryCurve.Read(summary, organism.Compromises);
         Superficial.IO.AtomicFile.WriteAllText(Path.Combine(dir, "recovery.json"),
             RecoveryCurve.ToJson(curve, organism.Compromises).ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));

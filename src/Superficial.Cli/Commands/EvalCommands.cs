@@ -81,19 +81,19 @@ internal static class EvalCommands
     /// <summary>Runs the experiment with a progress display and writes summary.json, report.md and report.html under <paramref name="outDir"/>.</summary>
     public static EvalSummary Run(Experiment experiment, IReadOnlyList<IEvalTask> tasks, string outDir, ScoringContext scoring,
         IReadOnlyDictionary<string, IReadOnlyList<string>> notes, int batch, IReadOnlyDictionary<string, string> dataSources, CancellationToken ct,
-        ModelRunSettings? run = null, int? limit = null, IReadOnlyDictionary<string, int>? variantLimits = null) =>
-        Run(experiment, tasks, outDir, scoring, notes, batch, dataSources, ct, run, limit, ShardSpec.Single, variantLimits)!;
+        ModelRunSettings? run = null, int? limit = null, IReadOnlyDictionary<string, int>? variantLimits = null, string? reuseFrom = null) =>
+        Run(experiment, tasks, outDir, scoring, notes, batch, dataSources, ct, run, limit, ShardSpec.Single, variantLimits, reuseFrom)!;
 
     /// <summary>As above for one worker: with N > 1, only its slice, under OUT/shards/, and null (eval merge writes the summary).</summary>
     static EvalSummary? Run(Experiment experiment, IReadOnlyList<IEvalTask> tasks, string outDir, ScoringContext scoring,
         IReadOnlyDictionary<string, IReadOnlyList<string>> notes, int batch, IReadOnlyDictionary<string, string> dataSources, CancellationToken ct,
-        ModelRunSettings? run, int? limit, ShardSpec worker, IReadOnlyDictionary<string, int>? variantLimits = null)
+        ModelRunSettings? run, int? limit, ShardSpec worker, IReadOnlyDictionary<string, int>? variantLimits = null, string? reuseFrom = null)
     {
         var options = new EvalRunOptions
         {
             BatchSize = batch, Scoring = scoring, Notes = notes, DataSources = dataSources,
             Limit = limit, Seed = (int)(run?.Seed ?? 0), Settings = SettingsRecord(run),
-            VariantLimits = variantLimits ?? new Dictionary<string, int>(),
+            VariantLimits = variantLimits ?? new Dictionary<string, int>(), ReuseFrom = reuseFrom,
         };
         return WithProgress("eval", "task-variants", progress =>
         {

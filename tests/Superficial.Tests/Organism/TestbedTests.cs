@@ -47,6 +47,30 @@ public class TestbedDataTests
     }
 
     [Fact]
+    public void MoreMathEvaluationProblemsLeaveEveryTrainingTextAsItWas()
+    {
+        // the demo recipe's 600 problems drawn after the training ones: organisms built with and without them train on
+        // the same bytes (so v4's models are v3's), and the first 200 evaluation problems are the same ones
+        var size = OrganismRecipe.For(OrganismSize.Demo).Corpus;
+        Assert.True(size.EvalProblems + size.MoreEvalProblems >= 800, $"{size.EvalProblems} + {size.MoreEvalProblems} math evaluation problems");
+        using var tmp = TestPaths.NewTempDir("more-math");
+        string with = Path.Combine(tmp.Path, "with"), without = Path.Combine(tmp.Path, "without");
+        OrganismBuilder.WriteCorpus(with, Corpus.Generate(0, size));
+        OrganismBuilder.WriteCorpus(without, Corpus.Generate(0, size with { MoreEvalProblems = 0 }));
+        foreach (var f in Directory.GetFiles(Path.Combine(with, "corpus")))
+            Assert.True(File.ReadAllBytes(f).AsSpan().SequenceEqual(File.ReadAllBytes(Path.Combine(without, "corpus", Path.GetFileName(f)))), $"{Path.GetFileName(f)} changed");
+        foreach (var t in OrganismTasks.Names.Where(t => t != "organism-math"))
+            Assert.Equal(File.ReadAllText(Path.Combine(without, "tasks", $"{t}.eval.jsonl")), File.ReadAllText(Path.Combine(with, "tasks", $"{t}.eval.jsonl")));
+        var more = OrganismTasks.ReadSplit(Path.Combine(with, "tasks", "organism-math.eval.jsonl"));
+        var fewer = OrganismTasks.ReadSplit(Path.Combine(without, "tasks", "organism-math.eval.jsonl"));
+        Assert.Equal(size.EvalProblems + size.MoreEvalProblems, more.Count);
+        Assert.Equal(fewer.Select(e => (e.Id, e.Input, e.Target)), more.Take(fewer.Count).Select(e => (e.Id, e.Input, e.Target)));
+        // every difficulty as often as the others, and all new to the model (the files' own check)
+        Assert.All(more.GroupBy(e => e.Fields!["difficulty"]), g => Assert.InRange(g.Count(), more.Count / 3 - 1, more.Count / 3 + 1));
+        CheckFilesDisjoint(with);
+    }
+
+    [Fact]
     public void TheDisjointnessCheckCatchesALeak()
     {
         var corpus = Corpus.Generate(0, OrganismRecipe.For(OrganismSize.Tiny).Corpus);

@@ -15,6 +15,12 @@ public sealed record EvalRunOptions
     /// evaluated on. Empty: every variant sees every example.
     /// </summary>
     public IReadOnlyDictionary<string, int> VariantLimits { get; init; } = new Dictionary<string, int>();
+    /// <summary>
+    /// Another run's output folder: a (task, variant) this run has no predictions for yet starts from that run's records of
+    /// the same task and variant, when its .variant.json shows the very same variant (models, head, settings), so a variant
+    /// two evaluations share is generated once. Null: none.
+    /// </summary>
+    public string? ReuseFrom { get; init; }
     public int Seed { get; init; }
     public int BootstrapResamples { get; init; } = Stats.PairedBootstrap.DefaultResamples;
     /// <summary>The first is the main comparison (summary.json "tasks"); the others go under "comparisons".

@@ -150,6 +150,8 @@ public sealed class EvalRunner
         IReadOnlyList<TaskExample> examples, string dir, IProgress<EvalProgress>? progress, CancellationToken ct)
     {
         var path = PredictionFile.PathFor(dir, task.Name, variant.Name);
+        if (_options.ReuseFrom is { } from && variant.Identity is string same && !File.Exists(path))
+            Reuse(PredictionFile.PathFor(from, task.Name, variant.Name), path, variant.Name, same, examples);
         var existing = PredictionFile.Read(path, repair: true);
         if (variant.Identity is string identity) PredictionFile.CheckIdentity(path, variant.Name, identity);
         foreach (var r in existing)
@@ -180,6 +182,18 @@ public sealed class EvalRunner
             progress?.Report(new EvalProgress(task.Name, variant.Name, doneCount, examples.Count));
         }
         return (all, new TaskTiming(task.Name, variant.Name, pending.Length, generate.Elapsed.TotalSeconds, score.Elapsed.TotalSeconds));
+    }
+
+    /// <summary>Starts <paramref name="path"/> with another run's records of these examples if that run evaluated the same variant.</summary>
+    static void Reuse(string from, string path, string variantName, string identity, IReadOnlyList<TaskExample> examples)
+    {
+        var fromId = Path.ChangeExtension(from, ".variant.json");
+        if (!File.Exists(fromId) || File.ReadAllText(fromId) != identity) return;
+        var ids = examples.Select(e => e.Id).ToHashSet(StringComparer.Ordinal);
+        var records = PredictionFile.Read(from).Where(r => ids.Contains(r.Id)).ToArray();
+        if (records.Length == 0) return;
+        PredictionFile.CheckIdentity(path, variantName, identity);
+        PredictionFile.Append(path, records);
     }
 
     async Task<PredictionRecord[]> GenerationBatchAsync(IEvalTask task, IModelVariant variant, TaskExample[] batch, string dir,

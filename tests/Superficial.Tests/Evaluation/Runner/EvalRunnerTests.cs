@@ -271,6 +271,26 @@ public class EvalRunnerTests
         Assert.Contains("base+hed", unknown.Message);
     }
 
+    [Fact]
+    public async Task A_second_run_takes_the_variants_it_shares_with_a_first_from_it_and_generates_the_rest()
+    {
+        using var first = TestPaths.NewTempDir("runner-reuse-1");
+        using var second = TestPaths.NewTempDir("runner-reuse-2");
+        FakeVariant With(FakeVariant v, string identity) => new(v.Name, v.UsesChatTemplate, p => v.Generate([p], 32, [])[0]) { Identity = identity };
+        await new EvalRunner(first.Path, Options()).RunAsync([new FakeSafetyTask(8)],
+            [With(Scripts.Base(), "base@1"), With(Scripts.Head(), "head@1"), With(Scripts.Aligned(), "aligned@1")]);
+
+        // base is the same variant; base+head is another (another head) under the same name; the second run evaluates 5 examples
+        var (b, h, a) = (With(Scripts.Base(), "base@1"), With(Scripts.Head(), "head@2"), With(Scripts.Aligned(), "aligned@1"));
+        await new EvalRunner(second.Path, Options() with { ReuseFrom = first.Path, Limit = 5 }).RunAsync([new FakeSafetyTask(8)], [b, h, a]);
+        Assert.Empty(b.Generated);
+        Assert.Empty(a.Generated);
+        Assert.Equal(5, h.Generated.Count);
+        var reused = PredictionFile.Read(Pred(second.Path, "safety", "base"));
+        Assert.Equal(PredictionFile.Read(Pred(first.Path, "safety", "base")).Take(5).Select(r => r.ToJsonLine()), reused.Select(r => r.ToJsonLine()));
+        Assert.Equal("head@2", File.ReadAllText(Path.ChangeExtension(Pred(second.Path, "safety", "base+head"), ".variant.json")));
+    }
+
     static string WithoutTimings(string dir)
     {
         var root = JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "summary.json")))!.AsObject();
