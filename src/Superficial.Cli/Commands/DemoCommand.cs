@@ -117,7 +117,7 @@ internal static class DemoCommand
         var evalSummary = EvalCommands.Run(experiment, tasks, evalDir, ScoringContext.None, new Dictionary<string, IReadOnlyList<string>>
         {
             ["organism-toxicity"] = ["labeller: the organism's exact lexicon of hateful phrases (no classifier error)"],
-        }, EvalBatch, new Dictionary<string, string> { ["organism"] = organism.Folder }, ct, variantLimits: side);
+        }, EvalBatch, new Dictionary<string, string> { ["organism"] = organism.Folder }, ct, variantLimits: side, workers: EvalWorkers);
         timings.Add(("evaluate", watch.Elapsed.TotalSeconds));
 
         Section("4b. recovery against the strength of the compromise");
@@ -186,8 +186,16 @@ internal static class DemoCommand
         AnsiConsole.MarkupLine($"replication: [link]{Markup.Escape(Path.GetFullPath(Path.Combine(outDir, "replication.md")))}[/] (and replication.json)");
     }
 
-    /// <summary>Prompts generated together in the demo's evaluations: the organism's models are small, so a wide batch costs little more per step than a narrow one.</summary>
-    public const int EvalBatch = 64;
+    /// <summary>
+    /// Prompts generated together in the demo's evaluations. The batches are dealt round-robin to <see cref="EvalWorkers"/>
+    /// workers (shards run at once in this process, one libtorch thread each): the organism's models are so small that a
+    /// second thread inside each operation cost twice the CPU for no gain (measured), while two workers use both cores.
+    /// 32 splits a 200-example task 104/96 between two workers.
+    /// </summary>
+    public const int EvalBatch = 32;
+
+    /// <summary>Evaluation workers: one per core, at most 4.</summary>
+    static int EvalWorkers => Math.Clamp(Environment.ProcessorCount, 1, 4);
 
     /// <summary>
     /// Examples per task for the side variants of the main evaluation (more heads, the alpha sweep, transfer, recovery):
@@ -217,7 +225,7 @@ internal static class DemoCommand
         var dir = Path.Combine(outDir, "recovery");
         // the models the main evaluation ran too (aligned, the default compromise alone and recovered) are taken from it, not generated again
         var summary = EvalCommands.Run(experiment, tasks, dir, ScoringContext.None, new Dictionary<string, IReadOnlyList<string>>(), EvalBatch,
-            new Dictionary<string, string> { ["organism"] = organism.Folder }, ct, reuseFrom: Path.Combine(outDir, "eval"));
+            new Dictionary<string, string> { ["organism"] = organism.Folder }, ct, reuseFrom: Path.Combine(outDir, "eval"), workers: EvalWorkers);
         var curve = RecoveryCurve.Read(summary, organism.Compromises);
         Superficial.IO.AtomicFile.WriteAllText(Path.Combine(dir, "recovery.json"),
             RecoveryCurve.ToJson(curve, organism.Compromises).ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
