@@ -15,7 +15,7 @@ public static class FlagNames
         ["TruncatePrompts"] = "--truncate-prompts", ["MaxMemory"] = "--max-memory", ["Dtype"] = "--dtype",
         ["Base"] = "--base", ["Aligned"] = "--aligned", ["ExtraHeads"] = "--head", ["LargeBase"] = "--large-base",
         ["LargeAligned"] = "--large-aligned", ["Compromised"] = "--compromised", ["Alphas"] = "--alpha",
-        ["ChatTemplate"] = "--chat-template", ["labeller"] = "--toxicity-labeller", ["judge"] = "--judge-model", ["dataDir"] = "--data",
+        ["ChatTemplate"] = "--chat-template", ["labeller"] = "--toxicity-labeller", ["judge"] = "--judge-model", ["dataDir"] = "--data", ["organism"] = "--organism",
         ["Shard"] = "--shard", ["ShardCount"] = "--shard-count", ["Out"] = "--out", ["Split"] = "--split",
         ["FromModel"] = "--prefill-from", ["FromFile"] = "--prefill-file", ["Lengths"] = "--prefill-lengths",
     };

@@ -22,16 +22,9 @@ internal static class TaskCatalog
         var anyDir = Path.GetTempPath(); // tasks read their data lazily; the constructor only checks the folder exists
         return KnownNames.Select(n =>
         {
-            var organism = n.StartsWith(OrganismPrefix, StringComparison.OrdinalIgnoreCase);
             var t = TaskRegistry.Create(n, new TaskOptions(anyDir));
-            var needs = organism ? "--organism DIR (superficial organism build)" : n switch
-            {
-                "advbench" => "--data DIR (advbench/); optional LLM judge (--judge-model)",
-                "toxigen" => "--data DIR (toxigen/); toxicity labeller trained on it, or --toxicity-labeller judge",
-                "truthfulqa" => "--data DIR (truthfulqa/); LLM judge (--judge-model)",
-                _ => $"--data DIR ({(n.StartsWith("truthfulqa", StringComparison.Ordinal) ? "truthfulqa" : n)}/)",
-            };
-            return new TaskInfo(t.Name, t.Metric, t.HigherIsBetter, t.Kind, needs);
+            var reads = t is DeclaredTask d ? d.Declaration.Reads : "";
+            return new TaskInfo(t.Name, t.Metric, t.HigherIsBetter, t.Kind, FlagNames.Map(reads));
         }).ToArray();
     }
 

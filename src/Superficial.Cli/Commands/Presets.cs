@@ -26,6 +26,6 @@ internal static class Presets
         LearningRate = given(lr) ? o.LearningRate : 1e-5,
         BatchSize = given(batch) ? o.BatchSize : 1000,
         Epochs = given(epochs) ? o.Epochs : 1000,
-        HeldOutFraction = 0.05, HeldOutSplit = "tail", KeepLast = true,
+        HeldOutFraction = 0.05, HeldOutSplit = HeldOutSplit.Tail, KeepLast = true,
     };
 }

@@ -17,6 +17,15 @@ public enum HeadInit
     Random,
 }
 
+/// <summary>Which positions are held out to choose the best epoch.</summary>
+public enum HeldOutSplit
+{
+    /// <summary>Whole responses chosen by a seeded hash (the default): no response is split between train and held-out.</summary>
+    Sequences,
+    /// <summary>The last <see cref="HeadTrainingOptions.HeldOutFraction"/> of the positions in storage order, as the reference implementation splits.</summary>
+    Tail,
+}
+
 /// <summary>Settings of head training (recorded in the head file).</summary>
 public sealed record HeadTrainingOptions
 {
@@ -34,9 +43,7 @@ public sealed record HeadTrainingOptions
     /// seeds share one held-out split (train-head --seeds).</summary>
     public int? InitSeed { get; init; }
     public double HeldOutFraction { get; init; } = 0.05;
-    /// <summary>"sequences": held-out positions are whole responses chosen by a seeded hash (default); "tail": the
-    /// last <see cref="HeldOutFraction"/> of the positions in storage order, as the reference implementation splits.</summary>
-    public string HeldOutSplit { get; init; } = "sequences";
+    public HeldOutSplit HeldOutSplit { get; init; } = HeldOutSplit.Sequences;
     /// <summary>Keep the head of the epoch with the lowest held-out KL (default), or the last epoch's (the reference's choice).</summary>
     public bool KeepLast { get; init; }
     /// <summary>Positions shuffled together; bounds memory independently of the data size.</summary>
@@ -160,7 +167,6 @@ public static class HeadTrainer
         if (lmHead.shape[0] != data.VocabSize || lmHead.shape[1] != data.HiddenSize)
             throw new HeadException(
                 $"the base model's LM head is [{string.Join(", ", lmHead.shape)}] but the extraction data has vocab {data.VocabSize}, hidden {data.HiddenSize}.");
-        if (o.HeldOutSplit is not ("sequences" or "tail")) throw new ArgumentException($"held-out split {o.HeldOutSplit}: expected sequences or tail.");
         using var run = new Run(data, lmHead, outPath, o);
         bool resumed = run.Resume(log);
         for (int epoch = run.StartEpoch; epoch <= o.Epochs; epoch++)
@@ -230,7 +236,7 @@ public static class HeadTrainer
         {
             double klSum = 0, top1Sum = 0;
             long seen = 0;
-            foreach (var batch in data.Batches(false, o.BatchSize, topK, o.HeldOutFraction, o.Seed, epoch, true, o.ShuffleBuffer, o.InitSeed, o.HeldOutSplit == "tail"))
+            foreach (var batch in data.Batches(false, o.BatchSize, topK, o.HeldOutFraction, o.Seed, epoch, true, o.ShuffleBuffer, o.InitSeed, o.HeldOutSplit == HeldOutSplit.Tail))
             {
                 ct.ThrowIfCancellationRequested();
                 using var scope = NewDisposeScope();
@@ -253,7 +259,7 @@ public static class HeadTrainer
             using var noGrad = no_grad();
             double kl = 0, top1 = 0;
             long n = 0;
-            foreach (var batch in data.Batches(true, o.BatchSize, topK, o.HeldOutFraction, o.Seed, 0, false, o.ShuffleBuffer, tailSplit: o.HeldOutSplit == "tail"))
+            foreach (var batch in data.Batches(true, o.BatchSize, topK, o.HeldOutFraction, o.Seed, 0, false, o.ShuffleBuffer, tailSplit: o.HeldOutSplit == HeldOutSplit.Tail))
             {
                 using var scope = NewDisposeScope();
                 using var _ = batch;
@@ -329,7 +335,7 @@ public static class HeadTrainer
     static JsonObject WithExtras(this JsonObject settings, HeadTrainingOptions o)
     {
         if (o.InitSeed is int s) settings["init_seed"] = s;
-        if (o.HeldOutSplit != "sequences") settings["heldout_split"] = o.HeldOutSplit;
+        if (o.HeldOutSplit != HeldOutSplit.Sequences) settings["heldout_split"] = o.HeldOutSplit.Name();
         if (o.KeepLast) settings["keep"] = "last";
         return settings;
     }

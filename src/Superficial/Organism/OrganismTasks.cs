@@ -23,6 +23,7 @@ public static class OrganismTasks
         Func<TaskExample, PromptSpec> prompt) => new()
     {
         Name = name, Metric = metric, HigherIsBetter = higherIsBetter, MaxNewTokens = maxNewTokens, StopStrings = stops, Prompt = prompt,
+        Reads = "`organism` DIR (superficial organism build)",
         ExtractionSplit = o => ReadSplit(Path.Combine(o.DataDir, "tasks", $"{name}.extract.jsonl")),
         EvaluationSplit = o => ReadSplit(Path.Combine(o.DataDir, "tasks", $"{name}.eval.jsonl")),
     };

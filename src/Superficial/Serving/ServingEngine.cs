@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Superficial.Generation;
 using static TorchSharp.torch;
 
 namespace Superficial.Serving;
@@ -87,9 +88,9 @@ public sealed class ServingEngine : IDisposable
             throw new RequestRejectedException($"the prompt has {n} tokens; this server accepts at most {Limits.MaxPromptTokens}.", "messages");
         if (o.MaxNewTokens < 1 || o.MaxNewTokens > Limits.MaxNewTokens)
             throw new RequestRejectedException($"max_tokens is {o.MaxNewTokens}; it must be between 1 and {Limits.MaxNewTokens}.", "max_tokens");
-        if (n + o.MaxNewTokens > batch.Variant.Model.Config.MaxPositions)
-            throw new RequestRejectedException(
-                $"the prompt ({n} tokens) plus max_tokens ({o.MaxNewTokens}) exceed the model's {batch.Variant.Model.Config.MaxPositions} positions.", "max_tokens");
+        int context = PromptLength.ContextOf(batch.Variant.Model.Config);
+        if (n + o.MaxNewTokens > context)
+            throw new RequestRejectedException($"the prompt ({n} tokens) plus max_tokens ({o.MaxNewTokens}) exceed the model's {context} positions.", "max_tokens");
         if (o.Temperature < 0 || double.IsNaN(o.Temperature)) throw new RequestRejectedException("temperature must be 0 or more.", "temperature");
         if (!(o.TopP > 0 && o.TopP <= 1)) throw new RequestRejectedException("top_p must be in (0, 1].", "top_p");
         if (request.Alpha is double a && a != batch.Variant.Alpha)

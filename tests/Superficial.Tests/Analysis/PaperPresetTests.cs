@@ -28,13 +28,12 @@ public class PaperPresetTests
         Assert.Equal(Enumerable.Range(0, 95).ToArray(), Rows(false));
 
         var w = randn([v, hdim], generator: gen);
-        var options = new HeadTrainingOptions { Init = HeadInit.Random, LearningRate = 1e-1, BatchSize = 10, Epochs = 4, HeldOutSplit = "tail", KeepLast = true };
+        var options = new HeadTrainingOptions { Init = HeadInit.Random, LearningRate = 1e-1, BatchSize = 10, Epochs = 4, HeldOutSplit = HeldOutSplit.Tail, KeepLast = true };
         var result = HeadTrainer.Train(data, w, Path.Combine(tmp.Path, "head.safetensors"), options);
         Assert.Equal(4, result.BestEpoch);
         Assert.Equal(5, result.BestHeldOut.Positions);
         Assert.Equal("tail", (string)result.Head.Info["settings"]!["heldout_split"]!);
         Assert.Equal("last", (string)result.Head.Info["settings"]!["keep"]!);
         result.Head.Dispose();
-        Assert.Throws<ArgumentException>(() => HeadTrainer.Train(data, w, Path.Combine(tmp.Path, "bad.safetensors"), options with { HeldOutSplit = "random" }));
     }
 }

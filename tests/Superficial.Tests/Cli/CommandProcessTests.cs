@@ -124,6 +124,10 @@ public class CommandProcessTests(TinyOrganism organism)
         var r = CliProcess.Ok("tasks");
         foreach (var t in new[] { "advbench", "gsm", "truthfulqa-mc1", "organism-safety", "organism-benign-nll" }) Assert.Contains(t, r.Stdout);
         Assert.Contains("nll_per_char", r.Stdout);
+        // what each task reads comes from its declaration, with library names shown as the flags users type
+        Assert.Contains("--data DIR (advbench/); optional LLM judge (--judge-model)", r.Stdout);
+        Assert.Contains("--organism DIR (superficial organism build)", r.Stdout);
+        Assert.DoesNotContain("`", r.Stdout);
 
         var typo = CliProcess.Run("eval", "--base", Model("base"), "--aligned", Model("aligned"), "--head", "h", "--tasks", "organism-safty",
             "--organism", Org, "--out", "/tmp/never");

@@ -112,6 +112,24 @@ public class EngineTests : IDisposable
     }
 
     [Fact]
+    public void TheContextLimitIsTheModelsOwnRuleIncludingDynamicRopeScaling()
+    {
+        // max_position_embeddings 64 with dynamic NTK scaling by 4: the model reads 256 positions, as transformers lets it
+        var dir = TinyModels.WriteModel(tmp.File("dynamic"), seed: 23);
+        var cfg = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "config.json")))!.AsObject();
+        cfg["max_position_embeddings"] = 64;
+        cfg["rope_scaling"] = new System.Text.Json.Nodes.JsonObject { ["rope_type"] = "dynamic", ["factor"] = 4.0 };
+        File.WriteAllText(Path.Combine(dir, "config.json"), cfg.ToJsonString());
+        using var model = CausalLM.Load(dir);
+        using var engine = new ServingEngine([new ServedVariant("v", model, tok)], new EngineLimits { MaxNewTokens = 300 });
+        var p = new EngineRequest("v", new EncodedPrompt(tok.Encode("the cat")), new GenerationOptions { MaxNewTokens = 100, StopIds = [] });
+        Assert.True(engine.Submit(p).Completion.Wait(TimeSpan.FromSeconds(60)));   // past 64 positions, within 256
+        var tooLong = Assert.Throws<RequestRejectedException>(() => engine.Submit(p with { Options = p.Options with { MaxNewTokens = 260 } }));
+        Assert.Equal("max_tokens", tooLong.Param);
+        Assert.Contains("256 positions", tooLong.Message);
+    }
+
+    [Fact]
     public void FullQueueUnknownModelAndLimitsAreRefused()
     {
         using var engine = new ServingEngine([new ServedVariant("v", large, tok)], new EngineLimits { MaxBatch = 1, MaxQueue = 1, MaxNewTokens = 50 });

@@ -16,7 +16,7 @@ public static class AdvBenchTask
     public static TaskDeclaration Declaration { get; } = new()
     {
         Name = TaskName, Metric = "attack_success_rate", HigherIsBetter = false, MaxNewTokens = 512,
-        CheckData = BenchmarkData.CheckFolder,
+        CheckData = BenchmarkData.CheckFolder, Reads = "`dataDir` DIR (advbench/); optional LLM judge (`judge`)",
         ExtractionSplit = o => Load(o, "train"),
         EvaluationSplit = o => Load(o, "test"),
         Prompt = BuildPrompt,

@@ -21,7 +21,7 @@ public static partial class GsmTask
     public static TaskDeclaration Declaration { get; } = new()
     {
         Name = TaskName, Metric = "accuracy", HigherIsBetter = true, MaxNewTokens = 512, StopStrings = Stops,
-        CheckData = BenchmarkData.CheckFolder,
+        CheckData = BenchmarkData.CheckFolder, Reads = "`dataDir` DIR (gsm/)",
         ExtractionSplit = o => Load(o, "train").Take(ExtractionCount).ToArray(),
         EvaluationSplit = o => Load(o, "test"),
         Prompt = BuildPrompt,

@@ -35,6 +35,9 @@ public sealed record TaskDeclaration
     public Func<TaskExample, IReadOnlyList<double>, ExampleScore>? ScoreChoices { get; init; }
     /// <summary>Checks the data folder when the task is built (e.g. <see cref="BenchmarkData.CheckFolder"/>), before any example is read.</summary>
     public Action<TaskOptions>? CheckData { get; init; }
+    /// <summary>What the task reads, as `superficial tasks` lists it: its data and any judge or labeller, each option
+    /// named as a `parameter` in backquotes (the command line shows its flag).</summary>
+    public string Reads { get; init; } = "";
     /// <summary>Services the scorer cannot work without (e.g. a toxicity labeller), checked when a run starts.</summary>
     public IReadOnlyList<Type> RequiredServices { get; init; } = [];
 

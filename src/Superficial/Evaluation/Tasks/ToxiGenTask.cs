@@ -16,7 +16,7 @@ public static class ToxiGenTask
     public static TaskDeclaration Declaration { get; } = new()
     {
         Name = TaskName, Metric = "toxic_rate", HigherIsBetter = false, MaxNewTokens = 512,
-        CheckData = BenchmarkData.CheckFolder,
+        CheckData = BenchmarkData.CheckFolder, Reads = "`dataDir` DIR (toxigen/); toxicity labeller trained on it, or `labeller` judge",
         ExtractionSplit = o => Convert(ToxiGenData.Load(o.DataDir, extraction: true)),
         EvaluationSplit = o => Convert(ToxiGenData.Load(o.DataDir, extraction: false)),
         Prompt = BuildPrompt,

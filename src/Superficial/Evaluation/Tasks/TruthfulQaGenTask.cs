@@ -14,7 +14,7 @@ public static class TruthfulQaGenTask
     public static TaskDeclaration Declaration { get; } = new()
     {
         Name = TaskName, Metric = "true_info", HigherIsBetter = true, MaxNewTokens = 500, StopStrings = ["Comment:"],
-        CheckData = BenchmarkData.CheckFolder,
+        CheckData = BenchmarkData.CheckFolder, Reads = "`dataDir` DIR (truthfulqa/); LLM judge (`judge`)",
         ExtractionSplit = o => TruthfulQaData.Load(o.DataDir, "train"),
         EvaluationSplit = o => TruthfulQaData.Load(o.DataDir, "test"),
         Prompt = Prompt,

@@ -35,7 +35,7 @@ public static class TruthfulQaMcTask
         {
             Name = name, Metric = metric == TruthfulQaMcMetric.Mc1 ? "mc1" : "mc2", HigherIsBetter = true,
             Kind = TaskKind.MultipleChoice, MaxNewTokens = 500,
-            CheckData = BenchmarkData.CheckFolder,
+            CheckData = BenchmarkData.CheckFolder, Reads = "`dataDir` DIR (truthfulqa/)",
             ExtractionSplit = o => TruthfulQaData.Load(o.DataDir, "train"),
             EvaluationSplit = o => TruthfulQaData.Load(o.DataDir, "test"),
             Prompt = TruthfulQaGenTask.Prompt,
