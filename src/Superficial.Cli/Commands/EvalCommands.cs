@@ -142,7 +142,11 @@ internal static class EvalCommands
                 experiment.RunShard(new ShardSpec(k, workers), tasks, outDir, options, dtype, Report(k), ct), ct)).ToArray();
             Task.WaitAll(shards, ct);
         }
-        catch (AggregateException e) when (e.InnerExceptions.Count >= 1) { throw e.InnerExceptions[0]; }
+        catch (AggregateException e) when (e.InnerExceptions.Count >= 1)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e.InnerExceptions[0]).Throw();
+            throw;
+        }
         finally { TorchSharp.torch.set_num_threads(threads); }
         var summary = EvalShards.Merge(outDir);
         EvalReport.Write(outDir);
