@@ -16,7 +16,7 @@ namespace Superficial.Bench;
 /// </summary>
 internal static class MethodBench
 {
-    static string Shared => Environment.GetEnvironmentVariable("SUPERFICIAL_SHARED") is { Length: > 0 } s ? s
+    internal static string Shared => Environment.GetEnvironmentVariable("SUPERFICIAL_SHARED") is { Length: > 0 } s ? s
         : Directory.Exists("/work/shared") ? "/work/shared" : Path.GetFullPath("../shared");
 
     /// <summary>A random 40M model folder with the Llama 2 tokenizer.</summary>

@@ -4,6 +4,9 @@ using Superficial.Bench;
 //   dotnet run -c Release --project bench/Superficial.Bench -- <foundation|method|transfer|toxicity|serve|all> [--quick]
 //   ... -- roofline [--bf16] [--batch N] [--quick] [--no-profile]   (extraction, decode, training vs the measured matmul peak and bandwidth)
 //   ... -- identity [FOLDER] [--gb 1]   (model identity over every weight byte vs a plain read)
+//   ... -- seven-b [--layers 32] [--dir D] [--keep] [--threads N] [--max-memory 18GB]   (a random Llama-2-7B-shape BF16 pair through the CLI: peak memory, time per token)
+//   ... -- decode-profile [--bf16] [--rows 1x64,8x448]   (where a decoding step goes: whole step vs each part alone, CPU ms)
+//   ... -- gemv-variants | fusion-variants | attention-variants | head-variants [--bf16]   (kernel choices, see KernelVariants.cs)
 var which = args.FirstOrDefault(a => !a.StartsWith("--") && !int.TryParse(a, out _)) ?? "all";
 bool quick = args.Contains("--quick");
 // --threads N: libtorch threads (default: all cores); on a busy shared machine 1 avoids OpenMP threads spinning against other work
@@ -24,7 +27,21 @@ if (which is "identity")
     return 0;
 }
 if (which is "extract-family") { MethodBench.ExtractFamily(args[1]); return 0; }   // llama | gemma2: time it from outside
+if (which is "seven-b")
+{
+    try { return SevenBBench.Run(args); }
+    catch (Exception e) when (e is IOException or ArgumentException or InvalidOperationException or FormatException)
+    {
+        Console.Error.WriteLine($"seven-b: {e.Message}");
+        return 2;
+    }
+}
 if (which is "roofline") { RooflineBench.Run(quick, args); return 0; }
+if (which is "decode-profile") { DecodeProfile.Run(args); return 0; }
+if (which is "gemv-variants") { GemvVariants.Run(args); return 0; }
+if (which is "fusion-variants") { FusionVariants.Run(args); return 0; }
+if (which is "attention-variants") { AttentionVariants.Run(args); return 0; }
+if (which is "head-variants") { HeadVariants.Run(args); return 0; }
 if (which is "organism") OrganismBench.Run(quick);
 if (which is "organism-corpus") OrganismBench.Corpus();
 if (which is "organism-compromise")   // organism-compromise FOLDER 1e-4,4e-4 MAX_STEPS BATCH

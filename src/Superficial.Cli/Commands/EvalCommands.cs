@@ -81,20 +81,20 @@ internal static class EvalCommands
     /// <summary>Runs the experiment with a progress display and writes summary.json, report.md and report.html under <paramref name="outDir"/>.</summary>
     public static EvalSummary Run(Experiment experiment, IReadOnlyList<IEvalTask> tasks, string outDir, ScoringContext scoring,
         IReadOnlyDictionary<string, IReadOnlyList<string>> notes, int batch, IReadOnlyDictionary<string, string> dataSources, CancellationToken ct,
-        ModelRunSettings? run = null, int? limit = null, IReadOnlyDictionary<string, int>? variantLimits = null, string? reuseFrom = null,
-        int workers = 1) =>
-        Run(experiment, tasks, outDir, scoring, notes, batch, dataSources, ct, run, limit, ShardSpec.Single, variantLimits, reuseFrom, workers)!;
+        ModelRunSettings? run = null, int? limit = null, int? maxNewTokens = null, IReadOnlyDictionary<string, int>? variantLimits = null,
+        string? reuseFrom = null, int workers = 1) =>
+        Run(experiment, tasks, outDir, scoring, notes, batch, dataSources, ct, run, limit, ShardSpec.Single, maxNewTokens, variantLimits, reuseFrom, workers)!;
 
     /// <summary>As above for one worker: with N > 1, only its slice, under OUT/shards/, and null (eval merge writes the summary).</summary>
     static EvalSummary? Run(Experiment experiment, IReadOnlyList<IEvalTask> tasks, string outDir, ScoringContext scoring,
         IReadOnlyDictionary<string, IReadOnlyList<string>> notes, int batch, IReadOnlyDictionary<string, string> dataSources, CancellationToken ct,
-        ModelRunSettings? run, int? limit, ShardSpec worker, IReadOnlyDictionary<string, int>? variantLimits = null, string? reuseFrom = null,
-        int workers = 1)
+        ModelRunSettings? run, int? limit, ShardSpec worker, int? maxNewTokens = null, IReadOnlyDictionary<string, int>? variantLimits = null,
+        string? reuseFrom = null, int workers = 1)
     {
         var options = new EvalRunOptions
         {
             BatchSize = batch, Scoring = scoring, Notes = notes, DataSources = dataSources,
-            Limit = limit, Seed = (int)(run?.Seed ?? 0), Settings = SettingsRecord(run),
+            Limit = limit, MaxNewTokens = maxNewTokens, Seed = (int)(run?.Seed ?? 0), Settings = SettingsRecord(run),
             VariantLimits = variantLimits ?? new Dictionary<string, int>(), ReuseFrom = reuseFrom,
         };
         return WithProgress("eval", "task-variants", progress =>
@@ -194,6 +194,8 @@ internal static class EvalCommands
         var organism = Opt<string?>("--organism", "Organism folder, for organism-* tasks.");
         var limit = Opt<int?>("--limit", "Evaluate only the first N examples of each task.");
         var batch = Opt("--batch", "Prompts generated together.", defaultValue: () => 8);
+        var maxMemory = Opt<string?>("--max-memory", "Memory the models may take at once, e.g. 20GB (default: no limit). Variants run one after another; a model no running variant holds is freed before the next one is loaded if both would not fit, and a variant whose model (and side models) cannot fit is refused before anything loads.");
+        var maxNew = Opt<int?>("--max-new-tokens", "Generate at most N new tokens per example (default: each task's own budget, e.g. 512 for gsm); for quick runs on large models.");
         var output = Opt<string>("--out", "Output folder (resumable).", required: true);
         var template = Opt<string?>("--chat-template", "Chat template for the aligned models (family name or .jinja), if theirs is missing or unrecognised.");
         var judgeUrl = Opt<string?>("--judge-url", "OpenAI-compatible endpoint for LLM judges (else SUPERFICIAL_JUDGE_URL; key from SUPERFICIAL_JUDGE_KEY or OPENAI_API_KEY).");
@@ -205,7 +207,7 @@ internal static class EvalCommands
                                              "default from SLURM_ARRAY_TASK_ID/COUNT or JOB_COMPLETION_INDEX; then eval merge.");
         var shardCount = Opt<int?>("--shard-count", "N for a Kubernetes Indexed Job (JOB_COMPLETION_INDEX gives K).");
         var cmd = new Command("eval", "Evaluate base, base + head and aligned (and transfer / recovery variants) on tasks; write summary and report.")
-            { baseDir, aligned, head, transferFrom, transferMode, largeBase, largeAligned, compromised, recoverWith, viaBase, viaBaseReads, alpha, tasks, data, organism, limit, batch, output, template, judgeUrl, judgeModel, labeller, allowOtherBase, shard, shardCount };
+            { baseDir, aligned, head, transferFrom, transferMode, largeBase, largeAligned, compromised, recoverWith, viaBase, viaBaseReads, alpha, tasks, data, organism, limit, batch, maxNew, maxMemory, output, template, judgeUrl, judgeModel, labeller, allowOtherBase, shard, shardCount };
         cmd.Subcommands.Add(Merge());
         run.AddTo(cmd);
         cmd.SetAction(Action((p, ct) =>
@@ -218,7 +220,7 @@ internal static class EvalCommands
                 TransferMode = Choices.Parse<TransferMode>("--transfer-mode", p.GetValue(transferMode)!), LargeBase = p.GetValue(largeBase), LargeAligned = p.GetValue(largeAligned),
                 Compromised = p.GetValue(compromised), RecoverWith = p.GetValue(recoverWith), ViaBase = p.GetValue(viaBase),
                 ViaBaseReads = p.GetValue(viaBaseReads)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(r => Choices.Parse<SideModelReads>("--via-base-reads", r)).ToList(), Alphas = ParseAlphas(p.GetValue(alpha)), ChatTemplate = p.GetValue(template),
-                AllowOtherBase = p.GetValue(allowOtherBase),
+                AllowOtherBase = p.GetValue(allowOtherBase), MaxMemory = AlignmentCommands.ParseBytes("--max-memory", p.GetValue(maxMemory)),
             });
             var taskList = TaskNames(p.GetValue(tasks)!).Select(n => TaskCatalog.Create(n, p.GetValue(data), p.GetValue(organism))).ToList();
             var outDir = p.GetValue(output)!;
@@ -230,7 +232,7 @@ internal static class EvalCommands
             if (p.GetValue(data) is { } d) sources["data"] = Path.GetFullPath(d);
             if (p.GetValue(organism) is { } o) sources["organism"] = Path.GetFullPath(o);
             if (worker.Count > 1) Note($"worker {worker}: every {Ordinal(worker.Count)} batch of {p.GetValue(batch)} examples of each task, from batch {worker.Index}");
-            var summary = Run(experiment, taskList, outDir, scoring, notes, p.GetValue(batch), sources, ct, settings, p.GetValue(limit), worker);
+            var summary = Run(experiment, taskList, outDir, scoring, notes, p.GetValue(batch), sources, ct, settings, p.GetValue(limit), worker, p.GetValue(maxNew));
             if (summary is null)
             {
                 Say($"shard {worker} done -> {Path.GetFullPath(EvalShards.FolderOf(outDir, worker))}; " +

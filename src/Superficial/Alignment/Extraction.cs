@@ -235,7 +235,13 @@ public static class Extraction
                 KeyValuePair.Create("position", pos.DetachFromDisposeScope()),
             };
             return new ShardWriter.Chunk(ChunkPath(outDir, chunk, ".jsonl"), string.Concat(lines.Select(l => l + "\n")), ChunkPath(outDir, chunk, ".safetensors"), tensors,
-                new Dictionary<string, string> { ["chunk"] = chunk.ToString(), ["first_prompt"] = start.ToString(), ["prompts"] = decoded.Length.ToString() }, total);
+                new Dictionary<string, string>
+                {
+                    ["chunk"] = chunk.ToString(), ["first_prompt"] = start.ToString(), ["prompts"] = decoded.Length.ToString(),
+                    // the batch this run used (the manifest keeps what was asked: a number, or "auto" for the memory budget's,
+                    // which may differ between workers and resumes)
+                    ["batch"] = batch.ToString(),
+                }, total);
         }
         finally
         {

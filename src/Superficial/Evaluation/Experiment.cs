@@ -39,6 +39,11 @@ public sealed record ExperimentOptions
     public string? ChatTemplate { get; init; }
     /// <summary>Apply heads even to models other than the base they were trained on.</summary>
     public bool AllowOtherBase { get; init; }
+    /// <summary>
+    /// Bytes the models may take at once (null: no limit). Variants run one after another; within the budget a model no
+    /// running variant holds is freed before the next is loaded, and a variant that cannot fit is refused before anything loads.
+    /// </summary>
+    public long? MaxMemory { get; init; }
 }
 
 /// <summary>
@@ -192,7 +197,7 @@ public sealed class Experiment
     T Evaluate<T>(string outDir, EvalRunOptions run, ScalarType? dtype, Func<EvalRunner, IReadOnlyList<IModelVariant>, Task<T>> evaluate)
     {
         foreach (var spec in Variants) SteeringPreflight.Check(spec.Model, spec.Steering);
-        using var pool = new ModelPool(Variants, dtype);
+        using var pool = new ModelPool(Variants, dtype, Options.MaxMemory);
         var variants = Variants.Select(s => new LazyModelVariant(s, pool, run.BatchSize)).ToList();
         var runner = new EvalRunner(outDir, run with { Comparisons = Comparisons, Models = ModelDescriptions() });
         return evaluate(runner, variants).GetAwaiter().GetResult();

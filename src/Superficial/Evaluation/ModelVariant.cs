@@ -100,7 +100,7 @@ public sealed class LazyModelVariant(VariantSpec spec, ModelPool pool, int batch
     {
         if (inner is not null) return inner;
         if (released) throw new InvalidOperationException($"variant {spec.Name} was already released.");
-        var (model, tok) = pool.Acquire(spec.Model);
+        var (model, tok) = pool.Acquire(spec);
         steering = Steering.Build(model, tok, spec.Steering);
         var chat = spec.Chat ? tok.GetChatTemplate(spec.ChatTemplate) : null;
         inner = new ModelVariant(spec.Name, model, tok, chat, steering.Transform, batchSize);
@@ -120,7 +120,8 @@ public sealed class LazyModelVariant(VariantSpec spec, ModelPool pool, int batch
         if (released) return;
         released = true;
         steering?.Dispose();
+        bool acquired = inner is not null;
         inner = null;
-        pool.Release(spec.Model);
+        pool.Release(spec.Model, acquired);
     }
 }

@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using static TorchSharp.torch;
 
 namespace Superficial.Models;
 
@@ -8,6 +9,35 @@ namespace Superficial.Models;
 /// </summary>
 public static partial class DeviceMemory
 {
+    /// <summary>Share of the free memory a run takes as its budget when none is given (the rest for the system, the runtime, fragmentation).</summary>
+    public const double DefaultShare = 0.9;
+
+    /// <summary>
+    /// The devices loaded models live on: the list of a split (--device cuda:0,cuda:1 or auto), else libtorch's default
+    /// device (--device cuda:N sets it), else the CPU.
+    /// </summary>
+    public static IReadOnlyList<string> ModelDevices()
+    {
+        if (ModelLoader.SplitAcross is { } map) return map.Devices;
+        var d = get_default_device();
+        return [d.type == TorchSharp.DeviceType.CPU ? "cpu" : $"{d.type.ToString().ToLowerInvariant()}:{Math.Max(0, d.index)}"];
+    }
+
+    /// <summary>
+    /// The memory budget of a run whose models live on <paramref name="devices"/>: <see cref="DefaultShare"/> of their free
+    /// memory, summed over the devices of a split (each holds its share of the layers). The weights, KV cache and
+    /// activations sit on those devices, so on CUDA it is the device's free memory, not the host's MemAvailable.
+    /// </summary>
+    /// <param name="free">Free bytes of a device (default <see cref="FreeBytes"/>; tests give capacities).</param>
+    public static (long Bytes, string From) DefaultBudget(IReadOnlyList<string> devices, Func<string, long>? free = null)
+    {
+        free ??= FreeBytes;
+        long total = devices.Sum(free);
+        var names = devices.Count == 1 ? devices[0] == "cpu" ? "the available memory" : $"{devices[0]}'s free memory"
+            : $"the free memory of {string.Join(" + ", devices)}";
+        return ((long)(total * DefaultShare), $"{DefaultShare:P0} of {names}");
+    }
+
     public static long FreeBytes(string device)
     {
         if (device == "cpu") return CpuAvailable();

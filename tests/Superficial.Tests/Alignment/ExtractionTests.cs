@@ -187,6 +187,14 @@ public class ExtractionTests : IClassFixture<ExtractionTests.Pair>
         Extraction.Run(pair.Base, pair.Aligned, prompts, "test", apart.Path, o with { MaxMemory = budget }, note: notes.Add);
         Assert.True(notes[^1].Contains("one at a time per chunk"), $"budget {budget}, weights {w}, per prompt {probe.BytesPerPrompt}: {notes[^1]}");
         AssertSameExtraction(together.Path, apart.Path, 3);
+        // the batch used is recorded in each chunk; the manifest keeps what was asked
+        using (var chunk = SafeTensorsFile.Open(Extraction.ChunkPath(apart.Path, 0, ".safetensors"))) Assert.Equal("2", chunk.Metadata["batch"]);
+        using var auto = TestPaths.NewTempDir("auto");
+        Extraction.Run(pair.Base, pair.Aligned, prompts, "test", auto.Path, o with { BatchSize = null, MaxMemory = budget }, note: notes.Add);
+        var used = System.Text.RegularExpressions.Regex.Match(notes[^1], @"^extract: batch (\d+) \(from the memory budget").Groups[1].Value;
+        Assert.NotEqual("", used);
+        using (var chunk = SafeTensorsFile.Open(Extraction.ChunkPath(auto.Path, 0, ".safetensors"))) Assert.Equal(used, chunk.Metadata["batch"]);
+        Assert.Equal("auto", (string)JsonNode.Parse(File.ReadAllText(Path.Combine(auto.Path, Extraction.ManifestName)))!["settings"]!["batch"]!);
         var e = Assert.Throws<InvalidOperationException>(() =>
             Extraction.Run(pair.Base, pair.Aligned, prompts, "test", TestPaths.NewTempDir("none").Path, o with { MaxMemory = w / 2 }));
         Assert.Contains("more than the memory budget", e.Message);

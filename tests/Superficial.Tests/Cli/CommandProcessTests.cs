@@ -77,6 +77,17 @@ public class CommandProcessTests(TinyOrganism organism)
         Assert.Contains("--transfer-from", misfit.Stderr);
         Assert.False(Directory.Exists(Path.Combine(tmp.File("misfit"), "predictions")));
 
+        // --max-memory: a variant whose model cannot fit is refused before anything loads; --max-new-tokens caps and is recorded
+        var tight = CliProcess.Run("eval", "--base", Model("base"), "--aligned", Model("aligned"), "--head", head,
+            "--tasks", "organism-safety", "--organism", Org, "--max-memory", "1000", "--out", tmp.File("tight"));
+        Assert.Equal(2, tight.ExitCode);
+        Assert.Contains("more than the memory budget 1000 bytes", tight.Stderr);
+        Assert.False(Directory.Exists(Path.Combine(tmp.File("tight"), "predictions")));
+        var capped = tmp.File("capped");
+        CliProcess.Ok("eval", "--base", Model("base"), "--aligned", Model("aligned"), "--head", head, "--tasks", "organism-safety",
+            "--organism", Org, "--limit", "2", "--max-new-tokens", "3", "--max-memory", "1GB", "--out", capped);
+        Assert.Equal(3, (int)JsonNode.Parse(File.ReadAllText(Path.Combine(capped, "summary.json")))!["runner"]!["max_new_tokens"]!);
+
         // the run's settings come from a config file; the command line overrides its --limit
         var config = tmp.File("run.json");
         File.WriteAllText(config, $$"""{"tasks": "organism-safety,organism-benign-nll", "organism": "{{Org}}", "limit": 5, "batch": 3, "seed": 7}""");

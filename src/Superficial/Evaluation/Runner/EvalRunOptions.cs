@@ -21,6 +21,11 @@ public sealed record EvalRunOptions
     /// two evaluations share is generated once. Null: none.
     /// </summary>
     public string? ReuseFrom { get; init; }
+    /// <summary>
+    /// Generation tasks generate at most this many new tokens (null: each task's own budget, e.g. 512 for gsm), for
+    /// quick runs on large models. A capped variant's predictions are kept apart from uncapped ones (its identity says the cap).
+    /// </summary>
+    public int? MaxNewTokens { get; init; }
     public int Seed { get; init; }
     public int BootstrapResamples { get; init; } = Stats.PairedBootstrap.DefaultResamples;
     /// <summary>The first is the main comparison (summary.json "tasks"); the others go under "comparisons".

@@ -30,6 +30,7 @@ public sealed class EvalRunner
         if (_options.Limit is < 1) throw new EvalRunException($"Limit must be at least 1 example (got {_options.Limit}).");
         if (_options.VariantLimits.FirstOrDefault(kv => kv.Value < 1) is { Key: not null } bad)
             throw new EvalRunException($"Variant '{bad.Key}': its limit must be at least 1 example (got {bad.Value}).");
+        if (_options.MaxNewTokens is < 1) throw new EvalRunException($"MaxNewTokens must be at least 1 (got {_options.MaxNewTokens}).");
         if (_options.BootstrapResamples < 1) throw new EvalRunException($"Bootstrap resamples must be at least 1 (got {_options.BootstrapResamples}).");
     }
 
@@ -110,6 +111,7 @@ public sealed class EvalRunner
                 ["scoring_concurrency"] = _options.ScoringConcurrency,
                 ["limit"] = _options.Limit,
                 ["variant_limits"] = new System.Text.Json.Nodes.JsonObject(_options.VariantLimits.Select(kv => KeyValuePair.Create(kv.Key, (System.Text.Json.Nodes.JsonNode?)kv.Value))),
+                ["max_new_tokens"] = _options.MaxNewTokens,
                 ["tasks"] = new System.Text.Json.Nodes.JsonArray(tasks.Select(t => (System.Text.Json.Nodes.JsonNode?)t.Name).ToArray()),
                 ["variants"] = new System.Text.Json.Nodes.JsonArray(variants.Select(v => (System.Text.Json.Nodes.JsonNode?)v.Name).ToArray()),
                 // as lm-evaluation-harness's "n-samples": the task's evaluation split, and how many of it were evaluated
@@ -146,14 +148,33 @@ public sealed class EvalRunner
         };
     }
 
+    /// <summary>The task's generation budget, capped by <see cref="EvalRunOptions.MaxNewTokens"/>.</summary>
+    int MaxNewTokens(IEvalTask task) => Math.Min(task.MaxNewTokens, _options.MaxNewTokens ?? int.MaxValue);
+
+    /// <summary>A variant's identity for a task's prediction file: with the cap on new tokens when it shortens the task's generations.</summary>
+    string CappedIdentity(string identity, IEvalTask task)
+    {
+        if (task.Kind != TaskKind.Generation || MaxNewTokens(task) == task.MaxNewTokens) return identity;
+        try
+        {
+            if (System.Text.Json.Nodes.JsonNode.Parse(identity) is System.Text.Json.Nodes.JsonObject o)
+            {
+                o["max_new_tokens"] = MaxNewTokens(task);
+                return o.ToJsonString();
+            }
+        }
+        catch (System.Text.Json.JsonException) { }
+        return $"{identity} (max_new_tokens {MaxNewTokens(task)})";
+    }
+
     async Task<(IReadOnlyList<PredictionRecord>, TaskTiming)> RunOneAsync(IEvalTask task, IModelVariant variant,
         IReadOnlyList<TaskExample> examples, string dir, IProgress<EvalProgress>? progress, CancellationToken ct)
     {
         var path = PredictionFile.PathFor(dir, task.Name, variant.Name);
         if (_options.ReuseFrom is { } from && variant.Identity is string same && !File.Exists(path))
-            Reuse(PredictionFile.PathFor(from, task.Name, variant.Name), path, variant.Name, same, examples);
+            Reuse(PredictionFile.PathFor(from, task.Name, variant.Name), path, variant.Name, CappedIdentity(same, task), examples);
         var existing = PredictionFile.Read(path, repair: true);
-        if (variant.Identity is string identity) PredictionFile.CheckIdentity(path, variant.Name, identity);
+        if (variant.Identity is string identity) PredictionFile.CheckIdentity(path, variant.Name, CappedIdentity(identity, task));
         foreach (var r in existing)
             if (r.Task != task.Name || r.Variant != variant.Name)
                 throw new EvalRunException($"{path}: holds a record of task '{r.Task}', variant '{r.Variant}' (example '{r.Id}'); " +
@@ -203,7 +224,7 @@ public sealed class EvalRunner
         generate.Start();
         // Off the caller's thread, so a progress display on it stays live while the model works.
         IReadOnlyList<string> outputs;
-        try { outputs = await Task.Run(() => variant.Generate(prompts, task.MaxNewTokens, task.StopStrings, null, ct), ct); }
+        try { outputs = await Task.Run(() => variant.Generate(prompts, MaxNewTokens(task), task.StopStrings, null, ct), ct); }
         catch (Generation.PromptTooLongException e) when (e.Index < batch.Length) { throw TooLong(task, variant, batch[e.Index], e); }
         generate.Stop();
         if (outputs.Count != prompts.Length)

@@ -13,6 +13,8 @@ public sealed class FakeVariant(string name, bool chat, Func<PromptSpec, string>
     /// <summary>User texts of every prompt passed to Generate, in order (including a batch later cancelled).</summary>
     public List<string> Generated { get; } = [];
     public List<int> BatchSizes { get; } = [];
+    /// <summary>The token budget of every Generate call.</summary>
+    public List<int> MaxNewTokens { get; } = [];
     public List<(PromptSpec Prompt, string Continuation)> LogLikelihoodRequests { get; } = [];
     /// <summary>Called with the 1-based number of the Generate call before it returns; may cancel the run.</summary>
     public Action<int>? OnGenerate { get; set; }
@@ -23,6 +25,7 @@ public sealed class FakeVariant(string name, bool chat, Func<PromptSpec, string>
         ct.ThrowIfCancellationRequested();
         Generated.AddRange(prompts.Select(p => p.User));
         BatchSizes.Add(prompts.Count);
+        MaxNewTokens.Add(maxNewTokens);
         OnGenerate?.Invoke(BatchSizes.Count);
         ct.ThrowIfCancellationRequested();
         return prompts.Select(generate).ToArray();

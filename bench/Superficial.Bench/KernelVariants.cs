@@ -1,0 +1,149 @@
+using System.Diagnostics;
+using static TorchSharp.torch;
+
+namespace Superficial.Bench;
+
+// Kernel experiments behind the decode path's choices (closing note of issue 15); each prints CPU time per call, the
+// variants interleaved, best of several runs (use --threads 1 on a shared machine).
+//   gemv-variants: x W^T for skinny x (1, 8, 16 rows) as linear, (W x^T)^T or mm, on the bench model's weight shapes
+//   fusion-variants: q/k/v (and gate/up) as separate matmuls or one over the concatenated weight
+//   attention-variants: one decoding step's attention over strided cache views, fused kernel vs two bmm
+//   head-variants: the [32000 x 512] LM head at 1-32 rows
+internal static class GemvVariants
+{
+    public static void Run(string[] args)
+    {
+        var dtype = args.Contains("--bf16") ? ScalarType.BFloat16 : ScalarType.Float32;
+        using var noGrad = no_grad();
+        var proc = Process.GetCurrentProcess();
+        double Cpu() { proc.Refresh(); return proc.TotalProcessorTime.TotalSeconds; }
+        var shapes = new (long n, long k)[] { (512, 512), (1536, 512), (512, 1536), (32000, 512) };
+        foreach (var b in new[] { 1, 8, 16 })
+            foreach (var (n, k) in shapes)
+            {
+                int copies = (int)Math.Max(1, 64_000_000 / (n * k * 4));   // > L3: weights stream from memory
+                var ws = Enumerable.Range(0, copies).Select(_ => randn(n, k).to_type(dtype)).ToArray();
+                var x = randn(b, k).to_type(dtype);
+                var x3 = x.unsqueeze(1);
+                var variants = new (string name, Func<Tensor, Tensor> f)[]
+                {
+                    ("linear(x[b,1,k], W)", w => nn.functional.linear(x3, w)),
+                    ("linear(x[b,k], W)", w => nn.functional.linear(x, w)),
+                    ("W.matmul(x.t()).t()", w => w.matmul(x.t()).t()),
+                    ("mm(x, W.t())", w => x.mm(w.t())),
+                };
+                var best = variants.Select(_ => double.MaxValue).ToArray();
+                for (int r = 0; r < 15; r++)
+                    for (int v = 0; v < variants.Length; v++)
+                    {
+                        double c0 = Cpu();
+                        int calls = Math.Max(copies, 8);
+                        for (int i = 0; i < calls; i++) variants[v].f(ws[i % copies]).Dispose();
+                        best[v] = Math.Min(best[v], (Cpu() - c0) / calls);
+                    }
+                for (int v = 0; v < variants.Length; v++)
+                    Console.WriteLine($"b={b,2} [{n}x{k}] {variants[v].name,-24} {best[v] * 1e6,8:0} us  {n * k * (dtype == ScalarType.Float32 ? 4 : 2) / best[v] / 1e9,6:0.0} GB/s  {2.0 * b * n * k / best[v] / 1e9,6:0.0} GFLOP/s");
+                foreach (var t in ws) t.Dispose();
+            }
+    }
+}
+
+
+internal static class FusionVariants
+{
+    public static void Run(string[] args)
+    {
+        var dtype = args.Contains("--bf16") ? ScalarType.BFloat16 : ScalarType.Float32;
+        using var noGrad = no_grad();
+        var proc = Process.GetCurrentProcess();
+        double Cpu() { proc.Refresh(); return proc.TotalProcessorTime.TotalSeconds; }
+        const int layers = 16;   // 16 layers' worth: more than L3
+        foreach (var b in new[] { 1, 8, 16 })
+            foreach (var (name, n, parts) in new[] { ("q,k,v", 512L, 3), ("gate,up", 1536L, 2) })
+            {
+                var sep = Enumerable.Range(0, layers).Select(_ => Enumerable.Range(0, parts).Select(_ => randn(n, 512).to_type(dtype)).ToArray()).ToArray();
+                var fused = sep.Select(ws => cat(ws, 0)).ToArray();
+                var x = randn(b, 1, 512).to_type(dtype);
+                double bestSep = double.MaxValue, bestFused = double.MaxValue;
+                for (int r = 0; r < 15; r++)
+                {
+                    double c0 = Cpu();
+                    for (int l = 0; l < layers; l++) foreach (var w in sep[l]) nn.functional.linear(x, w).Dispose();
+                    bestSep = Math.Min(bestSep, (Cpu() - c0) / layers);
+                    c0 = Cpu();
+                    for (int l = 0; l < layers; l++)
+                    {
+                        using var y = nn.functional.linear(x, fused[l]);
+                        for (int p = 0; p < parts; p++) y.narrow(-1, p * n, n).Dispose();
+                    }
+                    bestFused = Math.Min(bestFused, (Cpu() - c0) / layers);
+                }
+                Console.WriteLine($"b={b,2} {name,-8} separate {bestSep * 1e6,7:0} us, fused {bestFused * 1e6,7:0} us per layer: fused/separate {bestFused / bestSep:0.00}");
+            }
+    }
+}
+
+
+internal static class AttentionVariants
+{
+    public static void Run(string[] args)
+    {
+        var dtype = args.Contains("--bf16") ? ScalarType.BFloat16 : ScalarType.Float32;
+        using var noGrad = no_grad();
+        var proc = Process.GetCurrentProcess();
+        double Cpu() { proc.Refresh(); return proc.TotalProcessorTime.TotalSeconds; }
+        foreach (var (b, ctx) in new[] { (1, 64), (1, 448), (8, 96), (16, 96), (8, 448) })
+        {
+            var q = randn(b, 8, 1, 64).to_type(dtype);
+            var layers = Enumerable.Range(0, 8).Select(_ => (randn(b, 8, ctx + 40, 64).to_type(dtype).narrow(2, 0, ctx), randn(b, 8, ctx + 40, 64).to_type(dtype).narrow(2, 0, ctx))).ToArray();
+            var mask = ones(b, 1, 1, ctx, ScalarType.Bool);
+            mask[0, 0, 0, 0] = false;
+            double bf = double.MaxValue, bm = double.MaxValue;
+            for (int r = 0; r < 20; r++)
+            {
+                double c0 = Cpu();
+                foreach (var (k, v) in layers) nn.functional.scaled_dot_product_attention(q, k, v, mask).Dispose();
+                bf = Math.Min(bf, Cpu() - c0);
+                c0 = Cpu();
+                foreach (var (k, v) in layers) Superficial.Models.CausalLMAttention.Attend(q, k, v, mask).Dispose();
+                bm = Math.Min(bm, Cpu() - c0);
+            }
+            using var f = nn.functional.scaled_dot_product_attention(q, layers[0].Item1, layers[0].Item2, mask);
+            using var m = Superficial.Models.CausalLMAttention.Attend(q, layers[0].Item1, layers[0].Item2, mask);
+            Console.WriteLine($"b={b,2} ctx {ctx}: 8 layers fused kernel {bf * 1e3:0.000} ms, two bmm {bm * 1e3:0.000} ms, ratio {bm / bf:0.00}; max diff {(f - m).abs().max().to_type(ScalarType.Float32).item<float>():E1}");
+        }
+    }
+}
+
+
+internal static class HeadVariants
+{
+    public static void Run(string[] args)
+    {
+        var dtype = args.Contains("--bf16") ? ScalarType.BFloat16 : ScalarType.Float32;
+        using var noGrad = no_grad();
+        var proc = Process.GetCurrentProcess();
+        double Cpu() { proc.Refresh(); return proc.TotalProcessorTime.TotalSeconds; }
+        var ws = Enumerable.Range(0, 3).Select(_ => randn(32000, 512).to_type(dtype)).ToArray();
+        foreach (var b in new[] { 1, 4, 8, 16, 32 })
+        {
+            var x = randn(b, 512).to_type(dtype);
+            var variants = new (string, Func<Tensor, Tensor>)[]
+            {
+                ("linear", w => nn.functional.linear(x, w)),
+                ("W.mm(x.t()).t()", w => w.mm(x.t()).t()),
+                ("W.mm(x.t()).t().contiguous()", w => w.mm(x.t()).t().contiguous()),
+                ("8 chunks of 4000 rows", w => cat(w.split(4000, 0).Select(c => nn.functional.linear(x, c)).ToArray(), 1)),
+            };
+            var best = variants.Select(_ => double.MaxValue).ToArray();
+            for (int r = 0; r < 12; r++)
+                for (int v = 0; v < variants.Length; v++)
+                {
+                    double c0 = Cpu();
+                    foreach (var w in ws) variants[v].Item2(w).Dispose();
+                    best[v] = Math.Min(best[v], (Cpu() - c0) / ws.Length);
+                }
+            Console.WriteLine($"b={b,2}: " + string.Join(", ", variants.Select((v, i) => $"{v.Item1} {best[i] * 1e3:0.00} ms")));
+        }
+    }
+}
