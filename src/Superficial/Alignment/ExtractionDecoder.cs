@@ -29,9 +29,8 @@ internal sealed class ExtractionDecoder : IDisposable
     readonly long pad;
     readonly Tensor topLogits, topIds;   // [slots, maxNew, k] on the device
     readonly List<Row> rows = [];
+    readonly RunningBatch state = new();   // cache, masks, positions and pending tokens of `rows`, in order
     readonly Stack<int> free;
-    KvCache? cache;
-    Tensor? mask, nextPos, input;
 
     sealed class Row(int index, int promptLength, int slot)
     {
@@ -94,6 +93,7 @@ internal sealed class ExtractionDecoder : IDisposable
         int len = padded.Width;
         var newRows = joining.Select(j => new Row(j.Index, j.Ids.Count, free.Pop())).ToList();
         var gCache = model.NewCache(n, len + maxNew);
+        bool handed = false;
         try
         {
             var hidden = model.Forward(padded.Ids, padded.Positions, gCache, padded.Mask);
@@ -101,35 +101,13 @@ internal sealed class ExtractionDecoder : IDisposable
             var chosen = Choose(newRows, last);
             var gPos = tensor(joining.Select(j => (long)j.Ids.Count).ToArray(), ScalarType.Int64).to(dev);
             var keep = Record(newRows, chosen, done);
-            if (keep.Count == 0) { gCache.Dispose(); return; }
-            var kept = keep.Count < n;
-            var rowsT = tensor(keep.Select(i => (long)i).ToArray(), ScalarType.Int64).to(dev);
-            if (kept) gCache.SelectRows(rowsT);
-            var jMask = kept ? padded.Mask.index_select(0, rowsT) : padded.Mask;
-            var jPos = kept ? gPos.index_select(0, rowsT) : gPos;
-            var jInput = (kept ? chosen.index_select(0, rowsT) : chosen).unsqueeze(1);
-            if (rows.Count == 0)
-            {
-                cache = gCache;
-                Set(ref mask, jMask); Set(ref nextPos, jPos); Set(ref input, jInput);
-            }
-            else
-            {
-                var joined = KvCache.Concat(cache!, gCache, Math.Max(cache!.Capacity - cache.Length, gCache.Capacity - gCache.Length));
-                int total = joined.Length;
-                cache.Dispose();
-                gCache.Dispose();
-                cache = joined;
-                Set(ref mask, cat([PaddedBatch.PadLeft(mask!, total), PaddedBatch.PadLeft(jMask, total)], 0));
-                Set(ref nextPos, cat([nextPos!, jPos], 0));
-                Set(ref input, cat([input!, jInput], 0));
-            }
+            handed = true;
+            state.Add(gCache, null, padded.Mask, gPos, chosen, keep);
             rows.AddRange(keep.Select(i => newRows[i]));
-            DropPadding();
         }
         catch
         {
-            if (!ReferenceEquals(gCache, cache)) gCache.Dispose();
+            if (!handed) gCache.Dispose();
             throw;
         }
     }
@@ -138,12 +116,11 @@ internal sealed class ExtractionDecoder : IDisposable
     {
         using var scope = NewDisposeScope();
         int n = rows.Count;
-        Set(ref mask, cat([mask!, ones([n, 1], ScalarType.Int64, model.Device)], 1));
-        var hidden = model.Forward(input!, nextPos!.unsqueeze(1), cache, mask);
+        var positions = state.BeginStep();
+        var hidden = model.Forward(state.Input, positions, state.Cache, state.Mask);
         var chosen = Choose(rows, hidden.squeeze(1));
         var keep = Record(rows, chosen, done);
-        Set(ref nextPos, nextPos + 1);
-        Set(ref input, chosen.unsqueeze(1));
+        state.EndStep(chosen);
         if (keep.Count < n) Keep(keep);
     }
 
@@ -186,53 +163,15 @@ internal sealed class ExtractionDecoder : IDisposable
 
     void Keep(List<int> keep)
     {
-        if (keep.Count == 0)
-        {
-            rows.Clear();
-            Reset();
-            return;
-        }
-        using var scope = NewDisposeScope();
-        var idx = tensor(keep.Select(i => (long)i).ToArray(), ScalarType.Int64).to(model.Device);
-        cache!.SelectRows(idx);
-        Set(ref mask, mask!.index_select(0, idx));
-        Set(ref nextPos, nextPos!.index_select(0, idx));
-        Set(ref input, input!.index_select(0, idx));
+        state.Keep(keep);
         var kept = keep.Select(i => rows[i]).ToList();
         rows.Clear();
         rows.AddRange(kept);
-        DropPadding();
-    }
-
-    /// <summary>Forgets the leading positions that every row pads.</summary>
-    void DropPadding()
-    {
-        using var scope = NewDisposeScope();
-        int len = (int)mask!.shape[1];
-        int drop = PaddedBatch.SharedPadding(mask);
-        if (drop <= 0) return;
-        cache!.DropLeft(drop);
-        Set(ref mask, mask.narrow(1, drop, len - drop).clone());
-    }
-
-    static void Set(ref Tensor? field, Tensor value)
-    {
-        var old = field;
-        field = value.DetachFromDisposeScope();
-        if (old is not null && !ReferenceEquals(old, field)) old.Dispose();
-    }
-
-    void Reset()
-    {
-        cache?.Dispose(); cache = null;
-        mask?.Dispose(); mask = null;
-        nextPos?.Dispose(); nextPos = null;
-        input?.Dispose(); input = null;
     }
 
     public void Dispose()
     {
-        Reset();
+        state.Dispose();
         topLogits.Dispose();
         topIds.Dispose();
     }

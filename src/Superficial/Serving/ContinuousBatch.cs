@@ -20,11 +20,7 @@ internal sealed class ContinuousBatch(ServedVariant variant) : IDisposable
     readonly CausalLM model = variant.Model;
     readonly TextTokenizer tokenizer = variant.Tokenizer;
     readonly List<Sequence> rows = [];
-    KvCache? cache;
-    Tensor? mask;     // [B, cache length]: 1 for tokens, 0 for left padding
-    Tensor? nextPos;  // [B] position of each row's pending token
-    Tensor? input;    // [B, 1] each row's pending token (chosen, not yet read)
-    ILogitSession? session;
+    readonly RunningBatch state = new();   // cache, masks, positions, pending tokens and session of `rows`, in order
 
     public ServedVariant Variant => variant;
     public int Count => rows.Count;
@@ -77,6 +73,7 @@ internal sealed class ContinuousBatch(ServedVariant variant) : IDisposable
         var (gInput, gMask, positions) = (padded.Ids, padded.Mask, padded.Positions);
         var gCache = model.NewCache(n, len + maxNew);
         ILogitSession? gSession = null;
+        bool handed = false;
         try
         {
             var transform = variant.Transform;
@@ -89,38 +86,13 @@ internal sealed class ContinuousBatch(ServedVariant variant) : IDisposable
             var next = Choose(joining, StepLogits(joining, new StepContext(gInput, positions, gMask), hidden, select, gSession));
             var gPos = tensor(joining.Select(s => (long)s.Stream.Request.Prompt.Ids.Count).ToArray(), ScalarType.Int64).to(dev);
             var keep = Record(joining, next);
-            if (keep.Count == 0) { gCache.Dispose(); gSession?.Dispose(); return; }
-            var rowsT = tensor(keep.Select(i => (long)i).ToArray(), ScalarType.Int64).to(dev);
-            if (keep.Count < n) { gCache.SelectRows(rowsT); gSession?.KeepRows(rowsT); }
-            var kept = keep.Count < n;
-            var jMask = kept ? gMask.index_select(0, rowsT) : gMask;
-            var jPos = kept ? gPos.index_select(0, rowsT) : gPos;
-            var jInput = (kept ? next.index_select(0, rowsT) : next).unsqueeze(1);
-            if (rows.Count == 0)
-            {
-                cache = gCache;
-                session = gSession;
-                Set(ref mask, jMask); Set(ref nextPos, jPos); Set(ref input, jInput);
-            }
-            else
-            {
-                var joined = KvCache.Concat(cache!, gCache, Math.Max(cache!.Capacity - cache.Length, gCache.Capacity - gCache.Length));
-                int total = joined.Length;
-                cache.Dispose();
-                gCache.Dispose();
-                cache = joined;
-                if (session is not null) session.Append(gSession!);
-                Set(ref mask, cat([PaddedBatch.PadLeft(mask!, total), PaddedBatch.PadLeft(jMask, total)], 0));
-                Set(ref nextPos, cat([nextPos!, jPos], 0));
-                Set(ref input, cat([input!, jInput], 0));
-            }
+            handed = true;
+            state.Add(gCache, gSession, gMask, gPos, next, keep);
             rows.AddRange(keep.Select(i => joining[i]));
-            DropPadding();
         }
         catch
         {
-            gCache.Dispose();
-            gSession?.Dispose();
+            if (!handed) { gCache.Dispose(); gSession?.Dispose(); }
             throw;
         }
     }
@@ -133,14 +105,12 @@ internal sealed class ContinuousBatch(ServedVariant variant) : IDisposable
         using var scope = NewDisposeScope();
         var dev = model.Device;
         int n = rows.Count;
-        Set(ref mask, cat([mask!, ones([n, 1], ScalarType.Int64, dev)], 1));
-        var positions = nextPos!.unsqueeze(1);
-        var hidden = model.Forward(input!, positions, cache, mask);
+        var positions = state.BeginStep();
+        var hidden = model.Forward(state.Input, positions, state.Cache, state.Mask);
         var select = arange(n, ScalarType.Int64, dev);
-        var next = Choose(rows, StepLogits(rows, new StepContext(input!, positions, mask!), hidden, select, session));
+        var next = Choose(rows, StepLogits(rows, new StepContext(state.Input, positions, state.Mask), hidden, select, state.Session));
         var keep = Record(rows, next);
-        Set(ref nextPos, nextPos + 1);
-        Set(ref input, next.unsqueeze(1));
+        state.EndStep(next);
         if (keep.Count < n) Keep(keep);
         return n;
     }
@@ -227,64 +197,22 @@ internal sealed class ContinuousBatch(ServedVariant variant) : IDisposable
             s.Stream.channel.Writer.TryComplete(e);
         }
         rows.Clear();
-        Reset();
+        state.Reset();
     }
 
     /// <summary>Keeps only the rows at these indices (in order).</summary>
     void Keep(List<int> keep)
     {
-        if (keep.Count == 0)
-        {
-            rows.Clear();
-            Reset();
-            return;
-        }
-        using var scope = NewDisposeScope();
-        var idx = tensor(keep.Select(i => (long)i).ToArray(), ScalarType.Int64).to(model.Device);
-        cache!.SelectRows(idx);
-        session?.KeepRows(idx);
-        Set(ref mask, mask!.index_select(0, idx));
-        Set(ref nextPos, nextPos!.index_select(0, idx));
-        Set(ref input, input!.index_select(0, idx));
+        state.Keep(keep);
         var kept = keep.Select(i => rows[i]).ToList();
         rows.Clear();
         rows.AddRange(kept);
-        DropPadding();
-    }
-
-    /// <summary>Forgets the leading positions that every row pads, so a batch that never empties does not grow without bound.</summary>
-    void DropPadding()
-    {
-        using var scope = NewDisposeScope();
-        int len = (int)mask!.shape[1];
-        int drop = PaddedBatch.SharedPadding(mask);
-        if (drop <= 0) return;
-        cache!.DropLeft(drop);
-        session?.DropLeft(drop);
-        Set(ref mask, mask.narrow(1, drop, len - drop).clone());
-    }
-
-    /// <summary>Replaces a state tensor, detaching the new one from the step's scope and freeing the old one.</summary>
-    static void Set(ref Tensor? field, Tensor value)
-    {
-        var old = field;
-        field = value.DetachFromDisposeScope();
-        if (old is not null && !ReferenceEquals(old, field)) old.Dispose();
-    }
-
-    void Reset()
-    {
-        cache?.Dispose(); cache = null;
-        session?.Dispose(); session = null;
-        mask?.Dispose(); mask = null;
-        nextPos?.Dispose(); nextPos = null;
-        input?.Dispose(); input = null;
     }
 
     public void Dispose()
     {
         foreach (var s in rows) Cancel(s);
         rows.Clear();
-        Reset();
+        state.Dispose();
     }
 }
