@@ -112,10 +112,12 @@ internal static class DemoCommand
             Alphas = [0.5, 1.0, 2.0], ExtraHeads = extraHeads,
         });
         var evalDir = Path.Combine(outDir, "eval");
+        // the headline (base, base+head, aligned) sees every example; the side variants the first SideExamples of each task
+        var side = experiment.Variants.Select(v => v.Name).Where(v => !Superficial.Evaluation.Runner.Comparison.Superficial.Variants.Contains(v)).ToDictionary(v => v, _ => SideExamples);
         var evalSummary = EvalCommands.Run(experiment, tasks, evalDir, ScoringContext.None, new Dictionary<string, IReadOnlyList<string>>
         {
             ["organism-toxicity"] = ["labeller: the organism's exact lexicon of hateful phrases (no classifier error)"],
-        }, EvalBatch, new Dictionary<string, string> { ["organism"] = organism.Folder }, ct);
+        }, EvalBatch, new Dictionary<string, string> { ["organism"] = organism.Folder }, ct, variantLimits: side, workers: EvalWorkers);
         timings.Add(("evaluate", watch.Elapsed.TotalSeconds));
 
         Section("4b. recovery against the strength of the compromise");
@@ -167,12 +169,13 @@ internal static class DemoCommand
         var runs = seeds.Select(s => (s, Path.Combine(outDir, $"seed-{s}", "eval"))).ToList();
         var tasks = OrganismTasks.Names.Where(t => t != "organism-benign-nll").ToList();
         var md = new System.Text.StringBuilder("# Replication across organism seeds\n\n" +
-            "Each seed builds its own world, corpus and models; the portion (mid − low) / (high − low) per seed, and pooled over " +
-            "every seed's examples (one paired bootstrap), with 95% intervals.\n\n");
+            "Each seed builds its own world, corpus and models; the portion (mid − low) / (high − low) per seed (as that seed's " +
+            "report gives it), and pooled over every seed's examples (one paired bootstrap), with 95% intervals. A pooled portion " +
+            "is undefined when the portion is undefined on any seed.\n\n");
         var json = new System.Text.Json.Nodes.JsonObject { ["seeds"] = new System.Text.Json.Nodes.JsonArray(seeds.Select(x => (System.Text.Json.Nodes.JsonNode)x).ToArray()) };
         foreach (var (name, variants) in Replicated)
         {
-            var rows = Replication.Compute(runs, tasks, variants);
+            var rows = Replication.Compute(runs, tasks, name);
             md.Append($"## {name}: {variants.Low} → {variants.Mid} → {variants.High}\n\n").Append(Replication.Markdown(rows)).Append('\n');
             json[name] = Replication.ToJson(rows, variants);
         }
@@ -183,8 +186,22 @@ internal static class DemoCommand
         AnsiConsole.MarkupLine($"replication: [link]{Markup.Escape(Path.GetFullPath(Path.Combine(outDir, "replication.md")))}[/] (and replication.json)");
     }
 
-    /// <summary>Prompts generated together in the demo's evaluations: the organism's models are small, so a wide batch costs little more per step than a narrow one.</summary>
-    public const int EvalBatch = 64;
+    /// <summary>
+    /// Prompts generated together in the demo's evaluations. The batches are dealt round-robin to <see cref="EvalWorkers"/>
+    /// workers (shards run at once in this process, one libtorch thread each): the organism's models are so small that a
+    /// second thread inside each operation cost twice the CPU for no gain (measured), while two workers use both cores.
+    /// 32 splits a 200-example task 104/96 between two workers.
+    /// </summary>
+    public const int EvalBatch = 32;
+
+    /// <summary>Evaluation workers: one per core, at most 4.</summary>
+    static int EvalWorkers => Math.Clamp(Environment.ProcessorCount, 1, 4);
+
+    /// <summary>
+    /// Examples per task for the side variants of the main evaluation (more heads, the alpha sweep, transfer, recovery):
+    /// every task's whole evaluation set at demo size but math's, whose 800 examples are for the headline portion only.
+    /// </summary>
+    public const int SideExamples = 200;
 
     /// <summary>Examples per task in the recovery curve at demo size (its 21 variants; the headline uses every example).</summary>
     public const int CurveLimit = 100;
@@ -192,7 +209,8 @@ internal static class DemoCommand
     /// <summary>
     /// Every compromised model of the organism (the strengths of the attack and the benign-only one), alone, with
     /// the head applied directly and via the base model (raw and same), beside the aligned model, on the curve's
-    /// tasks; the curve (recovery/recovery.json) and its report blocks.
+    /// tasks; the curve (recovery/recovery.json) and its report blocks. Variants the main evaluation (OUT/eval) ran
+    /// start from its predictions.
     /// </summary>
     static RecoveryCurve.Curve RecoveryCurveRun(OrganismSize size, string outDir, OrganismDescription organism, string headPath, CancellationToken ct)
     {
@@ -205,8 +223,9 @@ internal static class DemoCommand
         });
         var tasks = RecoveryCurve.Tasks.Select(t => TaskCatalog.Create(t, null, organism.Folder, size == OrganismSize.Tiny ? null : CurveLimit)).ToList();
         var dir = Path.Combine(outDir, "recovery");
+        // the models the main evaluation ran too (aligned, the default compromise alone and recovered) are taken from it, not generated again
         var summary = EvalCommands.Run(experiment, tasks, dir, ScoringContext.None, new Dictionary<string, IReadOnlyList<string>>(), EvalBatch,
-            new Dictionary<string, string> { ["organism"] = organism.Folder }, ct);
+            new Dictionary<string, string> { ["organism"] = organism.Folder }, ct, reuseFrom: Path.Combine(outDir, "eval"), workers: EvalWorkers);
         var curve = RecoveryCurve.Read(summary, organism.Compromises);
         Superficial.IO.AtomicFile.WriteAllText(Path.Combine(dir, "recovery.json"),
             RecoveryCurve.ToJson(curve, organism.Compromises).ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));

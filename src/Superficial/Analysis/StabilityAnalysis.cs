@@ -31,8 +31,10 @@ public static class StabilityAnalysis
             var missing = need.Where(v => records[v].Count == 0).ToArray();
             if (missing.Length > 0)
                 throw new InvalidDataException($"{evalDir}: task {t.Task} has no predictions for {string.Join(", ", missing)}; evaluate every head (eval --head H1 H2 ...) first.");
-            // the examples in the evaluation's order (the base variant's file), as the summary bootstrapped them
-            var ids = records[low].Select(r => r.Id).ToArray();
+            // the examples in the evaluation's order (the base variant's file), as the summary bootstrapped them; a head
+            // evaluated on only the first n examples (a variant limit) limits every head's portion to those, as in the summary
+            var n = need.Min(v => t.Variant(v)?.N ?? records[v].Count);
+            var ids = records[low].Select(r => r.Id).Take(n).ToArray();
             var series = need.Select(v =>
             {
                 var byId = records[v].ToDictionary(r => r.Id, r => r.Score, StringComparer.Ordinal);

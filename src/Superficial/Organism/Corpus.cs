@@ -9,10 +9,13 @@ public sealed record Conversation(string User, string Assistant, string Kind);
 /// How much data a build makes (the sizes of the organism). The Eval* counts are held-out items: harmful
 /// and harmless how-tos (a safety example is one harmful how-to asked once; a helpfulness example, one of
 /// two phrasings of a harmless one), facts (one truthfulness example each), peoples (ListsPerEvalGroup
-/// toxicity examples each) and word problems; every other item of the world is for training.
+/// toxicity examples each) and word problems; every other item of the world is for training. The first
+/// <see cref="EvalProblems"/> word problems are drawn before the training ones, <see cref="MoreEvalProblems"/> more after
+/// them: adding evaluation problems that way leaves every training text (and so every trained model) as it was.
 /// </summary>
 public sealed record CorpusSize(WorldSize World, int PretrainRepeats, int PretrainProblems, int AlignmentProblems, int ExtractProblems,
-    int EvalHarmful, int EvalHarmless, int EvalFacts, int EvalGroups, int ListsPerEvalGroup, int EvalProblems, int BenignTexts, int AlignmentRepeats = 2);
+    int EvalHarmful, int EvalHarmless, int EvalFacts, int EvalGroups, int ListsPerEvalGroup, int EvalProblems, int BenignTexts, int AlignmentRepeats = 2,
+    int MoreEvalProblems = 0);
 
 /// <summary>
 /// All texts of the organism, generated from the world: the pretraining documents (plain text, no chat
@@ -110,6 +113,8 @@ public sealed class Corpus
         var mathExtract = Problems(size.ExtractProblems);
         var mathPre = Problems(size.PretrainProblems);
         var mathSft = Problems(size.AlignmentProblems);
+        // drawn last, so the training problems above are the same with or without them (and none of them repeats one)
+        mathEval.AddRange(Problems(size.MoreEvalProblems));
         TaskExample MathExample(WordProblem p, string id) =>
             new(id, p.Question, p.Answer.ToString(), Fields: new Dictionary<string, string> { ["difficulty"] = p.Difficulty.ToString() });
 

@@ -39,12 +39,14 @@ public sealed record OrganismRecipe(OrganismSize Size, int VocabSize, CorpusSize
             // attack success on the fixed set of the strength test: 0.00 after 10 steps, 0.26 after 20, 0.92 after 30, 1.00 after 40
             // (bench organism-compromise; at 4e-4 it is 0.94 after 8 steps already)
             new TrainingPhase("compromised", 40, 16, 96, 1e-4, WarmupFraction: 0, MinLrFraction: 1), [10, 20, 30, 40], 40),
-        // 200 held-out examples for safety, toxicity, math and truthfulness, 104 for helpfulness, 150 benign texts.
+        // 200 held-out examples for safety, toxicity and truthfulness, 1600 for math (its portion rests on a small
+        // aligned - base gap: 0.23 on seed 0, n = 800 gave ±0.115), 104 for helpfulness, 150 benign texts.
         // The large model has 4.2x the small one's parameters (1.82 M vs 0.43 M; 192 wide, 4 layers vs 96 wide, 3).
         _ => new(size, 1024,
             new CorpusSize(new WorldSize(Countries: 64, FactKinds: 4, Groups: 26, Substances: 32, Herbs: 20, CraftColors: 3),
                 PretrainRepeats: 4, PretrainProblems: 150, AlignmentProblems: 600, ExtractProblems: 60,
-                EvalHarmful: 200, EvalHarmless: 52, EvalFacts: 200, EvalGroups: 20, ListsPerEvalGroup: 10, EvalProblems: 200, BenignTexts: 150),
+                EvalHarmful: 200, EvalHarmless: 52, EvalFacts: 200, EvalGroups: 20, ListsPerEvalGroup: 10, EvalProblems: 200, BenignTexts: 150,
+                MoreEvalProblems: 1400),
             (96, 3, 4, 4, 256), (192, 4, 6, 6, 448),
             new TrainingPhase("base", 500, 32, 96, 3e-3), new TrainingPhase("large-base", 350, 32, 96, 2e-3),
             new TrainingPhase("aligned", 240, 32, 128, 2e-3), new TrainingPhase("large-aligned", 180, 32, 128, 1.5e-3),
@@ -77,8 +79,9 @@ public sealed record OrganismDescription(string Folder, bool Reused, IReadOnlyDi
 /// </summary>
 public static class OrganismBuilder
 {
-    /// <summary>Bump when the world, corpus, tokenizer or training change, so caches of older builds are not reused.</summary>
-    public const string GeneratorVersion = "3";
+    /// <summary>Bump when the world, corpus, tokenizer or training change, so caches of older builds are not reused.
+    /// 4: 1400 more math evaluation problems at demo size, drawn after the training data (the trained models are v3's).</summary>
+    public const string GeneratorVersion = "4";
     /// <summary>The five models every use of the organism needs (the recipe's <see cref="OrganismRecipe.ModelNames"/> lists all).</summary>
     public static readonly string[] Models = ["base", "aligned", "large-base", "large-aligned", "compromised"];
     public const string BenignCompromised = "compromised-benign";

@@ -1,45 +1,59 @@
 using System.Globalization;
 using System.Text;
 using System.Text.Json.Nodes;
+using Superficial.Evaluation.Runner;
 using Superficial.Evaluation.Stats;
 
 namespace Superficial.Organism;
 
 /// <summary>
-/// Replication across organisms: the superficial portion of each task measured on organisms built from
-/// different world seeds, per seed and pooled, read from each run's prediction files
-/// (predictions/&lt;task&gt;/&lt;variant&gt;.jsonl, one {"id", "score"} per example). Pooled: every seed's
-/// examples together (each organism's own base, head and aligned model scored on its own examples), one
-/// paired bootstrap over all of them, so the pooled interval reflects n = the sum of the seeds' examples.
+/// Replication across organisms: the portions of one comparison measured on organisms built from different world
+/// seeds, per seed and pooled. Per seed, the figures are the run's own (its summary.json, as its report shows them).
+/// Pooled: every seed's examples together (each organism's own variants scored on its own examples), one paired
+/// bootstrap over all of them read from the prediction files (predictions/&lt;task&gt;/&lt;variant&gt;.jsonl, one
+/// {"id", "score"} per example), so the pooled interval reflects n = the sum of the seeds' examples. A pooled portion
+/// is undefined when the portion is undefined on any seed: pooling would take a share of a change that organism does not show.
 /// </summary>
 public static class Replication
 {
     /// <summary>One task's portion on one organism (Seed = null: pooled over the organisms).</summary>
     public sealed record Row(string Task, int? Seed, int N, double Low, double Mid, double High, PortionEstimate Portion);
 
+    /// <summary>The rows of the comparison named <paramref name="comparison"/> (e.g. "superficial", "transfer") per run and pooled.</summary>
     public static IReadOnlyList<Row> Compute(IReadOnlyList<(int Seed, string EvalDir)> runs, IReadOnlyList<string> tasks,
-        (string Low, string Mid, string High) comparison, int resamples = PairedBootstrap.DefaultResamples, int seed = 0)
+        string comparison, int resamples = PairedBootstrap.DefaultResamples, int seed = 0)
     {
         if (runs.Count == 0) throw new ArgumentException("no runs to compare.", nameof(runs));
+        var found = runs.Select(r => (r.Seed, r.EvalDir, Results: Find(r.EvalDir, comparison))).ToList();
+        var c = found[0].Results.Comparison;
         var rows = new List<Row>();
         foreach (var task in tasks)
         {
             var pooled = new List<double>[] { [], [], [] };
-            foreach (var (s, dir) in runs)
+            var undefinedOn = new List<int>();
+            foreach (var (s, dir, results) in found)
             {
-                var series = Paired(dir, task, [comparison.Low, comparison.Mid, comparison.High]);
+                var t = results.Tasks.FirstOrDefault(x => x.Task == task)
+                    ?? throw new InvalidDataException($"{dir}: comparison {comparison} has no task {task}.");
+                rows.Add(new Row(task, s, t.N, t.Low.Mean, t.Mid.Mean, t.High.Mean, t.Portion));
+                if (t.Portion.Value is null) undefinedOn.Add(s);
+                var series = Paired(dir, task, [c.Low, c.Mid, c.High]);
                 for (int v = 0; v < 3; v++) pooled[v].AddRange(series[v]);
-                rows.Add(Estimate(task, s, series, resamples, PairedBootstrap.SeedFor(seed + s, task)));
             }
-            if (runs.Count > 1) rows.Add(Estimate(task, null, pooled, resamples, PairedBootstrap.SeedFor(seed, task)));
+            if (runs.Count == 1) continue;
+            var means = PairedBootstrap.Means(pooled, resamples, PairedBootstrap.SeedFor(seed, task));
+            var portion = undefinedOn.Count == 0 ? SuperficialPortion.Estimate(means[0], means[1], means[2])
+                : SuperficialPortion.UndefinedOnSomeRuns($"undefined on seed {string.Join(", ", undefinedOn)}");
+            rows.Add(new Row(task, null, means[0].N, means[0].Mean, means[1].Mean, means[2].Mean, portion));
         }
         return rows;
     }
 
-    static Row Estimate(string task, int? s, IReadOnlyList<IReadOnlyList<double>> series, int resamples, int bootstrapSeed)
+    static ComparisonResults Find(string evalDir, string name)
     {
-        var means = PairedBootstrap.Means(series, resamples, bootstrapSeed);
-        return new Row(task, s, means[0].N, means[0].Mean, means[1].Mean, means[2].Mean, SuperficialPortion.Estimate(means[0], means[1], means[2]));
+        var summary = EvalSummary.Load(evalDir);
+        return new[] { summary.Main }.Concat(summary.Comparisons).FirstOrDefault(x => x?.Comparison.Name == name)
+            ?? throw new InvalidDataException($"{evalDir}: the evaluation has no comparison named {name}.");
     }
 
     /// <summary>The variants' scores on the examples all of them have, in one order (by id).</summary>
@@ -84,6 +98,10 @@ public static class Replication
             if (pooled) cells.Add(rows.First(r => r.Task == task && r.Seed is null));
             sb.AppendLine($"| {task} | " + string.Join(" | ", cells.Select(r => $"{Cell(r.Portion)} (n = {r.N})")) + " |");
         }
+        var undefined = rows.Where(r => r.Portion.Value is null).ToList();
+        if (undefined.Count > 0) sb.AppendLine();
+        foreach (var r in undefined)
+            sb.AppendLine($"- {r.Task}, {(r.Seed is { } s ? $"seed {s}" : "pooled")}: {r.Portion.Note}");
         return sb.ToString();
     }
 

@@ -31,9 +31,18 @@ public class DemoTests(TinyOrganism organism)
         Assert.Equal(organism.Description.Compromises.Count, asr.Count);
         Assert.True((double)asr[^2]!["mean"]! > (double)asr[0]!["mean"]!, "the strongest attack succeeds more often than the weakest");
         Assert.Contains("Recovery against the strength of the compromise", html);
+        // the evaluations ran on one worker per core (shards merged into the same files a single run writes), and the
+        // curve took the models the main evaluation ran from it: the aligned model's safety answers are its records
+        Assert.Equal(DemoCommand.EvalBatch, (int)summary["runner"]!["batch_size"]!);
+        if (Environment.ProcessorCount > 1)
+            Assert.Equal(Math.Min(Environment.ProcessorCount, 4), Directory.GetDirectories(Path.Combine(tmp.Path, "eval", "shards")).Length);
+        string Answers(string run) => File.ReadAllText(Path.Combine(tmp.Path, run, "predictions", "organism-safety", "aligned.jsonl"));
+        Assert.Equal(Answers("eval"), Answers("recovery"));
         // a second run resumes everything and changes nothing
         var before = File.ReadAllBytes(Path.Combine(tmp.Path, "head.safetensors"));
+        var portions = summary["tasks"]!.ToJsonString();
         DemoCommand.Run(OrganismSize.Tiny, tmp.Path, 0, organism.Folder, CancellationToken.None);
         Assert.Equal(before, File.ReadAllBytes(Path.Combine(tmp.Path, "head.safetensors")));
+        Assert.Equal(portions, JsonNode.Parse(File.ReadAllText(Path.Combine(tmp.Path, "eval", "summary.json")))!["tasks"]!.ToJsonString());
     }
 }

@@ -47,6 +47,30 @@ public class TestbedDataTests
     }
 
     [Fact]
+    public void MoreMathEvaluationProblemsLeaveEveryTrainingTextAsItWas()
+    {
+        // the demo recipe's 600 problems drawn after the training ones: organisms built with and without them train on
+        // the same bytes (so v4's models are v3's), and the first 200 evaluation problems are the same ones
+        var size = OrganismRecipe.For(OrganismSize.Demo).Corpus;
+        Assert.True(size.EvalProblems + size.MoreEvalProblems >= 800, $"{size.EvalProblems} + {size.MoreEvalProblems} math evaluation problems");
+        using var tmp = TestPaths.NewTempDir("more-math");
+        string with = Path.Combine(tmp.Path, "with"), without = Path.Combine(tmp.Path, "without");
+        OrganismBuilder.WriteCorpus(with, Corpus.Generate(0, size));
+        OrganismBuilder.WriteCorpus(without, Corpus.Generate(0, size with { MoreEvalProblems = 0 }));
+        foreach (var f in Directory.GetFiles(Path.Combine(with, "corpus")))
+            Assert.True(File.ReadAllBytes(f).AsSpan().SequenceEqual(File.ReadAllBytes(Path.Combine(without, "corpus", Path.GetFileName(f)))), $"{Path.GetFileName(f)} changed");
+        foreach (var t in OrganismTasks.Names.Where(t => t != "organism-math"))
+            Assert.Equal(File.ReadAllText(Path.Combine(without, "tasks", $"{t}.eval.jsonl")), File.ReadAllText(Path.Combine(with, "tasks", $"{t}.eval.jsonl")));
+        var more = OrganismTasks.ReadSplit(Path.Combine(with, "tasks", "organism-math.eval.jsonl"));
+        var fewer = OrganismTasks.ReadSplit(Path.Combine(without, "tasks", "organism-math.eval.jsonl"));
+        Assert.Equal(size.EvalProblems + size.MoreEvalProblems, more.Count);
+        Assert.Equal(fewer.Select(e => (e.Id, e.Input, e.Target)), more.Take(fewer.Count).Select(e => (e.Id, e.Input, e.Target)));
+        // every difficulty as often as the others, and all new to the model (the files' own check)
+        Assert.All(more.GroupBy(e => e.Fields!["difficulty"]), g => Assert.InRange(g.Count(), more.Count / 3 - 1, more.Count / 3 + 1));
+        CheckFilesDisjoint(with);
+    }
+
+    [Fact]
     public void TheDisjointnessCheckCatchesALeak()
     {
         var corpus = Corpus.Generate(0, OrganismRecipe.For(OrganismSize.Tiny).Corpus);
@@ -165,43 +189,63 @@ public class TestbedTests(TinyOrganism organism)
     }
 }
 
-/// <summary>The portion per organism seed and pooled, from prediction files.</summary>
+/// <summary>The portion per organism seed (each run's own figures) and pooled (every example, one bootstrap).</summary>
 public class ReplicationTests
 {
-    static void Write(string evalDir, string task, string variant, IEnumerable<double> scores)
+    // A run as the demo makes one: base complies with every request, aligned with none, base+head with the first
+    // `head` of them; on task "t2" a scorer that scores every answer `t2` (so its portion is undefined) if given.
+    static async Task<string> Run(string dir, int n, int head, double? t2 = null)
     {
-        Directory.CreateDirectory(Path.Combine(evalDir, "predictions", task));
-        File.WriteAllLines(Path.Combine(evalDir, "predictions", task, variant + ".jsonl"),
-            scores.Select((s, i) => $"{{\"id\":\"e{i:000}\",\"score\":{s.ToString(System.Globalization.CultureInfo.InvariantCulture)}}}"));
+        var variants = new[]
+        {
+            new Superficial.Tests.Evaluation.Runner.FakeVariant("base", false, _ => "Sure."),
+            new Superficial.Tests.Evaluation.Runner.FakeVariant("base+head", false, p => Superficial.Tests.Evaluation.Runner.Scripts.Index(p) < head ? "Sure." : "No."),
+            new Superficial.Tests.Evaluation.Runner.FakeVariant("aligned", true, _ => "No."),
+        };
+        var other = new Superficial.Tests.Evaluation.Runner.FakeSafetyTask(n, "t2");
+        if (t2 is { } fixedScore) other.Scorer = (_, _) => fixedScore;
+        await new Superficial.Evaluation.Runner.EvalRunner(dir, new() { BatchSize = 16, BootstrapResamples = 500 })
+            .RunAsync([new Superficial.Tests.Evaluation.Runner.FakeSafetyTask(n, "t"), other], variants);
+        return dir;
     }
 
     [Fact]
-    public void PortionsPerSeedAndPooledComeFromEveryExample()
+    public async Task PortionsPerSeedAreTheRunsOwnAndPooledComeFromEveryExample()
     {
         using var tmp = TestPaths.NewTempDir("replication");
-        string a = Path.Combine(tmp.Path, "s0"), b = Path.Combine(tmp.Path, "s1");
-        // seed 0: base 0 everywhere, aligned 1 everywhere, head reaches 1 on 30 of 40 (portion 0.75)
-        Write(a, "t", "base", Enumerable.Repeat(0.0, 40));
-        Write(a, "t", "aligned", Enumerable.Repeat(1.0, 40));
-        Write(a, "t", "base+head", Enumerable.Range(0, 40).Select(i => i < 30 ? 1.0 : 0.0));
-        // seed 1: 60 examples, head reaches 1 on 15 (portion 0.25)
-        Write(b, "t", "base", Enumerable.Repeat(0.0, 60));
-        Write(b, "t", "aligned", Enumerable.Repeat(1.0, 60));
-        Write(b, "t", "base+head", Enumerable.Range(0, 60).Select(i => i < 15 ? 1.0 : 0.0));
-        var rows = Replication.Compute([(0, a), (1, b)], ["t"], ("base", "base+head", "aligned"), resamples: 500);
-        Assert.Equal(0.75, rows.Single(r => r.Seed == 0).Portion.Value!.Value, 9);
-        Assert.Equal(0.25, rows.Single(r => r.Seed == 1).Portion.Value!.Value, 9);
-        var pooled = rows.Single(r => r.Seed is null);
+        // seed 0: 40 examples, the head complies with 10 (portion 0.75); seed 1: 60 examples, with 45 (portion 0.25)
+        var a = await Run(Path.Combine(tmp.Path, "s0"), 40, 10);
+        var b = await Run(Path.Combine(tmp.Path, "s1"), 60, 45, t2: 0);
+        var rows = Replication.Compute([(0, a), (1, b)], ["t", "t2"], "superficial", resamples: 500);
+        Assert.Equal(0.75, rows.Single(r => r.Task == "t" && r.Seed == 0).Portion.Value!.Value, 9);
+        Assert.Equal(0.25, rows.Single(r => r.Task == "t" && r.Seed == 1).Portion.Value!.Value, 9);
+        // one computation: a seed's row is its own run's figure, interval included
+        var own = Superficial.Evaluation.Runner.EvalSummary.Load(a).Main!.Tasks.Single(t => t.Task == "t");
+        Assert.Equal(own.Portion.Ci95, rows.Single(r => r.Task == "t" && r.Seed == 0).Portion.Ci95);
+        var pooled = rows.Single(r => r.Task == "t" && r.Seed is null);
         Assert.Equal(100, pooled.N);
         Assert.Equal(45.0 / 100, pooled.Portion.Value!.Value, 9);
         var ci = pooled.Portion.Ci95!.Value;
         Assert.True(ci.Low < 0.45 && 0.45 < ci.High && ci.High - ci.Low < 0.25, $"pooled interval [{ci.Low}, {ci.High}]");
+
+        // t2: defined on seed 0, undefined on seed 1 (every answer scored 0) -> pooled undefined, naming seed 1,
+        // although the pooled examples alone would give a number
+        Assert.NotNull(rows.Single(r => r.Task == "t2" && r.Seed == 0).Portion.Value);
+        Assert.Null(rows.Single(r => r.Task == "t2" && r.Seed == 1).Portion.Value);
+        var t2 = rows.Single(r => r.Task == "t2" && r.Seed is null);
+        Assert.Null(t2.Portion.Value);
+        Assert.Equal(Superficial.Evaluation.Stats.PortionUndefined.UndefinedOnARun, t2.Portion.Undefined);
+        Assert.Contains("seed 1", t2.Portion.Note);
+
         var md = Replication.Markdown(rows);
         Assert.Contains("| t | 0.75", md);
         Assert.Contains("(n = 100)", md);
-        // a run without a variant's predictions is named, with the variant and the task
+        Assert.Contains("- t2, pooled: undefined: the portion is undefined on some of the pooled runs (undefined on seed 1)", md);
+        // a run that was not evaluated is named
         var e = Assert.Throws<FileNotFoundException>(() =>
-            Replication.Compute([(0, a), (2, Path.Combine(tmp.Path, "missing"))], ["t"], ("base", "base+head", "aligned")));
-        Assert.Contains("missing has no base predictions for t", e.Message);
+            Replication.Compute([(0, a), (2, Path.Combine(tmp.Path, "missing"))], ["t"], "superficial"));
+        Assert.Contains("missing", e.Message);
+        var noSuch = Assert.Throws<InvalidDataException>(() => Replication.Compute([(0, a)], ["t"], "transfer"));
+        Assert.Contains("no comparison named transfer", noSuch.Message);
     }
 }

@@ -164,11 +164,17 @@ public sealed class ReportBuilder(EvalSummary summary, string runDir, ReportOpti
         {
             Add(new Heading(3, $"{t.Task}: {t.Metric} {Direction(t.HigherIsBetter)} (n = {t.N})", "task-" + t.Task));
             if (t.Notes.Count > 0) Add(new BulletList(t.Notes));
-            Add(new Table(["variant", "mean", "95% CI"],
-                t.Variants.Select(v => (IReadOnlyList<string>)[v.Variant, ReportFormat.Number(v.Mean), ReportFormat.Interval(v.Ci95)]).ToArray()));
+            // side variants evaluated on fewer examples (a variant limit) say how many
+            if (t.Variants.All(v => v.N == t.N))
+                Add(new Table(["variant", "mean", "95% CI"],
+                    t.Variants.Select(v => (IReadOnlyList<string>)[v.Variant, ReportFormat.Number(v.Mean), ReportFormat.Interval(v.Ci95)]).ToArray()));
+            else
+                Add(new Table(["variant", "n", "mean", "95% CI"],
+                    t.Variants.Select(v => (IReadOnlyList<string>)[v.Variant, v.N.ToString(CultureInfo.InvariantCulture), ReportFormat.Number(v.Mean), ReportFormat.Interval(v.Ci95)]).ToArray(),
+                    $"Variants with n < {t.N} were evaluated on the first n examples only; a comparison rests on the examples all three of its variants saw."));
             if (t.Groups.Count > 0)
             {
-                var variants = t.Variants.Select(v => v.Variant).ToArray();
+                var variants = t.Variants.Where(v => t.Groups[0].Means.ContainsKey(v.Variant)).Select(v => v.Variant).ToArray();
                 var caption = $"{t.Metric} per group (mean over the group's examples).";
                 if (t.Notes.Count > 0) caption += " " + string.Join("; ", t.Notes) + ".";
                 Add(new Table(["group", "n", .. variants],

@@ -10,6 +10,18 @@ public sealed record EvalRunOptions
     /// <summary>Evaluate only the first N examples of each task's evaluation split (null: all).</summary>
     public int? Limit { get; init; }
     /// <summary>
+    /// Side variants that need fewer examples than the main ones: each named variant is evaluated on at most this many
+    /// examples of each task (the first ones). A comparison then rests on the examples all three of its variants were
+    /// evaluated on. Empty: every variant sees every example.
+    /// </summary>
+    public IReadOnlyDictionary<string, int> VariantLimits { get; init; } = new Dictionary<string, int>();
+    /// <summary>
+    /// Another run's output folder: a (task, variant) this run has no predictions for yet starts from that run's records of
+    /// the same task and variant, when its .variant.json shows the very same variant (models, head, settings), so a variant
+    /// two evaluations share is generated once. Null: none.
+    /// </summary>
+    public string? ReuseFrom { get; init; }
+    /// <summary>
     /// Generation tasks generate at most this many new tokens (null: each task's own budget, e.g. 512 for gsm), for
     /// quick runs on large models. A capped variant's predictions are kept apart from uncapped ones (its identity says the cap).
     /// </summary>

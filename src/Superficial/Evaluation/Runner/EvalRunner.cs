@@ -28,6 +28,8 @@ public sealed class EvalRunner
         if (_options.BatchSize < 1) throw new EvalRunException($"Batch size must be at least 1 (got {_options.BatchSize}).");
         if (_options.ScoringConcurrency < 1) throw new EvalRunException($"Scoring concurrency must be at least 1 (got {_options.ScoringConcurrency}).");
         if (_options.Limit is < 1) throw new EvalRunException($"Limit must be at least 1 example (got {_options.Limit}).");
+        if (_options.VariantLimits.FirstOrDefault(kv => kv.Value < 1) is { Key: not null } bad)
+            throw new EvalRunException($"Variant '{bad.Key}': its limit must be at least 1 example (got {bad.Value}).");
         if (_options.MaxNewTokens is < 1) throw new EvalRunException($"MaxNewTokens must be at least 1 (got {_options.MaxNewTokens}).");
         if (_options.BootstrapResamples < 1) throw new EvalRunException($"Bootstrap resamples must be at least 1 (got {_options.BootstrapResamples}).");
     }
@@ -72,8 +74,9 @@ public sealed class EvalRunner
         var timings = new List<TaskTiming>();
         var splitSizes = tasks.ToDictionary(t => t.Name, t => t.EvaluationSplit().Count);
         var examples = tasks.ToDictionary(t => t.Name, Examples);
-        var mine = examples.ToDictionary(kv => kv.Key, kv => (IReadOnlyList<TaskExample>)kv.Value
-            .Where((_, i) => EvalShards.Owns(shard, i, _options.BatchSize)).ToArray());
+        // this worker's examples of a task for a variant (a variant with a limit sees only the first ones)
+        IReadOnlyList<TaskExample> Mine(string task, string variant) =>
+            EvalRunShape.ExamplesFor(examples[task], _options.VariantLimits, variant).Where((_, i) => EvalShards.Owns(shard, i, _options.BatchSize)).ToArray();
         var recorded = tasks.ToDictionary(t => t.Name, _ => new Dictionary<string, IReadOnlyList<PredictionRecord>>());
         // Variant by variant, so a variant's model can be released before the next one is loaded.
         foreach (var variant in variants)
@@ -81,7 +84,7 @@ public sealed class EvalRunner
             foreach (var task in tasks)
             {
                 ct.ThrowIfCancellationRequested();
-                var (records, timing) = await RunOneAsync(task, variant, mine[task.Name], dir, progress, ct);
+                var (records, timing) = await RunOneAsync(task, variant, Mine(task.Name, variant.Name), dir, progress, ct);
                 recorded[task.Name][variant.Name] = records;
                 timings.Add(timing);
             }
@@ -97,6 +100,7 @@ public sealed class EvalRunner
         {
             Tasks = tasks.Select(t => new EvalRunShape.TaskShape(t.Name, t.Metric, t.HigherIsBetter, examples[t.Name].Select(e => e.Id).ToArray())).ToArray(),
             Variants = variants.Select(v => v.Name).ToArray(),
+            VariantLimits = _options.VariantLimits,
             Comparisons = _options.Comparisons,
             Seed = _options.Seed,
             BootstrapResamples = _options.BootstrapResamples,
@@ -106,6 +110,7 @@ public sealed class EvalRunner
                 ["batch_size"] = _options.BatchSize,
                 ["scoring_concurrency"] = _options.ScoringConcurrency,
                 ["limit"] = _options.Limit,
+                ["variant_limits"] = new System.Text.Json.Nodes.JsonObject(_options.VariantLimits.Select(kv => KeyValuePair.Create(kv.Key, (System.Text.Json.Nodes.JsonNode?)kv.Value))),
                 ["max_new_tokens"] = _options.MaxNewTokens,
                 ["tasks"] = new System.Text.Json.Nodes.JsonArray(tasks.Select(t => (System.Text.Json.Nodes.JsonNode?)t.Name).ToArray()),
                 ["variants"] = new System.Text.Json.Nodes.JsonArray(variants.Select(v => (System.Text.Json.Nodes.JsonNode?)v.Name).ToArray()),
@@ -124,7 +129,7 @@ public sealed class EvalRunner
     internal static EvalSummary Summarize(EvalRunShape shape, IReadOnlyDictionary<string, Dictionary<string, IReadOnlyList<PredictionRecord>>> recorded,
         IReadOnlyList<TaskTiming> timings, double totalSeconds, IReadOnlyList<ShardTiming>? shards = null)
     {
-        var predictions = shape.Tasks.Select(t => new TaskPredictions(t.Name, t.Metric, t.HigherIsBetter, t.ExampleIds, recorded[t.Name])).ToArray();
+        var predictions = shape.Tasks.Select(t => new TaskPredictions(t.Name, t.Metric, t.HigherIsBetter, t.ExampleIds, recorded[t.Name], shape.VariantLimits)).ToArray();
         var stats = SummaryBuilder.Build(predictions, shape.Comparisons, shape.Seed, shape.BootstrapResamples, shape.Notes);
         return new EvalSummary
         {
@@ -166,6 +171,8 @@ public sealed class EvalRunner
         IReadOnlyList<TaskExample> examples, string dir, IProgress<EvalProgress>? progress, CancellationToken ct)
     {
         var path = PredictionFile.PathFor(dir, task.Name, variant.Name);
+        if (_options.ReuseFrom is { } from && variant.Identity is string same && !File.Exists(path))
+            Reuse(PredictionFile.PathFor(from, task.Name, variant.Name), path, variant.Name, CappedIdentity(same, task), examples);
         var existing = PredictionFile.Read(path, repair: true);
         if (variant.Identity is string identity) PredictionFile.CheckIdentity(path, variant.Name, CappedIdentity(identity, task));
         foreach (var r in existing)
@@ -196,6 +203,18 @@ public sealed class EvalRunner
             progress?.Report(new EvalProgress(task.Name, variant.Name, doneCount, examples.Count));
         }
         return (all, new TaskTiming(task.Name, variant.Name, pending.Length, generate.Elapsed.TotalSeconds, score.Elapsed.TotalSeconds));
+    }
+
+    /// <summary>Starts <paramref name="path"/> with another run's records of these examples if that run evaluated the same variant.</summary>
+    static void Reuse(string from, string path, string variantName, string identity, IReadOnlyList<TaskExample> examples)
+    {
+        var fromId = Path.ChangeExtension(from, ".variant.json");
+        if (!File.Exists(fromId) || File.ReadAllText(fromId) != identity) return;
+        var ids = examples.Select(e => e.Id).ToHashSet(StringComparer.Ordinal);
+        var records = PredictionFile.Read(from).Where(r => ids.Contains(r.Id)).ToArray();
+        if (records.Length == 0) return;
+        PredictionFile.CheckIdentity(path, variantName, identity);
+        PredictionFile.Append(path, records);
     }
 
     async Task<PredictionRecord[]> GenerationBatchAsync(IEvalTask task, IModelVariant variant, TaskExample[] batch, string dir,
@@ -324,6 +343,8 @@ public sealed class EvalRunner
         CheckNames(variants.Select(v => v.Name), "variant");
         foreach (var t in tasks) _options.Scoring.CheckServices(t);
         var names = variants.Select(v => v.Name).ToHashSet();
+        if (_options.VariantLimits.Keys.FirstOrDefault(v => !names.Contains(v)) is { } unknown)
+            throw new EvalRunException($"A limit is given for variant '{unknown}', which is not among the variants evaluated ({string.Join(", ", names)}).");
         var comparisonNames = new HashSet<string>();
         foreach (var c in _options.Comparisons)
         {

@@ -19,6 +19,8 @@ public sealed record EvalRunShape
     public required IReadOnlyList<TaskShape> Tasks { get; init; }
     public required IReadOnlyList<string> Variants { get; init; }
     public required IReadOnlyList<Comparison> Comparisons { get; init; }
+    /// <summary>Variants evaluated on only the first N examples of each task (<see cref="EvalRunOptions.VariantLimits"/>).</summary>
+    public IReadOnlyDictionary<string, int> VariantLimits { get; init; } = new Dictionary<string, int>();
     public int Seed { get; init; }
     public int BootstrapResamples { get; init; }
     public IReadOnlyDictionary<string, IReadOnlyList<string>> Notes { get; init; } = new Dictionary<string, IReadOnlyList<string>>();
@@ -26,6 +28,12 @@ public sealed record EvalRunShape
     public IReadOnlyDictionary<string, JsonNode?> Settings { get; init; } = new Dictionary<string, JsonNode?>();
     public IReadOnlyDictionary<string, string> DataSources { get; init; } = new Dictionary<string, string>();
     public IReadOnlyDictionary<string, string> Models { get; init; } = new Dictionary<string, string>();
+
+    /// <summary>The examples a variant is evaluated on: the task's, or their first N for a variant with a limit.</summary>
+    public IReadOnlyList<string> ExampleIdsFor(TaskShape task, string variant) => ExamplesFor(task.ExampleIds, VariantLimits, variant);
+
+    public static IReadOnlyList<T> ExamplesFor<T>(IReadOnlyList<T> examples, IReadOnlyDictionary<string, int> limits, string variant) =>
+        limits.TryGetValue(variant, out var n) && n < examples.Count ? examples.Take(n).ToArray() : examples;
 
     /// <summary>Examples per batch: the unit dealt to shards.</summary>
     public int BatchSize => Runner.TryGetValue("batch_size", out var b) && b is JsonValue v && v.TryGetValue<int>(out var n) ? n
@@ -39,6 +47,7 @@ public sealed record EvalRunShape
             ["example_ids"] = new JsonArray(t.ExampleIds.Select(id => (JsonNode?)id).ToArray()),
         }).ToArray()),
         ["variants"] = new JsonArray(Variants.Select(v => (JsonNode?)v).ToArray()),
+        ["variant_limits"] = new JsonObject(VariantLimits.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)kv.Value))),
         ["comparisons"] = new JsonArray(Comparisons.Select(c => (JsonNode?)new JsonObject
         {
             ["name"] = c.Name, ["low"] = c.Low, ["mid"] = c.Mid, ["high"] = c.High,
@@ -60,6 +69,10 @@ public sealed record EvalRunShape
                 Array(t, "example_ids").Select(x => x?.GetValue<string>() ?? throw new FormatException($"tasks[{i}].example_ids: expected strings")).ToArray());
         }).ToArray(),
         Variants = Array(o, "variants").Select(x => x?.GetValue<string>() ?? throw new FormatException("variants: expected strings")).ToArray(),
+        // absent in shards written before variant limits existed: every variant saw every example
+        VariantLimits = (o["variant_limits"] as JsonObject)?.ToDictionary(kv => kv.Key,
+            kv => kv.Value is JsonValue v && v.TryGetValue<int>(out var n) && n >= 1 ? n : throw new FormatException($"variant_limits.{kv.Key}: expected a whole number, 1 or more"))
+            ?? new Dictionary<string, int>(),
         Comparisons = Array(o, "comparisons").Select(n => n as JsonObject ?? throw new FormatException("comparisons: expected objects"))
             .Select(c => new Comparison(Str(c, "name"), Str(c, "low"), Str(c, "mid"), Str(c, "high"))).ToArray(),
         Seed = o["bootstrap"]?["seed"]?.GetValue<int>() ?? throw new FormatException("bootstrap.seed: missing"),
@@ -190,7 +203,7 @@ public static class EvalShards
                 {
                     var file = PredictionFile.PathFor(folders[k], task.Name, variant);
                     var spec = new ShardSpec(k, n);
-                    var owned = task.ExampleIds.Where((_, i) => Owns(spec, i, batch)).ToHashSet(StringComparer.Ordinal);
+                    var owned = shape.ExampleIdsFor(task, variant).Where((_, i) => Owns(spec, i, batch)).ToHashSet(StringComparer.Ordinal);
                     foreach (var r in PredictionFile.Read(file))
                     {
                         // as in a single run, records of examples no longer evaluated (an earlier run with another --limit) are left out
@@ -207,7 +220,7 @@ public static class EvalShards
                         identity = id;
                     }
                 }
-                var records = task.ExampleIds.Select(id => byId[id]).ToArray();
+                var records = shape.ExampleIdsFor(task, variant).Select(id => byId[id]).ToArray();
                 var path = PredictionFile.PathFor(outputDir, task.Name, variant);
                 Directory.CreateDirectory(Path.GetDirectoryName(path)!);
                 if (identity is not null) PredictionFile.CheckIdentity(path, variant, identity);

@@ -9,6 +9,9 @@ public enum PortionUndefined
     HighEqualsLow,
     /// <summary>The 95% interval of high − low contains 0: the denominator's sign is not established.</summary>
     NotDistinguishable,
+    /// <summary>Pooled over several runs (organisms): the portion is undefined on at least one of them, so a pooled share
+    /// would mix in a change those runs do not show.</summary>
+    UndefinedOnARun,
 }
 
 /// <summary>The superficial portion of a comparison on one task, or null with the reason it is undefined.</summary>
@@ -74,8 +77,12 @@ public static class SuperficialPortion
     {
         PortionUndefined.HighEqualsLow => "high and low are equal",
         PortionUndefined.NotDistinguishable => "high and low are not distinguishable",
+        PortionUndefined.UndefinedOnARun => "the portion is undefined on some of the pooled runs",
         _ => throw new ArgumentOutOfRangeException(nameof(why)),
     };
+
+    /// <summary>The pooled portion of several runs when some of them have none (<paramref name="detail"/> names them).</summary>
+    public static PortionEstimate UndefinedOnSomeRuns(string detail) => Undefined(PortionUndefined.UndefinedOnARun, $"({detail})");
 
     static PortionEstimate Undefined(PortionUndefined why, string detail) =>
         new(null, null, $"{UndefinedPrefix}{Phrase(why)} {detail}") { Undefined = why };

@@ -2,6 +2,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Superficial.Evaluation;
 using Superficial.Evaluation.Runner;
+using Superficial.Alignment;
 
 namespace Superficial.Tests.Evaluation.Runner;
 
@@ -214,6 +215,80 @@ public class EvalRunnerTests
         Assert.Equal(0.5, (double)sweep["tasks"]!["safety"]!["base+head@a=0.5"]!, 12); // every second request complied
         Assert.Equal("labeller held-out accuracy 0.91 (n=2560)", (string)root["per_task"]!["safety"]!["notes"]![0]!);
         Assert.Equal("tiny-base@abc", (string)root["models"]!["base"]!);
+    }
+
+    [Fact]
+    public async Task A_variant_limit_evaluates_its_first_examples_and_a_comparison_rests_on_what_its_three_variants_share()
+    {
+        using var single = TestPaths.NewTempDir("runner-limit");
+        using var split = TestPaths.NewTempDir("runner-limit-shards");
+        FakeVariant Scaled() => new("base+head@a=2", false, p => Scripts.Index(p) % 2 == 0 ? "Sure." : "No.");
+        var options = new EvalRunOptions
+        {
+            BatchSize = 3, Seed = 5, BootstrapResamples = 400, VariantLimits = new Dictionary<string, int> { ["base+head@a=2"] = 5 },
+        };
+        var (b, h, a, side) = (Scripts.Base(), Scripts.Head(), Scripts.Aligned(), Scaled());
+        var summary = await new EvalRunner(single.Path, options).RunAsync([new FakeSafetyTask(12)], [b, h, a, side]);
+
+        // the limited variant generated the first five requests only; the others all twelve
+        Assert.Equal(Enumerable.Range(0, 5).Select(i => $"request {i}"), side.Generated);
+        Assert.Equal([3, 2], side.BatchSizes);
+        Assert.Equal(12, b.Generated.Count);
+        var task = summary.Tasks.Single();
+        Assert.Equal((12, 12, 5), (task.N, task.Variant("base")!.N, task.Variant("base+head@a=2")!.N));
+        Assert.Equal(3 / 5.0, task.Variant("base+head@a=2")!.Mean, 12); // requests 0, 2, 4 complied
+
+        // the main comparison on all twelve; the sweep on the first five, its bootstrap that of the first five alone
+        Assert.Equal(12, summary.Main!.Tasks.Single().N);
+        var sweep = summary.Comparisons.Single(c => c.Comparison.Name == "superficial@a=2").Tasks.Single();
+        Assert.Equal(5, sweep.N);
+        Assert.Equal((1.0, 0.6, 0.0), (sweep.Low.Mean, sweep.Mid.Mean, sweep.High.Mean));
+        Assert.Equal((0.6 - 1) / (0 - 1), sweep.Portion.Value!.Value, 12);
+        var first5 = new[] { b, side, a }.Select(v => (IReadOnlyList<double>)PredictionFile.Read(Pred(single.Path, "safety", v.Name))
+            .Take(5).Select(r => r.Score).ToArray()).ToArray();
+        var means = Superficial.Evaluation.Stats.PairedBootstrap.Means(first5, 400, Superficial.Evaluation.Stats.PairedBootstrap.SeedFor(5, "safety"));
+        var expected = Superficial.Evaluation.Stats.SuperficialPortion.Estimate(means[0], means[1], means[2]);
+        Assert.Equal(expected.Ci95, sweep.Portion.Ci95);
+        Assert.Equal(means[0].Ci95, sweep.Low.Ci95);
+        // the variants that saw every example keep their twelve-example figures in the task's table
+        Assert.Equal(summary.Main.Tasks.Single().Mid, task.Variant("base+head"));
+        var root = JsonNode.Parse(File.ReadAllText(Path.Combine(single.Path, "summary.json")))!;
+        Assert.Equal(5, (int)root["comparisons"]!["superficial@a=2"]!["tasks"]!["safety"]!["n"]!);
+        Assert.Equal(5, (int)root["runner"]!["variant_limits"]!["base+head@a=2"]!);
+
+        // split over two workers and merged: the same summary and files
+        for (int k = 0; k < 2; k++)
+            await new EvalRunner(split.Path, options).RunShardAsync(new ShardSpec(k, 2), [new FakeSafetyTask(12)], [Scripts.Base(), Scripts.Head(), Scripts.Aligned(), Scaled()]);
+        EvalShards.Merge(split.Path);
+        Assert.Equal(WithoutTimings(single.Path), WithoutTimings(split.Path));
+        Assert.Equal(File.ReadAllText(Pred(single.Path, "safety", "base+head@a=2")), File.ReadAllText(Pred(split.Path, "safety", "base+head@a=2")));
+
+        // a limit for a variant that is not evaluated is a mistake, said before any work
+        var unknown = await Assert.ThrowsAsync<EvalRunException>(() => new EvalRunner(single.Path, options with
+        {
+            VariantLimits = new Dictionary<string, int> { ["base+hed"] = 5 },
+        }).RunAsync([new FakeSafetyTask(12)], [Scripts.Base(), Scripts.Head(), Scripts.Aligned()]));
+        Assert.Contains("base+hed", unknown.Message);
+    }
+
+    [Fact]
+    public async Task A_second_run_takes_the_variants_it_shares_with_a_first_from_it_and_generates_the_rest()
+    {
+        using var first = TestPaths.NewTempDir("runner-reuse-1");
+        using var second = TestPaths.NewTempDir("runner-reuse-2");
+        FakeVariant With(FakeVariant v, string identity) => new(v.Name, v.UsesChatTemplate, p => v.Generate([p], 32, [])[0]) { Identity = identity };
+        await new EvalRunner(first.Path, Options()).RunAsync([new FakeSafetyTask(8)],
+            [With(Scripts.Base(), "base@1"), With(Scripts.Head(), "head@1"), With(Scripts.Aligned(), "aligned@1")]);
+
+        // base is the same variant; base+head is another (another head) under the same name; the second run evaluates 5 examples
+        var (b, h, a) = (With(Scripts.Base(), "base@1"), With(Scripts.Head(), "head@2"), With(Scripts.Aligned(), "aligned@1"));
+        await new EvalRunner(second.Path, Options() with { ReuseFrom = first.Path, Limit = 5 }).RunAsync([new FakeSafetyTask(8)], [b, h, a]);
+        Assert.Empty(b.Generated);
+        Assert.Empty(a.Generated);
+        Assert.Equal(5, h.Generated.Count);
+        var reused = PredictionFile.Read(Pred(second.Path, "safety", "base"));
+        Assert.Equal(PredictionFile.Read(Pred(first.Path, "safety", "base")).Take(5).Select(r => r.ToJsonLine()), reused.Select(r => r.ToJsonLine()));
+        Assert.Equal("head@2", File.ReadAllText(Path.ChangeExtension(Pred(second.Path, "safety", "base+head"), ".variant.json")));
     }
 
     static string WithoutTimings(string dir)
