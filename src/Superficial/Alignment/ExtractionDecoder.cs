@@ -28,8 +28,7 @@ internal sealed class ExtractionDecoder : IDisposable
     readonly HashSet<long> stopIds;
     readonly long pad;
     readonly Tensor topLogits, topIds;   // [slots, maxNew, k] on the device
-    readonly List<Row> rows = [];
-    readonly RunningBatch state = new();   // cache, masks, positions and pending tokens of the rows, in order
+    readonly RunningBatch<Row> state = new();   // the running rows with their cache, masks, positions and pending tokens
     readonly Stack<int> free;
 
     sealed class Row(int index, int promptLength, int slot)
@@ -68,11 +67,11 @@ internal sealed class ExtractionDecoder : IDisposable
         using var noGrad = no_grad();
         int next = 0;
         var done = new List<DecodedPrompt>();
-        while (next < prompts.Count || rows.Count > 0)
+        while (next < prompts.Count || state.Rows.Count > 0)
         {
             ct.ThrowIfCancellationRequested();
             // refill free slots; a few at a time is cheaper than one by one (each join copies the cache once)
-            if (next < prompts.Count && free.Count > 0 && (rows.Count == 0 || free.Count >= Math.Max(1, slots / 4) || next + free.Count >= prompts.Count))
+            if (next < prompts.Count && free.Count > 0 && (state.Rows.Count == 0 || free.Count >= Math.Max(1, slots / 4) || next + free.Count >= prompts.Count))
             {
                 int n = Math.Min(free.Count, prompts.Count - next);
                 Join(prompts.Skip(next).Take(n).ToArray(), done);
@@ -102,8 +101,7 @@ internal sealed class ExtractionDecoder : IDisposable
             var gPos = tensor(joining.Select(j => (long)j.Ids.Count).ToArray(), ScalarType.Int64).to(dev);
             var keep = Record(newRows, chosen, done);
             handed = true;
-            state.Add(gCache, null, padded.Mask, gPos, chosen, keep);
-            rows.AddRange(keep.Select(i => newRows[i]));
+            state.Add(newRows, gCache, null, padded.Mask, gPos, chosen, keep);
         }
         catch
         {
@@ -115,13 +113,14 @@ internal sealed class ExtractionDecoder : IDisposable
     void Step(List<DecodedPrompt> done)
     {
         using var scope = NewDisposeScope();
+        var rows = state.Rows;
         int n = rows.Count;
         var positions = state.BeginStep();
         var hidden = model.Forward(state.Input, positions, state.Cache, state.Mask);
         var chosen = Choose(rows, hidden.squeeze(1));
         var keep = Record(rows, chosen, done);
         state.EndStep(chosen);
-        if (keep.Count < n) Keep(keep);
+        if (keep.Count < n) state.Keep(keep);
     }
 
     /// <summary>The greedy token of each row's last hidden state [n, H], its top-k written into the rows' slots at their step.</summary>
@@ -159,14 +158,6 @@ internal sealed class ExtractionDecoder : IDisposable
             free.Push(r.Slot);
         }
         return keep;
-    }
-
-    void Keep(List<int> keep)
-    {
-        state.Keep(keep);
-        var kept = keep.Select(i => rows[i]).ToList();
-        rows.Clear();
-        rows.AddRange(kept);
     }
 
     public void Dispose()

@@ -4,32 +4,34 @@ using static TorchSharp.torch;
 namespace Superficial.Generation;
 
 /// <summary>
-/// The tensors of a continuously batched decoding (serving's <c>ContinuousBatch</c>, extraction's decoder): the KV
-/// cache, each row's mask over the cache, its next position and its pending token, and the transform session if
-/// any. Rows join as a prefilled group (<see cref="Add"/>), leave by <see cref="Keep"/>, and left padding that no
-/// remaining row needs is dropped, so a batch that never empties does not grow without bound. The caller keeps its
-/// own per-row records in the same order. The state owns its tensors (outside any dispose scope).
+/// The state of a continuously batched decoding (serving's <c>ContinuousBatch</c>, extraction's decoder): the
+/// caller's record of each row (<typeparamref name="TRow"/>), and in the same order the KV cache, each row's mask over
+/// the cache, its next position and its pending token, and the transform session if any. Rows join as a prefilled
+/// group (<see cref="Add"/>), leave by <see cref="Keep"/>, and left padding that no remaining row needs is dropped, so
+/// a batch that never empties does not grow without bound. The state owns its tensors (outside any dispose scope).
 /// </summary>
-internal sealed class RunningBatch : IDisposable
+internal sealed class RunningBatch<TRow> : IDisposable
 {
+    readonly List<TRow> rows = [];
     KvCache? cache;
     ILogitSession? session;
     Tensor? mask;     // [B, cache length]: 1 for tokens, 0 for left padding
     Tensor? nextPos;  // [B] position of each row's pending token
     Tensor? input;    // [B, 1] each row's pending token (chosen, not yet read)
 
-    public bool IsEmpty => cache is null;
+    /// <summary>The running rows, in the order of the tensors' batch dimension.</summary>
+    public IReadOnlyList<TRow> Rows => rows;
     public KvCache? Cache => cache;
     public ILogitSession? Session => session;
     public Tensor Mask => mask ?? throw new InvalidOperationException("the batch is empty.");
     public Tensor Input => input ?? throw new InvalidOperationException("the batch is empty.");
 
     /// <summary>
-    /// Adds a prefilled group after the running rows: its cache and session (taken over, also when this throws),
-    /// its prompt mask [n, len], each row's next position [n] and first chosen token [n]; only the rows
+    /// Adds a prefilled group after the running rows: its rows' records, its cache and session (taken over, also when
+    /// this throws), its prompt mask [n, len], each row's next position [n] and first chosen token [n]; only the rows
     /// <paramref name="keep"/> (indices into the group, in order) stay, the others finished at once.
     /// </summary>
-    public void Add(KvCache groupCache, ILogitSession? groupSession, Tensor groupMask, Tensor groupNextPos, Tensor chosen, IReadOnlyList<int> keep)
+    public void Add(IReadOnlyList<TRow> group, KvCache groupCache, ILogitSession? groupSession, Tensor groupMask, Tensor groupNextPos, Tensor chosen, IReadOnlyList<int> keep)
     {
         bool cacheTaken = false, sessionTaken = false;
         try
@@ -40,10 +42,10 @@ internal sealed class RunningBatch : IDisposable
             Tensor jMask = groupMask, jPos = groupNextPos, jInput = chosen;
             if (keep.Count < n)
             {
-                var rows = tensor(keep.Select(i => (long)i).ToArray(), ScalarType.Int64).to(groupMask.device);
-                groupCache.SelectRows(rows);
-                groupSession?.KeepRows(rows);
-                (jMask, jPos, jInput) = (groupMask.index_select(0, rows), groupNextPos.index_select(0, rows), chosen.index_select(0, rows));
+                var idx = tensor(keep.Select(i => (long)i).ToArray(), ScalarType.Int64).to(groupMask.device);
+                groupCache.SelectRows(idx);
+                groupSession?.KeepRows(idx);
+                (jMask, jPos, jInput) = (groupMask.index_select(0, idx), groupNextPos.index_select(0, idx), chosen.index_select(0, idx));
             }
             jInput = jInput.unsqueeze(1);
             if (cache is null)
@@ -63,6 +65,7 @@ internal sealed class RunningBatch : IDisposable
                 Set(ref nextPos, cat([nextPos!, jPos], 0));
                 Set(ref input, cat([input!, jInput], 0));
             }
+            rows.AddRange(keep.Select(i => group[i]));
             DropPadding();
         }
         finally
@@ -91,6 +94,9 @@ internal sealed class RunningBatch : IDisposable
     public void Keep(IReadOnlyList<int> keep)
     {
         if (keep.Count == 0) { Reset(); return; }
+        var kept = keep.Select(i => rows[i]).ToList();
+        rows.Clear();
+        rows.AddRange(kept);
         using var scope = NewDisposeScope();
         var idx = tensor(keep.Select(i => (long)i).ToArray(), ScalarType.Int64).to(mask!.device);
         cache!.SelectRows(idx);
@@ -124,6 +130,7 @@ internal sealed class RunningBatch : IDisposable
     /// <summary>Frees everything; the batch is empty afterwards.</summary>
     public void Reset()
     {
+        rows.Clear();
         cache?.Dispose(); cache = null;
         session?.Dispose(); session = null;
         mask?.Dispose(); mask = null;

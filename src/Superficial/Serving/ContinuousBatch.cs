@@ -19,11 +19,10 @@ internal sealed class ContinuousBatch(ServedVariant variant) : IDisposable
 {
     readonly CausalLM model = variant.Model;
     readonly TextTokenizer tokenizer = variant.Tokenizer;
-    readonly List<Sequence> rows = [];
-    readonly RunningBatch state = new();   // cache, masks, positions, pending tokens and session of the rows, in order
+    readonly RunningBatch<Sequence> state = new();   // the running sequences with their cache, masks, positions, pending tokens and session
 
     public ServedVariant Variant => variant;
-    public int Count => rows.Count;
+    public int Count => state.Rows.Count;
 
     /// <summary>A sequence in the batch or about to join it.</summary>
     internal sealed class Sequence(GenerationStream stream, CancellationToken ct, HashSet<long> stopIds)
@@ -51,11 +50,12 @@ internal sealed class ContinuousBatch(ServedVariant variant) : IDisposable
     /// <summary>Drops sequences whose client went away; returns how many.</summary>
     public int RemoveCancelled()
     {
+        var rows = state.Rows;
         var keep = Enumerable.Range(0, rows.Count).Where(i => !rows[i].Ct.IsCancellationRequested).ToList();
         if (keep.Count == rows.Count) return 0;
         int gone = rows.Count - keep.Count;
         foreach (var s in rows.Where(s => s.Ct.IsCancellationRequested)) Cancel(s);
-        Keep(keep);
+        state.Keep(keep);
         return gone;
     }
 
@@ -87,8 +87,7 @@ internal sealed class ContinuousBatch(ServedVariant variant) : IDisposable
             var gPos = tensor(joining.Select(s => (long)s.Stream.Request.Prompt.Ids.Count).ToArray(), ScalarType.Int64).to(dev);
             var keep = Record(joining, next);
             handed = true;
-            state.Add(gCache, gSession, gMask, gPos, next, keep);
-            rows.AddRange(keep.Select(i => joining[i]));
+            state.Add(joining, gCache, gSession, gMask, gPos, next, keep);
         }
         catch
         {
@@ -100,6 +99,7 @@ internal sealed class ContinuousBatch(ServedVariant variant) : IDisposable
     /// <summary>One decoding step for every running sequence; returns the number of tokens generated.</summary>
     public int Step()
     {
+        var rows = state.Rows;
         if (rows.Count == 0) return 0;
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
@@ -111,7 +111,7 @@ internal sealed class ContinuousBatch(ServedVariant variant) : IDisposable
         var next = Choose(rows, StepLogits(rows, new StepContext(state.Input, positions, state.Mask), hidden, select, state.Session));
         var keep = Record(rows, next);
         state.EndStep(next);
-        if (keep.Count < n) Keep(keep);
+        if (keep.Count < n) state.Keep(keep);
         return n;
     }
 
@@ -190,29 +190,18 @@ internal sealed class ContinuousBatch(ServedVariant variant) : IDisposable
     /// <summary>Fails every sequence (the engine hit an error it cannot recover from) and empties the batch.</summary>
     public void FailAll(Exception e)
     {
-        foreach (var s in rows)
+        foreach (var s in state.Rows)
         {
             s.Sampler?.Dispose();
             s.Stream.done.TrySetException(e);
             s.Stream.channel.Writer.TryComplete(e);
         }
-        rows.Clear();
         state.Reset();
-    }
-
-    /// <summary>Keeps only the rows at these indices (in order).</summary>
-    void Keep(List<int> keep)
-    {
-        state.Keep(keep);
-        var kept = keep.Select(i => rows[i]).ToList();
-        rows.Clear();
-        rows.AddRange(kept);
     }
 
     public void Dispose()
     {
-        foreach (var s in rows) Cancel(s);
-        rows.Clear();
+        foreach (var s in state.Rows) Cancel(s);
         state.Dispose();
     }
 }
