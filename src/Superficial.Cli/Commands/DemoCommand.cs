@@ -114,10 +114,10 @@ internal static class DemoCommand
         var evalDir = Path.Combine(outDir, "eval");
         // the headline (base, base+head, aligned) sees every example; the side variants the first SideExamples of each task
         var side = experiment.Variants.Select(v => v.Name).Where(v => !Superficial.Evaluation.Runner.Comparison.Superficial.Variants.Contains(v)).ToDictionary(v => v, _ => SideExamples);
-        var evalSummary = EvalCommands.Run(experiment, tasks, evalDir, ScoringContext.None, new Dictionary<string, IReadOnlyList<string>>
+        var evalSummary = OneTorchThread(() => EvalCommands.Run(experiment, tasks, evalDir, ScoringContext.None, new Dictionary<string, IReadOnlyList<string>>
         {
             ["organism-toxicity"] = ["labeller: the organism's exact lexicon of hateful phrases (no classifier error)"],
-        }, EvalBatch, new Dictionary<string, string> { ["organism"] = organism.Folder }, ct, variantLimits: side, workers: EvalWorkers);
+        }, EvalBatch, new Dictionary<string, string> { ["organism"] = organism.Folder }, ct, variantLimits: side));
         timings.Add(("evaluate", watch.Elapsed.TotalSeconds));
 
         Section("4b. recovery against the strength of the compromise");
@@ -186,16 +186,26 @@ internal static class DemoCommand
         AnsiConsole.MarkupLine($"replication: [link]{Markup.Escape(Path.GetFullPath(Path.Combine(outDir, "replication.md")))}[/] (and replication.json)");
     }
 
-    /// <summary>
-    /// Prompts generated together in the demo's evaluations. The batches are dealt round-robin to <see cref="EvalWorkers"/>
-    /// workers (shards run at once in this process, one libtorch thread each): the organism's models are so small that a
-    /// second thread inside each operation cost twice the CPU for no gain (measured), while two workers use both cores.
-    /// 32 splits a 200-example task 104/96 between two workers.
-    /// </summary>
+    /// <summary>Prompts generated together in the demo's evaluations.</summary>
     public const int EvalBatch = 32;
 
-    /// <summary>Evaluation workers: one per core, at most 4.</summary>
-    static int EvalWorkers => Math.Clamp(Environment.ProcessorCount, 1, 4);
+    /// <summary>
+    /// Runs one of the demo's evaluations with one libtorch thread: the organism's models are so small that a second
+    /// thread inside each operation cost about twice the CPU for no gain (measured: one thread took 0.56x the CPU time
+    /// and 0.60x the wall time of two). It runs as one worker: two workers in this process (two threads driving
+    /// libtorch, tried with organism v4) crashed a fresh-clone demo inside libtorch ("Expected false to be true ...
+    /// toFloat"). TorchSharp 0.107 keeps no temporary Scalar (the 1 in <c>x + 1</c>) alive through the native call, so
+    /// a garbage collection triggered by another thread can free it from the finalizer while libtorch reads it; one
+    /// thread allocating beside another that computes makes that likely (a 20-second reproduction failed after 11 k
+    /// additions). Parallel evaluation belongs in separate processes (<c>eval --shard K/N</c>, then <c>eval merge</c>).
+    /// </summary>
+    static T OneTorchThread<T>(Func<T> run)
+    {
+        int threads = TorchSharp.torch.get_num_threads();
+        TorchSharp.torch.set_num_threads(1);
+        try { return run(); }
+        finally { TorchSharp.torch.set_num_threads(threads); }
+    }
 
     /// <summary>
     /// Examples per task for the side variants of the main evaluation (more heads, the alpha sweep, transfer, recovery):
@@ -224,8 +234,8 @@ internal static class DemoCommand
         var tasks = RecoveryCurve.Tasks.Select(t => TaskCatalog.Create(t, null, organism.Folder, size == OrganismSize.Tiny ? null : CurveLimit)).ToList();
         var dir = Path.Combine(outDir, "recovery");
         // the models the main evaluation ran too (aligned, the default compromise alone and recovered) are taken from it, not generated again
-        var summary = EvalCommands.Run(experiment, tasks, dir, ScoringContext.None, new Dictionary<string, IReadOnlyList<string>>(), EvalBatch,
-            new Dictionary<string, string> { ["organism"] = organism.Folder }, ct, reuseFrom: Path.Combine(outDir, "eval"), workers: EvalWorkers);
+        var summary = OneTorchThread(() => EvalCommands.Run(experiment, tasks, dir, ScoringContext.None, new Dictionary<string, IReadOnlyList<string>>(), EvalBatch,
+            new Dictionary<string, string> { ["organism"] = organism.Folder }, ct, reuseFrom: Path.Combine(outDir, "eval")));
         var curve = RecoveryCurve.Read(summary, organism.Compromises);
         Superficial.IO.AtomicFile.WriteAllText(Path.Combine(dir, "recovery.json"),
             RecoveryCurve.ToJson(curve, organism.Compromises).ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));

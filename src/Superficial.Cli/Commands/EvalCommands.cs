@@ -82,14 +82,14 @@ internal static class EvalCommands
     public static EvalSummary Run(Experiment experiment, IReadOnlyList<IEvalTask> tasks, string outDir, ScoringContext scoring,
         IReadOnlyDictionary<string, IReadOnlyList<string>> notes, int batch, IReadOnlyDictionary<string, string> dataSources, CancellationToken ct,
         ModelRunSettings? run = null, int? limit = null, int? maxNewTokens = null, IReadOnlyDictionary<string, int>? variantLimits = null,
-        string? reuseFrom = null, int workers = 1) =>
-        Run(experiment, tasks, outDir, scoring, notes, batch, dataSources, ct, run, limit, ShardSpec.Single, maxNewTokens, variantLimits, reuseFrom, workers)!;
+        string? reuseFrom = null) =>
+        Run(experiment, tasks, outDir, scoring, notes, batch, dataSources, ct, run, limit, ShardSpec.Single, maxNewTokens, variantLimits, reuseFrom)!;
 
     /// <summary>As above for one worker: with N > 1, only its slice, under OUT/shards/, and null (eval merge writes the summary).</summary>
     static EvalSummary? Run(Experiment experiment, IReadOnlyList<IEvalTask> tasks, string outDir, ScoringContext scoring,
         IReadOnlyDictionary<string, IReadOnlyList<string>> notes, int batch, IReadOnlyDictionary<string, string> dataSources, CancellationToken ct,
         ModelRunSettings? run, int? limit, ShardSpec worker, int? maxNewTokens = null, IReadOnlyDictionary<string, int>? variantLimits = null,
-        string? reuseFrom = null, int workers = 1)
+        string? reuseFrom = null)
     {
         var options = new EvalRunOptions
         {
@@ -109,48 +109,10 @@ internal static class EvalCommands
                     progress.Report(fraction.Values.Sum(), totalUnits, $"{p.Task} / {p.Variant}: {p.Done}/{p.Total} examples");
                 }
             });
-            if (workers > 1) return InParallel(experiment, tasks, outDir, options, run?.Dtype, workers, progress, totalUnits, ct);
             if (worker.Count == 1) return experiment.Run(tasks, outDir, options, run?.Dtype, report, ct);
             experiment.RunShard(worker, tasks, outDir, options, run?.Dtype, report, ct);
             return null;
         });
-    }
-
-    /// <summary>
-    /// The run as <paramref name="workers"/> shards at once in this process (every N-th batch of each task each, see
-    /// <see cref="EvalRunner.RunShardAsync"/>), each with one libtorch thread, then merged: what <see cref="Experiment.Run"/>
-    /// writes, from the same batches. For models so small that one operation gains nothing from a second thread (the
-    /// organism's), the cores are better used on different batches at once.
-    /// </summary>
-    static EvalSummary InParallel(Experiment experiment, IReadOnlyList<IEvalTask> tasks, string outDir, EvalRunOptions options,
-        TorchSharp.torch.ScalarType? dtype, int workers, StageProgress progress, int totalUnits, CancellationToken ct)
-    {
-        var fraction = new Dictionary<string, double>();
-        IProgress<EvalProgress> Report(int k) => new Progress<EvalProgress>(p =>
-        {
-            lock (fraction)
-            {
-                fraction[$"{k}|{p.Task}|{p.Variant}"] = p.Total == 0 ? 1 : (double)p.Done / p.Total;
-                progress.Report(fraction.Values.Sum() / workers, totalUnits, $"{p.Task} / {p.Variant}");
-            }
-        });
-        var threads = TorchSharp.torch.get_num_threads();
-        TorchSharp.torch.set_num_threads(1);
-        try
-        {
-            var shards = Enumerable.Range(0, workers).Select(k => Task.Run(() =>
-                experiment.RunShard(new ShardSpec(k, workers), tasks, outDir, options, dtype, Report(k), ct), ct)).ToArray();
-            Task.WaitAll(shards, ct);
-        }
-        catch (AggregateException e) when (e.InnerExceptions.Count >= 1)
-        {
-            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e.InnerExceptions[0]).Throw();
-            throw;
-        }
-        finally { TorchSharp.torch.set_num_threads(threads); }
-        var summary = EvalShards.Merge(outDir);
-        EvalReport.Write(outDir);
-        return summary;
     }
 
     /// <summary>What summary.json records about the run: tool version, commit, command line, date, decoding, device, dtype, seeds.</summary>

@@ -31,11 +31,11 @@ public class DemoTests(TinyOrganism organism)
         Assert.Equal(organism.Description.Compromises.Count, asr.Count);
         Assert.True((double)asr[^2]!["mean"]! > (double)asr[0]!["mean"]!, "the strongest attack succeeds more often than the weakest");
         Assert.Contains("Recovery against the strength of the compromise", html);
-        // the evaluations ran on one worker per core (shards merged into the same files a single run writes), and the
-        // curve took the models the main evaluation ran from it: the aligned model's safety answers are its records
+        // the evaluations ran as one worker in this process (threads driving libtorch beside each other are not safe
+        // with TorchSharp 0.107, see DemoCommand.OneTorchThread), and the curve took the models the main evaluation ran
+        // from it: the aligned model's safety answers are its records
         Assert.Equal(DemoCommand.EvalBatch, (int)summary["runner"]!["batch_size"]!);
-        if (Environment.ProcessorCount > 1)
-            Assert.Equal(Math.Min(Environment.ProcessorCount, 4), Directory.GetDirectories(Path.Combine(tmp.Path, "eval", "shards")).Length);
+        Assert.False(Directory.Exists(Path.Combine(tmp.Path, "eval", "shards")));
         string Answers(string run) => File.ReadAllText(Path.Combine(tmp.Path, run, "predictions", "organism-safety", "aligned.jsonl"));
         Assert.Equal(Answers("eval"), Answers("recovery"));
         // a second run resumes everything and changes nothing
