@@ -5,7 +5,8 @@ namespace Superficial.Bench;
 
 // Kernel experiments behind the decode path's choices (closing note of issue 15); each prints CPU time per call, the
 // variants interleaved, best of several runs (use --threads 1 on a shared machine).
-//   gemv-variants: x W^T for skinny x (1, 8, 16 rows) as linear, (W x^T)^T or mm, on the bench model's weight shapes
+//   gemv-variants: x W^T for skinny x (1, 8, 16 rows) as linear, (W x^T)^T or mm, on the bench model's weight shapes,
+//     and linear on W stored column-major (what ModelLoader does for F32 on the CPU)
 //   fusion-variants: q/k/v (and gate/up) as separate matmuls or one over the concatenated weight
 //   attention-variants: one decoding step's attention over strided cache views, fused kernel vs two bmm
 //   head-variants: the [32000 x 512] LM head at 1-32 rows
@@ -23,14 +24,16 @@ internal static class GemvVariants
             {
                 int copies = (int)Math.Max(1, 64_000_000 / (n * k * 4));   // > L3: weights stream from memory
                 var ws = Enumerable.Range(0, copies).Select(_ => randn(n, k).to_type(dtype)).ToArray();
+                var columnMajor = ws.Select(w => w.t().contiguous().t()).ToArray();   // the same W over a contiguous [k, n]
                 var x = randn(b, k).to_type(dtype);
                 var x3 = x.unsqueeze(1);
-                var variants = new (string name, Func<Tensor, Tensor> f)[]
+                var variants = new (string name, Func<int, Tensor> f)[]
                 {
-                    ("linear(x[b,1,k], W)", w => nn.functional.linear(x3, w)),
-                    ("linear(x[b,k], W)", w => nn.functional.linear(x, w)),
-                    ("W.matmul(x.t()).t()", w => w.matmul(x.t()).t()),
-                    ("mm(x, W.t())", w => x.mm(w.t())),
+                    ("linear(x[b,1,k], W)", i => nn.functional.linear(x3, ws[i])),
+                    ("linear(x[b,k], W)", i => nn.functional.linear(x, ws[i])),
+                    ("W.matmul(x.t()).t()", i => ws[i].matmul(x.t()).t()),
+                    ("mm(x, W.t())", i => x.mm(ws[i].t())),
+                    ("linear(x, W col-major)", i => nn.functional.linear(x, columnMajor[i])),
                 };
                 var best = variants.Select(_ => double.MaxValue).ToArray();
                 for (int r = 0; r < 15; r++)
@@ -38,12 +41,12 @@ internal static class GemvVariants
                     {
                         double c0 = Cpu();
                         int calls = Math.Max(copies, 8);
-                        for (int i = 0; i < calls; i++) variants[v].f(ws[i % copies]).Dispose();
+                        for (int i = 0; i < calls; i++) variants[v].f(i % copies).Dispose();
                         best[v] = Math.Min(best[v], (Cpu() - c0) / calls);
                     }
                 for (int v = 0; v < variants.Length; v++)
                     Console.WriteLine($"b={b,2} [{n}x{k}] {variants[v].name,-24} {best[v] * 1e6,8:0} us  {n * k * (dtype == ScalarType.Float32 ? 4 : 2) / best[v] / 1e9,6:0.0} GB/s  {2.0 * b * n * k / best[v] / 1e9,6:0.0} GFLOP/s");
-                foreach (var t in ws) t.Dispose();
+                foreach (var t in ws.Concat(columnMajor)) t.Dispose();
             }
     }
 }

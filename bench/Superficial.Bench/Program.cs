@@ -6,6 +6,7 @@ using Superficial.Bench;
 //   ... -- identity [FOLDER] [--gb 1]   (model identity over every weight byte vs a plain read)
 //   ... -- seven-b [--layers 32] [--dir D] [--keep] [--threads N] [--max-memory 18GB]   (a random Llama-2-7B-shape BF16 pair through the CLI: peak memory, time per token)
 //   ... -- decode-profile [--bf16] [--rows 1x64,8x448]   (where a decoding step goes: whole step vs each part alone, CPU ms)
+//   ... -- scalar-race [--seconds 20]   (does this TorchSharp free a temporary Scalar while libtorch reads it? exit 1 if so)
 //   ... -- gemv-variants | fusion-variants | attention-variants | head-variants [--bf16]   (kernel choices, see KernelVariants.cs)
 var which = args.FirstOrDefault(a => !a.StartsWith("--") && !int.TryParse(a, out _)) ?? "all";
 bool quick = args.Contains("--quick");
@@ -38,6 +39,7 @@ if (which is "seven-b")
 }
 if (which is "roofline") { RooflineBench.Run(quick, args); return 0; }
 if (which is "decode-profile") { DecodeProfile.Run(args); return 0; }
+if (which is "scalar-race") return ScalarRace.Run(args);
 if (which is "gemv-variants") { GemvVariants.Run(args); return 0; }
 if (which is "fusion-variants") { FusionVariants.Run(args); return 0; }
 if (which is "attention-variants") { AttentionVariants.Run(args); return 0; }
