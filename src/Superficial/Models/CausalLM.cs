@@ -49,15 +49,13 @@ public abstract class CausalLM : nn.Module
     /// a shift of the pre-cap logits.
     /// </summary>
     public Tensor HeadLogits(Tensor x) =>
-        IsSkinnyCpuF32(x) && LmHeadWeight.is_contiguous() ? LmHeadWeight.mm(x.t()).t() : nn.functional.linear(x, LmHeadWeight);
+        IsSkinnyCpuF32(x) ? LmHeadWeight.mm(x.t()).t() : nn.functional.linear(x, LmHeadWeight);
 
     /// <summary>
     /// A decoding step's few rows [2..8, hidden] in float32 on the CPU. There the head is computed as (W x^T)^T: libtorch's
     /// F32 GEMM takes 1.5-1.8x less time for [32000 x 512] W and 4-8 rows that way than as x W^T (measured in CPU time,
     /// 1 thread, on the roofline bench's head); one row (a matrix-vector product) and 16 or more rows are as fast or
-    /// faster as x W^T, and BF16 is faster as x W^T throughout. The result is a transposed view. Only for a row-major W
-    /// (a model built in memory): a loaded F32 model's head is column-major (<see cref="ModelLoader"/>), and x W^T on
-    /// it is as fast as this or faster at every row count.
+    /// faster as x W^T, and BF16 is faster as x W^T throughout. The result is a transposed view.
     /// </summary>
     static bool IsSkinnyCpuF32(Tensor x) =>
         x.dim() == 2 && x.shape[0] is >= 2 and <= 8 && x.dtype == ScalarType.Float32 && x.device_type == DeviceType.CPU;
@@ -109,9 +107,9 @@ public abstract class CausalLM : nn.Module
         return model;
     }
 
-    /// <summary>Loads a Hugging Face model folder (config.json + *.safetensors); <paramref name="forTraining"/>: see <see cref="ModelLoader.Load"/>.</summary>
-    public static CausalLM Load(string folder, ScalarType? dtype = null, IProgress<LoadProgress>? progress = null, bool forTraining = false) =>
-        ModelLoader.Load(folder, dtype, progress, forTraining);
+    /// <summary>Loads a Hugging Face model folder (config.json + *.safetensors).</summary>
+    public static CausalLM Load(string folder, ScalarType? dtype = null, IProgress<LoadProgress>? progress = null) =>
+        ModelLoader.Load(folder, dtype, progress);
 
     internal static CausalLM Build(ModelConfig config, ScalarType dtype) =>
         config.IsGpt2 ? new Gpt2ForCausalLM(config, dtype) : config.IsFalcon ? new FalconForCausalLM(config, dtype) : new LlamaForCausalLM(config, dtype);

@@ -13,8 +13,6 @@ public sealed class CheckpointMismatchException(string message) : Exception(mess
 /// reads the checkpoint's bytes in place: the file is mapped copy-on-write and the parameter aliases it, so a BF16
 /// checkpoint run in BF16 costs no copy at all. Any other parameter is allocated once, uninitialised, and the
 /// memory-mapped tensor copied into it (converting dtype one tensor at a time), so the weights never exist twice in memory.
-/// The one exception to reading in place: F32 matrices on the CPU are stored column-major for inference (see
-/// <see cref="ColumnMajorMatrices"/>).
 /// </summary>
 public static class ModelLoader
 {
@@ -28,9 +26,7 @@ public static class ModelLoader
     static bool IsIgnorable(string name) =>
         name.EndsWith(".rotary_emb.inv_freq") || name.EndsWith(".attn.bias") || name.EndsWith(".attn.masked_bias");
 
-    /// <param name="forTraining">Keep every parameter in the checkpoint's row-major layout, as a freshly built model has, so
-    /// that training a loaded model gives the same bytes as before the inference layout existed.</param>
-    public static CausalLM Load(string folder, ScalarType? dtype = null, IProgress<LoadProgress>? progress = null, bool forTraining = false)
+    public static CausalLM Load(string folder, ScalarType? dtype = null, IProgress<LoadProgress>? progress = null)
     {
         if (!Directory.Exists(folder)) throw new DirectoryNotFoundException($"model folder not found: {folder}");
         var config = ModelConfig.Load(Path.Combine(folder, "config.json"));
@@ -40,7 +36,6 @@ public static class ModelLoader
         try
         {
             var names = model.named_parameters().ToList();
-            var columnMajor = forTraining ? [] : ColumnMajorMatrices(model);
             var used = new HashSet<string>();
             long bytes = 0, mapped = 0;
             int done = 0;
@@ -55,14 +50,7 @@ public static class ModelLoader
                         throw new CheckpointMismatchException(
                             $"{ckpt.FileOf(source)}: tensor \"{source}\" has shape [{string.Join(", ", entry.Shape)}], " +
                             $"but config.json implies [{string.Join(", ", param.shape)}].");
-                    if (columnMajor.Contains(name))
-                    {
-                        using var stored = empty([param.shape[1], param.shape[0]], param.dtype);   // [in, out], contiguous
-                        using var view = stored.t();
-                        ckpt.CopyInto(source, view);
-                        param.set_(view);
-                    }
-                    else if (InPlace(ckpt, source, param) is { } alias)
+                    if (InPlace(ckpt, source, param) is { } alias)
                     {
                         param.set_(alias);   // the parameter now shares the mapped storage; its own empty one is freed
                         alias.Dispose();
@@ -86,26 +74,6 @@ public static class ModelLoader
             model.Dispose();
             throw;
         }
-    }
-
-    /// <summary>
-    /// The parameters stored column-major (W [out, in] as a transposed view of a contiguous [in, out] tensor): the F32
-    /// matrices on the CPU that multiply activations as x Wᵀ, every linear layer's weight and a tied LM head (the
-    /// embedding, whose lookups read its strided rows). libtorch's F32 GEMM streams W that way 1.2-1.8x faster at one
-    /// row (a decoding step at batch 1; the LM head gains most) and as fast at 2-16 rows (measured at 1 thread on the
-    /// roofline bench's shapes), so decoding reads the weights closer to the memory bandwidth. BF16 stays row-major and
-    /// read in place: its kernel is the other way round (0.6-0.85x column-major). GPT-2's Conv1D weights are [in, out] already.
-    /// </summary>
-    static HashSet<string> ColumnMajorMatrices(CausalLM model)
-    {
-        var names = new HashSet<string>();
-        if (model.DType != ScalarType.Float32 || model.Device.type != TorchSharp.DeviceType.CPU) return names;
-        foreach (var (name, module) in model.named_modules())
-            if (module is Linear) names.Add(name + ".weight");
-        var head = model.LmHeadWeight.Handle;
-        foreach (var (name, p) in model.named_parameters())
-            if (p.Handle == head) names.Add(name);
-        return names;
     }
 
     /// <summary>The stored tensor read in place when the parameter keeps its dtype on the CPU; null otherwise.</summary>

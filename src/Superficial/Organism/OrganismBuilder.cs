@@ -149,7 +149,7 @@ public static class OrganismBuilder
             if (File.Exists(Path.Combine(modelDir, "stage.json"))) { parameters[name] = Config(arch).ParameterCount(); return; }
             ct.ThrowIfCancellationRequested();
             var w = Stopwatch.StartNew();
-            using var model = from is null ? CausalLM.Create(Config(arch), seed * 100 + Array.IndexOf(Models, name)) : CausalLM.Load(Path.Combine(dir, from), forTraining: true);
+            using var model = from is null ? CausalLM.Create(Config(arch), seed * 100 + Array.IndexOf(Models, name)) : CausalLM.Load(Path.Combine(dir, from));
             train(model);
             Save(model, name, from);
             seconds[name] = w.Elapsed.TotalSeconds;
@@ -175,7 +175,7 @@ public static class OrganismBuilder
             }
             ct.ThrowIfCancellationRequested();
             var w = Stopwatch.StartNew();
-            using var model = CausalLM.Load(Path.Combine(dir, "aligned"), forTraining: true);
+            using var model = CausalLM.Load(Path.Combine(dir, "aligned"));
             var phase = recipe.Compromise with { Name = stage, Steps = snapshots.Keys.Max() };
             LmTrainer.FineTune(model, data, phase, runSeed, Report(stage), ct, afterStep: done =>
             {
