@@ -150,3 +150,70 @@ internal static class HeadVariants
         }
     }
 }
+
+/// <summary>
+/// Whole decoding steps of the bench model (random Llama 43.7M, F32, tied head) with its weights stored three ways:
+/// row-major as a checkpoint stores them; the linear layers column-major (W [out, in] as a view of a contiguous
+/// [in, out]); and the head column-major too (computed as x Wᵀ, since (W xᵀ)ᵀ is slow on that layout). Wall ms per
+/// step at context 64, best of 5, the variants interleaved. Behind the choice to keep the stored order (closing note of
+/// issue 15): column-major is 1.4x faster at batch 1 but 3-8 % slower at 4-16 rows, and its head 2x slower at 2-4 rows
+/// with two threads.
+///   dotnet run -c Release --project bench/Superficial.Bench -- layout-variants [--threads N]
+/// </summary>
+internal static class LayoutVariants
+{
+    const int Steps = 24;
+
+    public static void Run(string[] args)
+    {
+        var c = FoundationBench.Config40M() with { BosTokenId = 1, EosTokenIds = [2] };
+        using var row = Superficial.Models.CausalLM.Create(c, 1, ScalarType.Float32);
+        using var layers = Superficial.Models.CausalLM.Create(c, 1, ScalarType.Float32);
+        using var all = Superficial.Models.CausalLM.Create(c, 1, ScalarType.Float32);
+        using var noGrad = no_grad();
+        foreach (var m in new[] { layers, all })
+            foreach (var module in m.modules().OfType<Superficial.Models.Linear>())
+                ColumnMajor(module.weight);
+        ColumnMajor(all.LmHeadWeight);
+        var variants = new (string name, Superficial.Models.CausalLM model, bool linearHead)[]
+            { ("row-major", row, false), ("layers column-major", layers, false), ("all column-major", all, true) };
+        Console.WriteLine($"\n== layout variants: random Llama {c.ParameterCount() / 1e6:0.0}M, F32, wall ms per decoding step at context 64; load {File.ReadAllText("/proc/loadavg")[..14]}");
+        Console.WriteLine("| batch | " + string.Join(" | ", variants.Select(v => v.name)) + " |");
+        Console.WriteLine("| --- | --- | --- | --- |");
+        foreach (var b in new[] { 1, 2, 4, 8, 16 })
+        {
+            var ids = randint(3, c.VocabSize, [b, 64]);
+            var best = variants.Select(_ => double.MaxValue).ToArray();
+            for (int r = 0; r < 5; r++)
+                for (int v = 0; v < variants.Length; v++)
+                    best[v] = Math.Min(best[v], StepMs(variants[v].model, ids, variants[v].linearHead));
+            Console.WriteLine($"| {b} | " + string.Join(" | ", best.Select(x => $"{x:0.00} ({best[0] / x:0.00}x)")) + " |");
+        }
+    }
+
+    static void ColumnMajor(Tensor w)
+    {
+        using var t = w.t().contiguous().t();
+        w.set_(t);
+    }
+
+    static double StepMs(Superficial.Models.CausalLM model, Tensor ids, bool linearHead)
+    {
+        using var scope = NewDisposeScope();
+        long b = ids.shape[0], ctx = ids.shape[1];
+        using var cache = model.NewCache((int)b, (int)ctx + Steps + 1);
+        var mask = ones([b, ctx + Steps + 1], ScalarType.Int64);
+        model.Forward(ids, null, cache, mask.narrow(1, 0, ctx));
+        var next = ids.narrow(1, ctx - 1, 1);
+        var w = Stopwatch.StartNew();
+        for (int s = 0; s < Steps; s++)
+        {
+            using var stepScope = NewDisposeScope();
+            int past = cache.Length;
+            var hidden = model.Forward(next, full([b, 1], (long)past, ScalarType.Int64), cache, mask.narrow(1, 0, past + 1)).squeeze(1);
+            var logits = linearHead ? nn.functional.linear(hidden, model.LmHeadWeight) : model.HeadLogits(hidden);
+            next = logits.argmax(-1).unsqueeze(1).MoveToOuterDisposeScope();
+        }
+        return w.Elapsed.TotalMilliseconds / Steps;
+    }
+}

@@ -8,6 +8,7 @@ using Superficial.Bench;
 //   ... -- decode-profile [--bf16] [--rows 1x64,8x448]   (where a decoding step goes: whole step vs each part alone, CPU ms)
 //   ... -- scalar-race [--seconds 20]   (does this TorchSharp free a temporary Scalar while libtorch reads it? exit 1 if so)
 //   ... -- gemv-variants | fusion-variants | attention-variants | head-variants [--bf16]   (kernel choices, see KernelVariants.cs)
+//   ... -- layout-variants   (whole decoding steps with the weights row- or column-major)
 var which = args.FirstOrDefault(a => !a.StartsWith("--") && !int.TryParse(a, out _)) ?? "all";
 bool quick = args.Contains("--quick");
 // --threads N: libtorch threads (default: all cores); on a busy shared machine 1 avoids OpenMP threads spinning against other work
@@ -44,6 +45,7 @@ if (which is "gemv-variants") { GemvVariants.Run(args); return 0; }
 if (which is "fusion-variants") { FusionVariants.Run(args); return 0; }
 if (which is "attention-variants") { AttentionVariants.Run(args); return 0; }
 if (which is "head-variants") { HeadVariants.Run(args); return 0; }
+if (which is "layout-variants") { LayoutVariants.Run(args); return 0; }
 if (which is "organism") OrganismBench.Run(quick);
 if (which is "organism-corpus") OrganismBench.Corpus();
 if (which is "organism-compromise")   // organism-compromise FOLDER 1e-4,4e-4 MAX_STEPS BATCH
