@@ -2,7 +2,10 @@ using System.Runtime.CompilerServices;
 
 // Tests run one at a time, as the product runs libtorch: from one thread. With collections in parallel, about
 // one full run in four failed inside libtorch (a corrupted Scalar in the tiny organism's clip_grad_norm_,
-// "Expected false to be true ... toFloat") while another test drove libtorch from a second thread.
+// "Expected false to be true ... toFloat") while another test drove libtorch from a second thread. The cause:
+// TorchSharp 0.107 keeps no temporary Scalar alive through its native call, so a garbage collection that another
+// thread's allocations trigger can free it from the finalizer while libtorch reads it (bench scalar-race reproduces
+// it; DemoCommand.OneTorchThread).
 [assembly: CollectionBehavior(DisableTestParallelization = true)]
 
 namespace Superficial.Tests;
