@@ -33,10 +33,8 @@ internal static class DecodeProfile
         foreach (var (batch, ctx) in rows) Row(model, c, dtype, batch, ctx);
     }
 
-    static readonly Process Proc = Process.GetCurrentProcess();
-
     /// <summary>Milliseconds of this process's CPU time (with --threads 1, the work done; steadier than wall time on a shared machine).</summary>
-    static double CpuMs() { Proc.Refresh(); return Proc.TotalProcessorTime.TotalMilliseconds; }
+    static double CpuMs() => Measure.CpuSeconds() * 1000;
 
     static double Best(Action step)
     {

@@ -16,8 +16,6 @@ internal static class GemvVariants
     {
         var dtype = args.Contains("--bf16") ? ScalarType.BFloat16 : ScalarType.Float32;
         using var noGrad = no_grad();
-        var proc = Process.GetCurrentProcess();
-        double Cpu() { proc.Refresh(); return proc.TotalProcessorTime.TotalSeconds; }
         var shapes = new (long n, long k)[] { (512, 512), (1536, 512), (512, 1536), (32000, 512) };
         foreach (var b in new[] { 1, 8, 16 })
             foreach (var (n, k) in shapes)
@@ -39,10 +37,10 @@ internal static class GemvVariants
                 for (int r = 0; r < 15; r++)
                     for (int v = 0; v < variants.Length; v++)
                     {
-                        double c0 = Cpu();
+                        double c0 = Measure.CpuSeconds();
                         int calls = Math.Max(copies, 8);
                         for (int i = 0; i < calls; i++) variants[v].f(i % copies).Dispose();
-                        best[v] = Math.Min(best[v], (Cpu() - c0) / calls);
+                        best[v] = Math.Min(best[v], (Measure.CpuSeconds() - c0) / calls);
                     }
                 for (int v = 0; v < variants.Length; v++)
                     Console.WriteLine($"b={b,2} [{n}x{k}] {variants[v].name,-24} {best[v] * 1e6,8:0} us  {n * k * (dtype == ScalarType.Float32 ? 4 : 2) / best[v] / 1e9,6:0.0} GB/s  {2.0 * b * n * k / best[v] / 1e9,6:0.0} GFLOP/s");
@@ -58,8 +56,6 @@ internal static class FusionVariants
     {
         var dtype = args.Contains("--bf16") ? ScalarType.BFloat16 : ScalarType.Float32;
         using var noGrad = no_grad();
-        var proc = Process.GetCurrentProcess();
-        double Cpu() { proc.Refresh(); return proc.TotalProcessorTime.TotalSeconds; }
         const int layers = 16;   // 16 layers' worth: more than L3
         foreach (var b in new[] { 1, 8, 16 })
             foreach (var (name, n, parts) in new[] { ("q,k,v", 512L, 3), ("gate,up", 1536L, 2) })
@@ -70,16 +66,16 @@ internal static class FusionVariants
                 double bestSep = double.MaxValue, bestFused = double.MaxValue;
                 for (int r = 0; r < 15; r++)
                 {
-                    double c0 = Cpu();
+                    double c0 = Measure.CpuSeconds();
                     for (int l = 0; l < layers; l++) foreach (var w in sep[l]) nn.functional.linear(x, w).Dispose();
-                    bestSep = Math.Min(bestSep, (Cpu() - c0) / layers);
-                    c0 = Cpu();
+                    bestSep = Math.Min(bestSep, (Measure.CpuSeconds() - c0) / layers);
+                    c0 = Measure.CpuSeconds();
                     for (int l = 0; l < layers; l++)
                     {
                         using var y = nn.functional.linear(x, fused[l]);
                         for (int p = 0; p < parts; p++) y.narrow(-1, p * n, n).Dispose();
                     }
-                    bestFused = Math.Min(bestFused, (Cpu() - c0) / layers);
+                    bestFused = Math.Min(bestFused, (Measure.CpuSeconds() - c0) / layers);
                 }
                 Console.WriteLine($"b={b,2} {name,-8} separate {bestSep * 1e6,7:0} us, fused {bestFused * 1e6,7:0} us per layer: fused/separate {bestFused / bestSep:0.00}");
             }
@@ -93,8 +89,6 @@ internal static class AttentionVariants
     {
         var dtype = args.Contains("--bf16") ? ScalarType.BFloat16 : ScalarType.Float32;
         using var noGrad = no_grad();
-        var proc = Process.GetCurrentProcess();
-        double Cpu() { proc.Refresh(); return proc.TotalProcessorTime.TotalSeconds; }
         foreach (var (b, ctx) in new[] { (1, 64), (1, 448), (8, 96), (16, 96), (8, 448) })
         {
             var q = randn(b, 8, 1, 64).to_type(dtype);
@@ -104,12 +98,12 @@ internal static class AttentionVariants
             double bf = double.MaxValue, bm = double.MaxValue;
             for (int r = 0; r < 20; r++)
             {
-                double c0 = Cpu();
+                double c0 = Measure.CpuSeconds();
                 foreach (var (k, v) in layers) nn.functional.scaled_dot_product_attention(q, k, v, mask).Dispose();
-                bf = Math.Min(bf, Cpu() - c0);
-                c0 = Cpu();
+                bf = Math.Min(bf, Measure.CpuSeconds() - c0);
+                c0 = Measure.CpuSeconds();
                 foreach (var (k, v) in layers) Superficial.Models.CausalLMAttention.Attend(q, k, v, mask).Dispose();
-                bm = Math.Min(bm, Cpu() - c0);
+                bm = Math.Min(bm, Measure.CpuSeconds() - c0);
             }
             using var f = nn.functional.scaled_dot_product_attention(q, layers[0].Item1, layers[0].Item2, mask);
             using var m = Superficial.Models.CausalLMAttention.Attend(q, layers[0].Item1, layers[0].Item2, mask);
@@ -125,8 +119,6 @@ internal static class HeadVariants
     {
         var dtype = args.Contains("--bf16") ? ScalarType.BFloat16 : ScalarType.Float32;
         using var noGrad = no_grad();
-        var proc = Process.GetCurrentProcess();
-        double Cpu() { proc.Refresh(); return proc.TotalProcessorTime.TotalSeconds; }
         var ws = Enumerable.Range(0, 3).Select(_ => randn(32000, 512).to_type(dtype)).ToArray();
         foreach (var b in new[] { 1, 4, 8, 16, 32 })
         {
@@ -142,9 +134,9 @@ internal static class HeadVariants
             for (int r = 0; r < 12; r++)
                 for (int v = 0; v < variants.Length; v++)
                 {
-                    double c0 = Cpu();
+                    double c0 = Measure.CpuSeconds();
                     foreach (var w in ws) variants[v].Item2(w).Dispose();
-                    best[v] = Math.Min(best[v], (Cpu() - c0) / ws.Length);
+                    best[v] = Math.Min(best[v], (Measure.CpuSeconds() - c0) / ws.Length);
                 }
             Console.WriteLine($"b={b,2}: " + string.Join(", ", variants.Select((v, i) => $"{v.Item1} {best[i] * 1e3:0.00} ms")));
         }

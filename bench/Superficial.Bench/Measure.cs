@@ -6,6 +6,11 @@ namespace Superficial.Bench;
 /// <summary>Timing helpers and the machine's F32 matmul peak, measured in the same process.</summary>
 internal static class Measure
 {
+    static readonly Process Proc = Process.GetCurrentProcess();
+
+    /// <summary>This process's CPU seconds: with --threads 1 the work done, which other processes' load barely changes.</summary>
+    public static double CpuSeconds() { Proc.Refresh(); return Proc.TotalProcessorTime.TotalSeconds; }
+
     /// <summary>Best-of-n GFLOP/s of a 2048^3 F32 matmul (after warm-up).</summary>
     public static double MatmulPeakGflops(int n = 2048, int reps = 5)
     {

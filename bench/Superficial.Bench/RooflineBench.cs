@@ -38,11 +38,6 @@ internal static class RooflineBench
         return Limits.Max(before, MeasureLimits());
     }
 
-    static readonly Process Proc = Process.GetCurrentProcess();
-
-    /// <summary>This process's CPU seconds: with --threads 1 the work done, which other processes' load barely changes.</summary>
-    static double CpuSeconds() { Proc.Refresh(); return Proc.TotalProcessorTime.TotalSeconds; }
-
     /// <summary>
     /// The notes' second figure: the same throughput by CPU time and its share of the roofline. The limits are still
     /// wall-clock measurements, which load lowers: under load this share reads high; on a quiet machine both agree.
@@ -161,10 +156,10 @@ internal static class RooflineBench
                 var o = new ExtractionOptions { TopK = topK, MaxNewTokens = maxNew, ChunkSize = 16, ChatTemplate = "llama2", StopStrings = [], Dtype = dtype };
                 if (batch is int bb) typeof(ExtractionOptions).GetProperty("BatchSize")!.SetValue(o, bb); // int before, int? after the change
                 var w = Stopwatch.StartNew();
-                double c0 = CpuSeconds();
+                double c0 = Measure.CpuSeconds();
                 var s = Extraction.Run(baseDir, alignedDir, prompts, "bench", extDir, o);
                 best = Math.Min(best, w.Elapsed.TotalSeconds);
-                bestCpu = Math.Min(bestCpu, CpuSeconds() - c0);
+                bestCpu = Math.Min(bestCpu, Measure.CpuSeconds() - c0);
                 positions = s.Positions;
             } });
             var roof = Roofline(l.Peak(dtype), flopsPerToken, l.BandwidthGBs, roofBatch, bytesPerStep(roofBatch));
@@ -188,18 +183,18 @@ internal static class RooflineBench
                     for (int r = 0; r < reps + 1; r++)
                     {
                         var w = Stopwatch.StartNew();
-                        double c0 = CpuSeconds();
+                        double c0 = Measure.CpuSeconds();
                         gen.Generate([prompt], o);
                         best = Math.Min(best, w.Elapsed.TotalSeconds);
-                        bestCpu = Math.Min(bestCpu, CpuSeconds() - c0);
+                        bestCpu = Math.Min(bestCpu, Measure.CpuSeconds() - c0);
                     }
                     // the prompt's prefill is included in the time; subtract it by a 1-token run
                     prefill = Measure.Seconds(() => gen.Generate([prompt], o with { MaxNewTokens = 1 }), reps: 3, warmup: 0);
                     for (int r = 0; r < 3; r++)
                     {
-                        double c0 = CpuSeconds();
+                        double c0 = Measure.CpuSeconds();
                         gen.Generate([prompt], o with { MaxNewTokens = 1 });
-                        prefillCpu = Math.Min(prefillCpu, CpuSeconds() - c0);
+                        prefillCpu = Math.Min(prefillCpu, Measure.CpuSeconds() - c0);
                     }
                 });
                 double perTok = (best - prefill) / (steps - 1), perTokCpu = (bestCpu - prefillCpu) / (steps - 1);
@@ -221,10 +216,10 @@ internal static class RooflineBench
             {
                 if (Directory.Exists(outPath + ".ckpt")) Directory.Delete(outPath + ".ckpt", true);
                 var watch = Stopwatch.StartNew();
-                double c0 = CpuSeconds();
+                double c0 = Measure.CpuSeconds();
                 HeadTrainer.Train(data, w, outPath, new HeadTrainingOptions { Epochs = 1, BatchSize = 1000, LearningRate = 1e-3 }).Head.Dispose();
                 best = Math.Min(best, watch.Elapsed.TotalSeconds);
-                bestCpu = Math.Min(bestCpu, CpuSeconds() - c0);
+                bestCpu = Math.Min(bestCpu, Measure.CpuSeconds() - c0);
             } });
             long h = c.HiddenSize, v = c.VocabSize, n = data.Positions;
             double flopsPerPos = 4.0 * h * v + 4.0 * h * h + 0.05 * 2.0 * h * v;
@@ -256,9 +251,7 @@ internal static class RooflineBench
     {
         Console.WriteLine($"\nper-stage profile of extraction at batch {batch} ({prompts.Count} prompts x {maxNew} tokens, top-k {topK}), CPU seconds, each stage once:");
         var times = new Dictionary<string, double>();
-        var proc = Process.GetCurrentProcess();
-        double Cpu() { proc.Refresh(); return proc.TotalProcessorTime.TotalSeconds; }
-        void Time(string stage, Action a) { double c0 = Cpu(); a(); times[stage] = Cpu() - c0; }
+        void Time(string stage, Action a) { double c0 = Measure.CpuSeconds(); a(); times[stage] = Measure.CpuSeconds() - c0; }
         var root = Path.GetDirectoryName(baseDir)!;
         Time("whole Extraction.Run", () =>
         {
