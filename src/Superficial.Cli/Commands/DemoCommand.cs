@@ -209,7 +209,7 @@ internal static class DemoCommand
 
     /// <summary>
     /// Examples per task for the side variants of the main evaluation (more heads, the alpha sweep, transfer, recovery):
-    /// every task's whole evaluation set at demo size but math's, whose 800 examples are for the headline portion only.
+    /// every task's whole evaluation set at demo size but math's, whose 1600 examples are for the headline portion only.
     /// </summary>
     public const int SideExamples = 200;
 

@@ -10,8 +10,7 @@ namespace Superficial.Tests.Alignment;
 /// </summary>
 public class ExtractionPlanTests
 {
-    static readonly ModelConfig SevenB = ModelConfig.Llama(vocabSize: 32000, hidden: 4096, layers: 32, heads: 32, kvHeads: 32,
-        intermediate: 11008, maxPositions: 4096, tieWordEmbeddings: false);
+    static readonly ModelConfig SevenB = ModelShapes.Llama2_7B;
     const long G = 1_000_000_000;
 
     static ExtractionPlan Plan(string[] devices, Func<string, long> free, long? maxMemory = null)

@@ -11,9 +11,7 @@ namespace Superficial.Tests.Models;
 /// </summary>
 public class DevicePlacementTests
 {
-    // Llama-2-7B: hidden 4096, 32 layers, MLP 11008, vocab 32000, untied head
-    static readonly ModelConfig Llama7B = ModelConfig.Llama(vocabSize: 32000, hidden: 4096, layers: 32, heads: 32, kvHeads: 32,
-        intermediate: 11008, maxPositions: 4096, tieWordEmbeddings: false);
+    static readonly ModelConfig Llama7B = ModelShapes.Llama2_7B;
     const long LayerBytesF16 = (4L * 4096 * 4096 + 3L * 4096 * 11008 + 2 * 4096) * 2; // 404,766,720
     const long EmbeddingBytesF16 = 32000L * 4096 * 2;                                // 262,144,000
 
