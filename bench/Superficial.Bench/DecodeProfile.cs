@@ -1,3 +1,4 @@
+using Superficial.Tensors;
 using System.Diagnostics;
 using Superficial.Models;
 using static TorchSharp.torch;
@@ -78,8 +79,8 @@ internal static class DecodeProfile
             if (r > 0) whole = Math.Min(whole, (CpuMs() - c0) / Steps);
         }
 
-        // weight matmuls alone: every 2-D parameter but the embedding, on inputs of the step's shape
-        // (the LM head as the step computes it: CausalLM.HeadLogits on [b, hidden])
+        // weight matmuls alone: every 2-D parameter but the embedding, on inputs of the step's shape, as the model's
+        // Linear computes them (SkinnyLinear where it applies), and the LM head as the step does (CausalLM.HeadLogits)
         var weights = model.named_parameters().Where(p => p.parameter.dim() == 2 && !p.name.Contains("embed_tokens") && p.name != "lm_head.weight")
             .Select(p => (Tensor)p.parameter).ToList();
         var inputs = weights.Select(wt => randn(b, 1, wt.shape[1]).to_type(dtype)).ToList();
@@ -87,7 +88,7 @@ internal static class DecodeProfile
         double matmuls = Best(() =>
         {
             using var s = NewDisposeScope();
-            for (int i = 0; i < weights.Count; i++) nn.functional.linear(inputs[i], weights[i]);
+            for (int i = 0; i < weights.Count; i++) _ = SkinnyLinear.TryForward(inputs[i], weights[i], null) ?? nn.functional.linear(inputs[i], weights[i]);
             model.HeadLogits(last);
         });
 

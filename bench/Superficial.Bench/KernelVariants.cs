@@ -1,3 +1,4 @@
+using Superficial.Tensors;
 using System.Diagnostics;
 using static TorchSharp.torch;
 
@@ -6,7 +7,7 @@ namespace Superficial.Bench;
 // Kernel experiments behind the decode path's choices (closing note of issue 15); each prints CPU time per call, the
 // variants interleaved, best of several runs (use --threads 1 on a shared machine).
 //   gemv-variants: x W^T for skinny x (1, 8, 16 rows) as linear, (W x^T)^T or mm, on the bench model's weight shapes,
-//     and linear on W stored column-major (what ModelLoader does for F32 on the CPU)
+//     linear on W stored column-major (tried and withdrawn), and SkinnyLinear (what the models' Linear uses for F32 on the CPU)
 //   fusion-variants: q/k/v (and gate/up) as separate matmuls or one over the concatenated weight
 //   attention-variants: one decoding step's attention over strided cache views, fused kernel vs two bmm
 //   head-variants: the [32000 x 512] LM head at 1-32 rows
@@ -17,7 +18,7 @@ internal static class GemvVariants
         var dtype = args.Contains("--bf16") ? ScalarType.BFloat16 : ScalarType.Float32;
         using var noGrad = no_grad();
         var shapes = new (long n, long k)[] { (512, 512), (1536, 512), (512, 1536), (32000, 512) };
-        foreach (var b in new[] { 1, 8, 16 })
+        foreach (var b in new[] { 1, 8, 16, 64 })
             foreach (var (n, k) in shapes)
             {
                 int copies = (int)Math.Max(1, 64_000_000 / (n * k * 4));   // > L3: weights stream from memory
@@ -33,6 +34,8 @@ internal static class GemvVariants
                     ("mm(x, W.t())", i => x.mm(ws[i].t())),
                     ("linear(x, W col-major)", i => nn.functional.linear(x, columnMajor[i])),
                 };
+                if (dtype == ScalarType.Float32)
+                    variants = [.. variants, ("SkinnyLinear", i => SkinnyLinear.TryForward(x, ws[i], null) ?? throw new InvalidOperationException("SkinnyLinear declined: it needs AVX2 and FMA, and SUPERFICIAL_LINEAR unset"))];
                 var best = variants.Select(_ => double.MaxValue).ToArray();
                 for (int r = 0; r < 15; r++)
                     for (int v = 0; v < variants.Length; v++)

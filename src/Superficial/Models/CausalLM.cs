@@ -1,3 +1,4 @@
+using Superficial.Tensors;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -48,17 +49,7 @@ public abstract class CausalLM : nn.Module
     /// z = W (h + A h) becomes cap tanh(W (h + A h) / cap) on Gemma 2. This is linear in x, so W (A h) is
     /// a shift of the pre-cap logits.
     /// </summary>
-    public Tensor HeadLogits(Tensor x) =>
-        IsSkinnyCpuF32(x) ? LmHeadWeight.mm(x.t()).t() : nn.functional.linear(x, LmHeadWeight);
-
-    /// <summary>
-    /// A decoding step's few rows [2..8, hidden] in float32 on the CPU. There the head is computed as (W x^T)^T: libtorch's
-    /// F32 GEMM takes 1.5-1.8x less time for [32000 x 512] W and 4-8 rows that way than as x W^T (measured in CPU time,
-    /// 1 thread, on the roofline bench's head); one row (a matrix-vector product) and 16 or more rows are as fast or
-    /// faster as x W^T, and BF16 is faster as x W^T throughout. The result is a transposed view.
-    /// </summary>
-    static bool IsSkinnyCpuF32(Tensor x) =>
-        x.dim() == 2 && x.shape[0] is >= 2 and <= 8 && x.dtype == ScalarType.Float32 && x.device_type == DeviceType.CPU;
+    public Tensor HeadLogits(Tensor x) => SkinnyLinear.TryForward(x, LmHeadWeight, null) ?? nn.functional.linear(x, LmHeadWeight);
 
     /// <summary>
     /// What the family applies to the head's linear logits: a new tensor cap tanh(z / cap) on Gemma 2, and

@@ -1,3 +1,4 @@
+using Superficial.Tensors;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -14,7 +15,7 @@ internal static class Param
     public static Parameter Empty(ScalarType dtype, params long[] shape) => new(empty(shape, dtype).DetachFromDisposeScope(), requires_grad: true);
 }
 
-/// <summary>y = x W^T + b, with W [out, in] as nn.Linear stores it.</summary>
+/// <summary>y = x W^T + b, with W [out, in] as nn.Linear stores it; a decoding step's few F32 rows on the CPU go to <see cref="SkinnyLinear"/>.</summary>
 internal sealed class Linear : nn.Module
 {
     public readonly Parameter weight;
@@ -27,7 +28,7 @@ internal sealed class Linear : nn.Module
         if (hasBias) { bias = Param.Empty(dtype, outFeatures); register_parameter("bias", bias); }
     }
 
-    public Tensor forward(Tensor x) => nn.functional.linear(x, weight, bias);
+    public Tensor forward(Tensor x) => SkinnyLinear.TryForward(x, weight, bias) ?? nn.functional.linear(x, weight, bias);
 }
 
 /// <summary>y = x W + b, with W [in, out]: GPT-2's Conv1D layout (transposed relative to nn.Linear).</summary>

@@ -1,0 +1,252 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Superficial.Tensors;
+
+/// <summary>
+/// y = x Wᵀ + b for the few rows of a decoding step (at most <see cref="MaxRows"/>), F32 on an x86 CPU with AVX2 and
+/// FMA: libtorch's GEMM reads W at 17-18 GB/s for one row and reaches 37 GFLOP/s at 8 rows on this project's machines,
+/// where this kernel streams W at the memory bandwidth (40-45 GB/s, one thread) and computes 8-64 rows at 90-100
+/// GFLOP/s (bench: <c>gemv-variants</c>). Everything else (training, prefill, BF16, GPUs, other CPUs) stays with
+/// libtorch: <see cref="TryForward"/> returns null there.
+/// <para>
+/// How: W [n, k] row-major is read in tiles of 4 rows; each tile is multiplied with 1-3 rows of x at a time, one
+/// 8-lane accumulator per (W row, x row) pair, and the 8 lanes are summed in one fixed order. So every output element
+/// is computed by the same operations whatever the batch, the tile or the thread split: a row's result does not depend
+/// on the rows decoded beside it, bit for bit (tested). W rows are walked in blocks that stay in L2 while each group
+/// of at most 8 x rows passes over them, and the first group prefetches the next tile while it computes, so at a few
+/// rows the weights stream from memory once, at the bandwidth, and at more rows the arithmetic runs from cache.
+/// </para>
+/// Threads: as many as libtorch uses on the calling thread (<c>--threads</c>), each taking a contiguous range of W
+/// rows, on dedicated threads that allocate nothing (see <see cref="KernelThreads"/>). Setting the environment
+/// variable SUPERFICIAL_LINEAR=libtorch turns the kernel off (for comparisons).
+/// </summary>
+public static unsafe class SkinnyLinear
+{
+    /// <summary>The most rows (the product of x's leading dimensions) the kernel takes; more go to libtorch's GEMM.</summary>
+    public const int MaxRows = 64;
+
+    /// <summary>Whether the kernel is used: AVX2 and FMA present and not turned off by SUPERFICIAL_LINEAR=libtorch.</summary>
+    public static bool Enabled { get; set; } = Avx2.IsSupported && Fma.IsSupported &&
+        Environment.GetEnvironmentVariable("SUPERFICIAL_LINEAR") != "libtorch";
+
+    /// <summary>
+    /// x Wᵀ + b as a new tensor [..., n] when the kernel applies: x [..., k] and W [n, k] F32 on the CPU, W contiguous,
+    /// k a multiple of 8, at most <see cref="MaxRows"/> rows, no gradient wanted. Null otherwise (use libtorch).
+    /// </summary>
+    public static Tensor? TryForward(Tensor x, Tensor w, Tensor? bias)
+    {
+        if (!Enabled || x.device_type != DeviceType.CPU || w.device_type != DeviceType.CPU) return null;
+        if (x.dtype != ScalarType.Float32 || w.dtype != ScalarType.Float32 || w.dim() != 2 || x.dim() < 1) return null;
+        long n = w.shape[0], k = w.shape[1];
+        if (k == 0 || k % 8 != 0 || x.shape[^1] != k || n == 0 || !w.is_contiguous()) return null;
+        long rows = x.numel() / k;
+        if (rows is < 1 or > MaxRows) return null;
+        if (bias is not null && (bias.dtype != ScalarType.Float32 || bias.device_type != DeviceType.CPU || bias.numel() != n || !bias.is_contiguous())) return null;
+        if (is_grad_enabled() && (x.requires_grad || w.requires_grad || bias?.requires_grad == true)) return null;
+
+        using var xc = x.contiguous();
+        var y = empty([.. x.shape[..^1], n], ScalarType.Float32);
+        var job = new Job(Data(xc), Data(w), bias is null ? null : Data(bias), Data(y), (int)rows, n, k);
+        int threads = (int)Math.Min(get_num_threads(), n / 64);
+        if (threads <= 1 || !KernelThreads.TryRun(job, threads)) job.RunPart(0, 1);
+        GC.KeepAlive(w); GC.KeepAlive(bias);
+        return y;
+    }
+
+    [DllImport("LibTorchSharp")]
+    static extern IntPtr THSTensor_data(IntPtr handle);
+
+    static float* Data(Tensor t) => (float*)THSTensor_data(t.Handle);
+
+    /// <summary>One call's operands: y [rows, n] = x [rows, k] W[n, k]ᵀ (+ bias).</summary>
+    internal readonly struct Job(float* x, float* w, float* bias, float* y, int rows, long n, long k)
+    {
+        readonly float* X = x, W = w, Bias = bias, Y = y;
+        readonly int Rows = rows;
+        readonly long N = n, K = k;
+
+        /// <summary>Part <paramref name="part"/> of <paramref name="parts"/>: a contiguous range of W rows, 4-aligned.</summary>
+        public void RunPart(int part, int parts)
+        {
+            long tiles = (N + 3) / 4;
+            long n0 = Math.Min(N, tiles * part / parts * 4), n1 = Math.Min(N, tiles * (part + 1) / parts * 4);
+            Run(X, W, Bias, Y, Rows, N, K, n0, n1);
+        }
+    }
+
+    /// <summary>y[b, r] = Σ_j x[b, j] w[r, j] (+ bias[r]) for b &lt; rows and W rows r in [n0, n1).</summary>
+    static void Run(float* x, float* w, float* bias, float* y, int rows, long n, long k, long n0, long n1)
+    {
+        long block = Math.Max(4, (32768 / k) & ~3L);   // W rows per block: about 128 KB, which stays in L2
+        int groups = (rows + 7) / 8;                    // x rows in groups of at most 8, each passing over the block
+        for (long rb = n0; rb < n1; rb += block)
+        {
+            long re = Math.Min(n1, rb + block);
+            for (int g = 0; g < groups; g++)
+            {
+                int b0 = rows * g / groups, b1 = rows * (g + 1) / groups;
+                long r = rb;
+                for (; r + 4 <= re; r += 4)
+                {
+                    float* wr = w + r * k;
+                    // the first tile of the first group streams W from memory: it prefetches the next 4 rows meanwhile
+                    byte* next = g == 0 && r + 8 <= n1 ? (byte*)(wr + 4 * k) : null;
+                    int b = b0;
+                    for (; b + 3 <= b1; b += 3, next = null) Tile4x3(x + b * k, wr, bias, y + b * n, r, n, k, next);
+                    for (; b + 2 <= b1; b += 2, next = null) Tile4x2(x + b * k, wr, bias, y + b * n, r, n, k, next);
+                    if (b < b1) Tile4x1(x + b * k, wr, bias, y + b * n, r, k, next);
+                }
+                for (; r < re; r++)
+                    for (int b = b0; b < b1; b++) Tile1x1(x + b * k, w + r * k, bias, y + b * n, r, k);
+            }
+        }
+    }
+
+    /// <summary>
+    /// The four accumulators' sums [Σa, Σb, Σc, Σd], each ((l0+l1)+(l2+l3)) + ((l4+l5)+(l6+l7)) over its lanes: the one
+    /// order every tile uses.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector128<float> Sum4(Vector256<float> a, Vector256<float> b, Vector256<float> c, Vector256<float> d)
+    {
+        var h = Avx.HorizontalAdd(Avx.HorizontalAdd(a, b), Avx.HorizontalAdd(c, d));
+        return Sse.Add(h.GetLower(), h.GetUpper());
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Store4(float* y, float* bias, long r, Vector128<float> s)
+    {
+        if (bias != null) s = Sse.Add(s, Sse.LoadVector128(bias + r));
+        Sse.Store(y + r, s);
+    }
+
+    /// <summary>Two cache lines of the next tile per 8 columns: the whole next tile (4 rows x k) by the end of this one.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Prefetch(byte* next, long j)
+    {
+        if (next == null) return;
+        Sse.Prefetch0(next + j * 16);
+        Sse.Prefetch0(next + j * 16 + 64);
+    }
+
+    static void Tile4x1(float* x, float* w, float* bias, float* y, long r, long k, byte* next)
+    {
+        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        for (long j = 0; j < k; j += 8)
+        {
+            Prefetch(next, j);
+            var xa = Avx.LoadVector256(x + j);
+            float* p = w + j;
+            a0 = Fma.MultiplyAdd(Avx.LoadVector256(p), xa, a0);
+            a1 = Fma.MultiplyAdd(Avx.LoadVector256(p + k), xa, a1);
+            a2 = Fma.MultiplyAdd(Avx.LoadVector256(p + 2 * k), xa, a2);
+            a3 = Fma.MultiplyAdd(Avx.LoadVector256(p + 3 * k), xa, a3);
+        }
+        Store4(y, bias, r, Sum4(a0, a1, a2, a3));
+    }
+
+    static void Tile4x2(float* x, float* w, float* bias, float* y, long r, long n, long k, byte* next)
+    {
+        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        Vector256<float> b0 = default, b1 = default, b2 = default, b3 = default;
+        float* xb = x + k;
+        for (long j = 0; j < k; j += 8)
+        {
+            Prefetch(next, j);
+            var xa = Avx.LoadVector256(x + j);
+            var xbj = Avx.LoadVector256(xb + j);
+            float* p = w + j;
+            var w0 = Avx.LoadVector256(p); a0 = Fma.MultiplyAdd(w0, xa, a0); b0 = Fma.MultiplyAdd(w0, xbj, b0);
+            var w1 = Avx.LoadVector256(p + k); a1 = Fma.MultiplyAdd(w1, xa, a1); b1 = Fma.MultiplyAdd(w1, xbj, b1);
+            var w2 = Avx.LoadVector256(p + 2 * k); a2 = Fma.MultiplyAdd(w2, xa, a2); b2 = Fma.MultiplyAdd(w2, xbj, b2);
+            var w3 = Avx.LoadVector256(p + 3 * k); a3 = Fma.MultiplyAdd(w3, xa, a3); b3 = Fma.MultiplyAdd(w3, xbj, b3);
+        }
+        Store4(y, bias, r, Sum4(a0, a1, a2, a3));
+        Store4(y + n, bias, r, Sum4(b0, b1, b2, b3));
+    }
+
+    static void Tile4x3(float* x, float* w, float* bias, float* y, long r, long n, long k, byte* next)
+    {
+        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        Vector256<float> b0 = default, b1 = default, b2 = default, b3 = default;
+        Vector256<float> c0 = default, c1 = default, c2 = default, c3 = default;
+        float* xb = x + k, xc = x + 2 * k;
+        for (long j = 0; j < k; j += 8)
+        {
+            Prefetch(next, j);
+            var xa = Avx.LoadVector256(x + j);
+            var xbj = Avx.LoadVector256(xb + j);
+            var xcj = Avx.LoadVector256(xc + j);
+            float* p = w + j;
+            var w0 = Avx.LoadVector256(p); a0 = Fma.MultiplyAdd(w0, xa, a0); b0 = Fma.MultiplyAdd(w0, xbj, b0); c0 = Fma.MultiplyAdd(w0, xcj, c0);
+            var w1 = Avx.LoadVector256(p + k); a1 = Fma.MultiplyAdd(w1, xa, a1); b1 = Fma.MultiplyAdd(w1, xbj, b1); c1 = Fma.MultiplyAdd(w1, xcj, c1);
+            var w2 = Avx.LoadVector256(p + 2 * k); a2 = Fma.MultiplyAdd(w2, xa, a2); b2 = Fma.MultiplyAdd(w2, xbj, b2); c2 = Fma.MultiplyAdd(w2, xcj, c2);
+            var w3 = Avx.LoadVector256(p + 3 * k); a3 = Fma.MultiplyAdd(w3, xa, a3); b3 = Fma.MultiplyAdd(w3, xbj, b3); c3 = Fma.MultiplyAdd(w3, xcj, c3);
+        }
+        Store4(y, bias, r, Sum4(a0, a1, a2, a3));
+        Store4(y + n, bias, r, Sum4(b0, b1, b2, b3));
+        Store4(y + 2 * n, bias, r, Sum4(c0, c1, c2, c3));
+    }
+
+    /// <summary>The rows of W past the last whole tile of 4, one (W row, x row) pair at a time, summed in the same order.</summary>
+    static void Tile1x1(float* x, float* w, float* bias, float* y, long r, long k)
+    {
+        Vector256<float> a = default;
+        for (long j = 0; j < k; j += 8) a = Fma.MultiplyAdd(Avx.LoadVector256(w + j), Avx.LoadVector256(x + j), a);
+        float s = Sum4(a, a, a, a).ToScalar();
+        y[r] = bias != null ? s + bias[r] : s;
+    }
+}
+
+/// <summary>
+/// The threads <see cref="SkinnyLinear"/> splits a call over: created on first use, one fewer than the parts (the
+/// calling thread runs part 0), waiting on a semaphore between calls. A call hands them its <see cref="SkinnyLinear.Job"/>
+/// and waits for all parts, allocating nothing: another thread's managed allocations can let the garbage collector
+/// free a TorchSharp Scalar while libtorch reads it (see the README), so code that runs beside libtorch calls should
+/// not allocate. One call at a time: a second caller meanwhile (another engine thread) runs its call alone.
+/// </summary>
+internal static class KernelThreads
+{
+    static readonly Lock gate = new();
+    static readonly List<(Thread Thread, SemaphoreSlim Start)> workers = [];
+    static SkinnyLinear.Job job;
+    static int parts, pending;
+
+    public static bool TryRun(SkinnyLinear.Job work, int partCount)
+    {
+        if (!gate.TryEnter()) return false;
+        try
+        {
+            while (workers.Count < partCount - 1) Start(workers.Count + 1);
+            job = work; parts = partCount;
+            Volatile.Write(ref pending, partCount - 1);
+            for (int i = 0; i < partCount - 1; i++) workers[i].Start.Release();
+            work.RunPart(0, partCount);
+            var spin = new SpinWait();
+            while (Volatile.Read(ref pending) != 0) spin.SpinOnce(sleep1Threshold: -1);
+            return true;
+        }
+        finally { gate.Exit(); }
+    }
+
+    static void Start(int part)
+    {
+        var start = new SemaphoreSlim(0);
+        var t = new Thread(() =>
+        {
+            while (true)
+            {
+                start.Wait();
+                job.RunPart(part, parts);
+                Interlocked.Decrement(ref pending);
+            }
+        }) { IsBackground = true, Name = $"superficial-linear-{part}" };
+        t.Start();
+        workers.Add((t, start));
+    }
+}

@@ -1,0 +1,112 @@
+using Superficial.Tensors;
+using static TorchSharp.torch;
+
+namespace Superficial.Tests.Tensors;
+
+/// <summary>
+/// The decoding-step linear kernel against float64 matmuls: every shape class it tiles (W rows in tiles of 4 and the
+/// rest, x rows in 3s, 2s and 1s, groups of 8, blocks of W rows), with and without bias, and its guarantee that a
+/// row's result does not depend on the rows beside it or on the thread split, bit for bit.
+/// </summary>
+public class SkinnyLinearTests
+{
+    /// <summary>The kernel needs AVX2 and FMA; on other CPUs libtorch computes every linear and there is nothing to test.</summary>
+    static bool Hardware => System.Runtime.Intrinsics.X86.Avx2.IsSupported && System.Runtime.Intrinsics.X86.Fma.IsSupported;
+
+    static (Tensor x, Tensor w, Tensor b) Operands(long rows, long n, long k, int seed)
+    {
+        var g = new TorchSharp.torch.Generator((ulong)seed);
+        return (randn([rows, k], generator: g), randn([n, k], generator: g).div_(Math.Sqrt(k)), randn([n], generator: g));
+    }
+
+    static Tensor Run(Tensor x, Tensor w, Tensor? b)
+    {
+        using var _ = no_grad();
+        var y = SkinnyLinear.TryForward(x, w, b);
+        Assert.True(y is not null, "the kernel declined (is SUPERFICIAL_LINEAR=libtorch set?)");
+        return y!;
+    }
+
+    [Theory]
+    [InlineData(1, 1, 8)]
+    [InlineData(1, 3, 16)]
+    [InlineData(2, 4, 24)]
+    [InlineData(3, 5, 512)]
+    [InlineData(5, 37, 64)]
+    [InlineData(8, 513, 512)]
+    [InlineData(9, 130, 1544)]
+    [InlineData(16, 1031, 40)]
+    [InlineData(17, 64, 2048)]
+    [InlineData(64, 301, 96)]
+    public void MatchesFloat64MatmulWithAndWithoutBias(int rows, int n, int k)
+    {
+        if (!Hardware) return;
+        var (x, w, b) = Operands(rows, n, k, rows * 1000 + n);
+        using var want = x.to_type(ScalarType.Float64).matmul(w.to_type(ScalarType.Float64).t());
+        foreach (var bias in new[] { null, b })
+        {
+            using var y = Run(x, w, bias);
+            Assert.Equal(new long[] { rows, n }, y.shape);
+            using var expected = bias is null ? want.clone() : want + bias.to_type(ScalarType.Float64);
+            double err = (y.to_type(ScalarType.Float64) - expected).abs().max().item<double>();
+            Assert.True(err < 2e-5 * Math.Sqrt(k), $"rows {rows}, [{n} x {k}], bias {bias is not null}: max error {err:E2}");
+        }
+    }
+
+    [Fact]
+    public void KeepsLeadingDimensionsAndReadsNonContiguousRows()
+    {
+        if (!Hardware) return;
+        var (x, w, b) = Operands(6, 48, 32, 7);
+        using var x3 = x.view(2, 3, 32);                 // [batch, positions, hidden] as the models pass it
+        using var xt = x.t().contiguous().t();           // the same values, column-major
+        using var y3 = Run(x3, w, b);
+        using var yt = Run(xt, w, b);
+        using var y = Run(x, w, b);
+        Assert.Equal(new long[] { 2, 3, 48 }, y3.shape);
+        Assert.True(y3.view(6, 48).equal(y).all().item<bool>());
+        Assert.True(yt.equal(y).all().item<bool>());
+        using var lib = nn.functional.linear(x, w, b);
+        Assert.True(y.allclose(lib, rtol: 1e-5, atol: 1e-5));
+    }
+
+    [Fact]
+    public void ARowsResultDoesNotDependOnTheRowsBesideItOrTheThreads()
+    {
+        if (!Hardware) return;
+        var (x, w, b) = Operands(SkinnyLinear.MaxRows, 1030, 256, 11);
+        using var all = Run(x, w, b);
+        foreach (int rows in new[] { 1, 2, 3, 7, 8, 9, 16, 33 })
+            for (int start = 0; start + rows <= SkinnyLinear.MaxRows; start += 29)
+            {
+                using var part = Run(x.narrow(0, start, rows), w, b);
+                Assert.True(part.equal(all.narrow(0, start, rows)).all().item<bool>(), $"rows {start}..{start + rows - 1} decoded {rows} at a time differ from the full batch");
+            }
+        int threads = get_num_threads();
+        try
+        {
+            foreach (int t in new[] { 2, 3 })
+            {
+                set_num_threads(t);
+                using var split = Run(x, w, b);
+                Assert.True(split.equal(all).all().item<bool>(), $"{t} threads differ from one");
+            }
+        }
+        finally { set_num_threads(threads); }
+    }
+
+    [Fact]
+    public void LeavesToLibtorchWhatItDoesNotCover()
+    {
+        var (x, w, b) = Operands(4, 16, 32, 3);
+        using (no_grad())
+        {
+            Assert.Null(SkinnyLinear.TryForward(randn(SkinnyLinear.MaxRows + 1, 32), w, b));      // prefill-sized
+            Assert.Null(SkinnyLinear.TryForward(x.to_type(ScalarType.BFloat16), w.to_type(ScalarType.BFloat16), null));
+            Assert.Null(SkinnyLinear.TryForward(randn(4, 12), randn(16, 12), null));              // k not a multiple of 8
+            Assert.Null(SkinnyLinear.TryForward(x, w.t().contiguous().t(), b));                    // W not row-major
+        }
+        using var wg = w.clone().requires_grad_(true);
+        Assert.Null(SkinnyLinear.TryForward(x, wg, b));                                            // training wants gradients
+    }
+}
