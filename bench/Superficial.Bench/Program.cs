@@ -9,6 +9,7 @@ using Superficial.Bench;
 //   ... -- scalar-race [--seconds 20]   (does this TorchSharp free a temporary Scalar while libtorch reads it? exit 1 if so)
 //   ... -- gemv-variants | fusion-variants | attention-variants | head-variants [--bf16]   (kernel choices, see KernelVariants.cs)
 //   ... -- layout-variants   (whole decoding steps with the weights row- or column-major)
+Superficial.Tensors.OpenMpThreads.SleepWhenIdle(); // as the superficial command does, before libtorch loads
 var which = args.FirstOrDefault(a => !a.StartsWith("--") && !int.TryParse(a, out _)) ?? "all";
 bool quick = args.Contains("--quick");
 // --threads N: libtorch threads (default: all cores); on a busy shared machine 1 avoids OpenMP threads spinning against other work

@@ -19,6 +19,7 @@ internal static class TestSetup
     [ModuleInitializer]
     internal static void SingleThreadedTorch()
     {
+        Superficial.Tensors.OpenMpThreads.SleepWhenIdle(); // as the superficial command does, before libtorch loads
         TorchSharp.torch.set_num_threads(1);
         Superficial.Tensors.NativeMemory.KeepFreedMemoryForReuse(); // as the superficial command does
         Superficial.Organism.OrganismTasks.EnsureRegistered(); // as the superficial command's entry point does

@@ -22,7 +22,8 @@ namespace Superficial.Tensors;
 /// rows the weights stream from memory once, at the bandwidth, and at more rows the arithmetic runs from cache.
 /// </para>
 /// Threads: as many as libtorch uses on the calling thread (<c>--threads</c>), each taking a contiguous range of W
-/// rows, on dedicated threads that allocate nothing (see <see cref="KernelThreads"/>). Setting the environment
+/// rows, on dedicated threads that allocate nothing (see <see cref="KernelThreads"/>); only where libtorch's idle
+/// OpenMP threads sleep instead of spinning (<see cref="OpenMpThreads"/>), else one. Setting the environment
 /// variable SUPERFICIAL_LINEAR=libtorch turns the kernel off (for comparisons).
 /// </summary>
 public static unsafe class SkinnyLinear
@@ -40,21 +41,25 @@ public static unsafe class SkinnyLinear
     /// </summary>
     public static Tensor? TryForward(Tensor x, Tensor w, Tensor? bias)
     {
-        if (!Enabled || x.device_type != DeviceType.CPU || w.device_type != DeviceType.CPU) return null;
-        if (x.dtype != ScalarType.Float32 || w.dtype != ScalarType.Float32 || w.dim() != 2 || x.dim() < 1) return null;
-        long n = w.shape[0], k = w.shape[1];
-        if (k == 0 || k % 8 != 0 || x.shape[^1] != k || n == 0 || !w.is_contiguous()) return null;
-        long rows = x.numel() / k;
-        if (rows is < 1 or > MaxRows) return null;
+        if (!Enabled || x.dtype != ScalarType.Float32 || w.dtype != ScalarType.Float32) return null;
+        if (x.device_type != DeviceType.CPU || w.device_type != DeviceType.CPU) return null;
+        long[] xs = x.shape, ws = w.shape;
+        if (ws.Length != 2 || xs.Length < 1) return null;
+        long n = ws[0], k = ws[1], rows = 1;
+        if (k == 0 || k % 8 != 0 || xs[^1] != k || n == 0) return null;
+        for (int i = 0; i < xs.Length - 1; i++) rows *= xs[i];
+        if (rows is < 1 or > MaxRows || !w.is_contiguous()) return null;
         if (bias is not null && (bias.dtype != ScalarType.Float32 || bias.device_type != DeviceType.CPU || bias.numel() != n || !bias.is_contiguous())) return null;
         if (is_grad_enabled() && (x.requires_grad || w.requires_grad || bias?.requires_grad == true)) return null;
 
-        using var xc = x.contiguous();
-        var y = empty([.. x.shape[..^1], n], ScalarType.Float32);
+        var xc = x.is_contiguous() ? x : x.contiguous();
+        xs[^1] = n;
+        var y = empty(xs, ScalarType.Float32);
         var job = new Job(Data(xc), Data(w), bias is null ? null : Data(bias), Data(y), (int)rows, n, k);
-        int threads = (int)Math.Min(get_num_threads(), n / 64);
+        int threads = OpenMpThreads.IdleThreadsSleep ? (int)Math.Min(get_num_threads(), n / 64) : 1;
         if (threads <= 1 || !KernelThreads.TryRun(job, threads)) job.RunPart(0, 1);
-        GC.KeepAlive(w); GC.KeepAlive(bias);
+        if (!ReferenceEquals(xc, x)) xc.Dispose();
+        GC.KeepAlive(x); GC.KeepAlive(w); GC.KeepAlive(bias);
         return y;
     }
 
@@ -80,6 +85,7 @@ public static unsafe class SkinnyLinear
     }
 
     /// <summary>y[b, r] = Σ_j x[b, j] w[r, j] (+ bias[r]) for b &lt; rows and W rows r in [n0, n1).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void Run(float* x, float* w, float* bias, float* y, int rows, long n, long k, long n0, long n1)
     {
         long block = Math.Max(4, (32768 / k) & ~3L);   // W rows per block: about 128 KB, which stays in L2
@@ -134,6 +140,7 @@ public static unsafe class SkinnyLinear
         Sse.Prefetch0(next + j * 16 + 64);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void Tile4x1(float* x, float* w, float* bias, float* y, long r, long k, byte* next)
     {
         Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
@@ -150,6 +157,7 @@ public static unsafe class SkinnyLinear
         Store4(y, bias, r, Sum4(a0, a1, a2, a3));
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void Tile4x2(float* x, float* w, float* bias, float* y, long r, long n, long k, byte* next)
     {
         Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
@@ -170,6 +178,7 @@ public static unsafe class SkinnyLinear
         Store4(y + n, bias, r, Sum4(b0, b1, b2, b3));
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void Tile4x3(float* x, float* w, float* bias, float* y, long r, long n, long k, byte* next)
     {
         Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
@@ -194,6 +203,7 @@ public static unsafe class SkinnyLinear
     }
 
     /// <summary>The rows of W past the last whole tile of 4, one (W row, x row) pair at a time, summed in the same order.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void Tile1x1(float* x, float* w, float* bias, float* y, long r, long k)
     {
         Vector256<float> a = default;

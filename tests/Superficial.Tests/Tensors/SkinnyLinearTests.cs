@@ -82,6 +82,7 @@ public class SkinnyLinearTests
                 using var part = Run(x.narrow(0, start, rows), w, b);
                 Assert.True(part.equal(all.narrow(0, start, rows)).all().item<bool>(), $"rows {start}..{start + rows - 1} decoded {rows} at a time differ from the full batch");
             }
+        Assert.True(OpenMpThreads.IdleThreadsSleep, "TestSetup sets OMP_WAIT_POLICY=PASSIVE as the command does; without it the kernel keeps to one thread and the split is not tested");
         int threads = get_num_threads();
         try
         {
