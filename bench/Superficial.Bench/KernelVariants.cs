@@ -18,7 +18,7 @@ internal static class GemvVariants
         var dtype = args.Contains("--bf16") ? ScalarType.BFloat16 : ScalarType.Float32;
         using var noGrad = no_grad();
         var shapes = new (long n, long k)[] { (512, 512), (1536, 512), (512, 1536), (32000, 512) };
-        foreach (var b in new[] { 1, 8, 16, 64 })
+        foreach (var b in new[] { 1, 2, 4, 8, 16, 64 })
             foreach (var (n, k) in shapes)
             {
                 int copies = (int)Math.Max(1, 64_000_000 / (n * k * 4));   // > L3: weights stream from memory
@@ -34,7 +34,7 @@ internal static class GemvVariants
                     ("mm(x, W.t())", i => x.mm(ws[i].t())),
                     ("linear(x, W col-major)", i => nn.functional.linear(x, columnMajor[i])),
                 };
-                if (dtype == ScalarType.Float32)
+                if (b <= (dtype == ScalarType.Float32 ? SkinnyLinear.MaxRows : SkinnyLinear.MaxRowsBf16))
                     variants = [.. variants, ("SkinnyLinear", i => SkinnyLinear.TryForward(x, ws[i], null) ?? throw new InvalidOperationException("SkinnyLinear declined: it needs AVX2 and FMA, and SUPERFICIAL_LINEAR unset"))];
                 var best = variants.Select(_ => double.MaxValue).ToArray();
                 for (int r = 0; r < 15; r++)

@@ -8,18 +8,20 @@ using static TorchSharp.torch;
 namespace Superficial.Tensors;
 
 /// <summary>
-/// y = x Wᵀ + b for the few rows of a decoding step (at most <see cref="MaxRows"/>), F32 on an x86 CPU with AVX2 and
-/// FMA: libtorch's GEMM reads W at 17-18 GB/s for one row and reaches 37 GFLOP/s at 8 rows on this project's machines,
-/// where this kernel streams W at the memory bandwidth (40-45 GB/s, one thread) and computes 8-64 rows at 90-100
-/// GFLOP/s (bench: <c>gemv-variants</c>). Everything else (training, prefill, BF16, GPUs, other CPUs) stays with
-/// libtorch: <see cref="TryForward"/> returns null there.
+/// y = x Wᵀ + b for the few rows of a decoding step, on an x86 CPU with AVX2 and FMA: F32 up to <see cref="MaxRows"/>
+/// rows, BF16 up to <see cref="MaxRowsBf16"/>. libtorch's F32 GEMM reads W at 17-18 GB/s for one row and reaches 37
+/// GFLOP/s at 8 rows on this project's machines, where this kernel streams W at the memory bandwidth (40-45 GB/s, one
+/// thread) and computes 8-64 rows at 90-100 GFLOP/s; for BF16 weights at one row it reads the LM head 1.7x faster
+/// (bench: <c>gemv-variants [--bf16]</c>). Everything else (training, prefill, GPUs, other CPUs) stays with libtorch:
+/// <see cref="TryForward"/> returns null there.
 /// <para>
 /// How: W [n, k] row-major is read in tiles of 4 rows; each tile is multiplied with 1-3 rows of x at a time, one
-/// 8-lane accumulator per (W row, x row) pair, and the 8 lanes are summed in one fixed order. So every output element
-/// is computed by the same operations whatever the batch, the tile or the thread split: a row's result does not depend
-/// on the rows decoded beside it, bit for bit (tested). W rows are walked in blocks that stay in L2 while each group
-/// of at most 8 x rows passes over them, and the first group prefetches the next tile while it computes, so at a few
-/// rows the weights stream from memory once, at the bandwidth, and at more rows the arithmetic runs from cache.
+/// 8-lane F32 accumulator per (W row, x row) pair, and the 8 lanes are summed in one fixed order. So every output
+/// element is computed by the same operations whatever the batch, the tile or the thread split: a row's result does
+/// not depend on the rows decoded beside it, bit for bit (tested). W rows are walked in blocks that stay in L2 while
+/// each group of at most 8 x rows passes over them, and the first group prefetches the next tile while it computes,
+/// so at a few rows the weights stream from memory once, at the bandwidth, and at more rows the arithmetic runs from
+/// cache. BF16 weights are widened to F32 as they are read.
 /// </para>
 /// Threads: as many as libtorch uses on the calling thread (<c>--threads</c>), each taking a contiguous range of W
 /// rows, on dedicated threads that allocate nothing (see <see cref="KernelThreads"/>); only where libtorch's idle
@@ -28,68 +30,109 @@ namespace Superficial.Tensors;
 /// </summary>
 public static unsafe class SkinnyLinear
 {
-    /// <summary>The most rows (the product of x's leading dimensions) the kernel takes; more go to libtorch's GEMM.</summary>
+    /// <summary>The most rows (the product of x's leading dimensions) the kernel takes in F32; more go to libtorch's GEMM.</summary>
     public const int MaxRows = 64;
+
+    /// <summary>
+    /// The most rows it takes in BF16. libtorch's BF16 GEMM uses the CPU's BF16 dot-product instructions where it has
+    /// them (AVX512-BF16) and wins from a few rows on, while this kernel widens BF16 to F32 and is faster only where
+    /// the weights' bytes are the limit (gemv-variants --bf16).
+    /// </summary>
+    public const int MaxRowsBf16 = 4;
 
     /// <summary>Whether the kernel is used: AVX2 and FMA present and not turned off by SUPERFICIAL_LINEAR=libtorch.</summary>
     public static bool Enabled { get; set; } = Avx2.IsSupported && Fma.IsSupported &&
         Environment.GetEnvironmentVariable("SUPERFICIAL_LINEAR") != "libtorch";
 
     /// <summary>
-    /// x Wᵀ + b as a new tensor [..., n] when the kernel applies: x [..., k] and W [n, k] F32 on the CPU, W contiguous,
-    /// k a multiple of 8, at most <see cref="MaxRows"/> rows, no gradient wanted. Null otherwise (use libtorch).
+    /// x Wᵀ + b as a new tensor [..., n] when the kernel applies: x [..., k] and W [n, k] both F32 (at most
+    /// <see cref="MaxRows"/> rows) or both BF16 (at most <see cref="MaxRowsBf16"/>) on the CPU, W contiguous, k a
+    /// multiple of 8, no gradient wanted. Null otherwise (use libtorch). BF16 is computed as libtorch does: products
+    /// summed in F32, the bias added in F32, the result rounded to BF16 once.
     /// </summary>
     public static Tensor? TryForward(Tensor x, Tensor w, Tensor? bias)
     {
-        if (!Enabled || x.dtype != ScalarType.Float32 || w.dtype != ScalarType.Float32) return null;
+        if (!Enabled) return null;
+        var dtype = w.dtype;
+        if (dtype is not (ScalarType.Float32 or ScalarType.BFloat16) || x.dtype != dtype) return null;
         if (x.device_type != DeviceType.CPU || w.device_type != DeviceType.CPU) return null;
         long[] xs = x.shape, ws = w.shape;
         if (ws.Length != 2 || xs.Length < 1) return null;
         long n = ws[0], k = ws[1], rows = 1;
         if (k == 0 || k % 8 != 0 || xs[^1] != k || n == 0) return null;
         for (int i = 0; i < xs.Length - 1; i++) rows *= xs[i];
-        if (rows is < 1 or > MaxRows || !w.is_contiguous()) return null;
-        if (bias is not null && (bias.dtype != ScalarType.Float32 || bias.device_type != DeviceType.CPU || bias.numel() != n || !bias.is_contiguous())) return null;
+        if (rows < 1 || rows > (dtype == ScalarType.Float32 ? MaxRows : MaxRowsBf16) || !w.is_contiguous()) return null;
+        if (bias is not null && (bias.dtype != dtype || bias.device_type != DeviceType.CPU || bias.numel() != n || !bias.is_contiguous())) return null;
         if (is_grad_enabled() && (x.requires_grad || w.requires_grad || bias?.requires_grad == true)) return null;
 
-        var xc = x.is_contiguous() ? x : x.contiguous();
+        bool f32 = dtype == ScalarType.Float32;
+        var xc = !f32 ? x.to_type(ScalarType.Float32).contiguous() : x.is_contiguous() ? x : x.contiguous();
+        var bc = bias is null || f32 ? bias : bias.to_type(ScalarType.Float32);
         xs[^1] = n;
         var y = empty(xs, ScalarType.Float32);
-        var job = new Job(Data(xc), Data(w), bias is null ? null : Data(bias), Data(y), (int)rows, n, k);
+        var job = new Job(Data(xc), Data(w), bc is null ? null : Data(bc), Data(y), (int)rows, n, k, f32);
         int threads = OpenMpThreads.IdleThreadsSleep ? (int)Math.Min(get_num_threads(), n / 64) : 1;
         if (threads <= 1 || !KernelThreads.TryRun(job, threads)) job.RunPart(0, 1);
         if (!ReferenceEquals(xc, x)) xc.Dispose();
+        if (!ReferenceEquals(bc, bias)) bc!.Dispose();
         GC.KeepAlive(x); GC.KeepAlive(w); GC.KeepAlive(bias);
-        return y;
+        if (f32) return y;
+        using (y) return y.to_type(ScalarType.BFloat16);
     }
 
     [DllImport("LibTorchSharp")]
     static extern IntPtr THSTensor_data(IntPtr handle);
 
-    static float* Data(Tensor t) => (float*)THSTensor_data(t.Handle);
+    static byte* Data(Tensor t) => (byte*)THSTensor_data(t.Handle);
 
-    /// <summary>One call's operands: y [rows, n] = x [rows, k] W[n, k]ᵀ (+ bias).</summary>
-    internal readonly struct Job(float* x, float* w, float* bias, float* y, int rows, long n, long k)
+    /// <summary>One call's operands: y [rows, n] = x [rows, k] W[n, k]ᵀ (+ bias), x, y and bias F32, W F32 or BF16.</summary>
+    internal readonly struct Job(byte* x, byte* w, byte* bias, byte* y, int rows, long n, long k, bool f32)
     {
-        readonly float* X = x, W = w, Bias = bias, Y = y;
+        readonly float* X = (float*)x, Bias = (float*)bias, Y = (float*)y;
+        readonly byte* W = w;
         readonly int Rows = rows;
         readonly long N = n, K = k;
+        readonly bool F32 = f32;
 
         /// <summary>Part <paramref name="part"/> of <paramref name="parts"/>: a contiguous range of W rows, 4-aligned.</summary>
         public void RunPart(int part, int parts)
         {
             long tiles = (N + 3) / 4;
             long n0 = Math.Min(N, tiles * part / parts * 4), n1 = Math.Min(N, tiles * (part + 1) / parts * 4);
-            Run(X, W, Bias, Y, Rows, N, K, n0, n1);
+            if (F32) Run<F32Weights>(X, W, Bias, Y, Rows, N, K, n0, n1);
+            else Run<Bf16Weights>(X, W, Bias, Y, Rows, N, K, n0, n1);
         }
+    }
+
+    /// <summary>How a tile reads 8 consecutive weights of a row as F32 (the JIT specialises each tile per type).</summary>
+    interface IWeights
+    {
+        static abstract int Bytes { get; }
+        static abstract Vector256<float> Load8(byte* row, long j);
+    }
+
+    readonly struct F32Weights : IWeights
+    {
+        public static int Bytes => 4;
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> Load8(byte* row, long j) => Avx.LoadVector256((float*)row + j);
+    }
+
+    /// <summary>BF16 is the top half of an F32: widen each 16-bit value to 32 bits and shift it up.</summary>
+    readonly struct Bf16Weights : IWeights
+    {
+        public static int Bytes => 2;
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> Load8(byte* row, long j) => Avx2.ShiftLeftLogical(Avx2.ConvertToVector256Int32((ushort*)row + j), 16).AsSingle();
     }
 
     /// <summary>y[b, r] = Σ_j x[b, j] w[r, j] (+ bias[r]) for b &lt; rows and W rows r in [n0, n1).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Run(float* x, float* w, float* bias, float* y, int rows, long n, long k, long n0, long n1)
+    static void Run<TW>(float* x, byte* w, float* bias, float* y, int rows, long n, long k, long n0, long n1) where TW : struct, IWeights
     {
-        long block = Math.Max(4, (32768 / k) & ~3L);   // W rows per block: about 128 KB, which stays in L2
-        int groups = (rows + 7) / 8;                    // x rows in groups of at most 8, each passing over the block
+        long stride = k * TW.Bytes;                           // bytes per W row
+        long block = Math.Max(4, (131072 / stride) & ~3L);    // W rows per block: about 128 KB, which stays in L2
+        int groups = (rows + 7) / 8;                          // x rows in groups of at most 8, each passing over the block
         for (long rb = n0; rb < n1; rb += block)
         {
             long re = Math.Min(n1, rb + block);
@@ -99,16 +142,16 @@ public static unsafe class SkinnyLinear
                 long r = rb;
                 for (; r + 4 <= re; r += 4)
                 {
-                    float* wr = w + r * k;
+                    byte* wr = w + r * stride;
                     // the first tile of the first group streams W from memory: it prefetches the next 4 rows meanwhile
-                    byte* next = g == 0 && r + 8 <= n1 ? (byte*)(wr + 4 * k) : null;
+                    byte* next = g == 0 && r + 8 <= n1 ? wr + 4 * stride : null;
                     int b = b0;
-                    for (; b + 3 <= b1; b += 3, next = null) Tile4x3(x + b * k, wr, bias, y + b * n, r, n, k, next);
-                    for (; b + 2 <= b1; b += 2, next = null) Tile4x2(x + b * k, wr, bias, y + b * n, r, n, k, next);
-                    if (b < b1) Tile4x1(x + b * k, wr, bias, y + b * n, r, k, next);
+                    for (; b + 3 <= b1; b += 3, next = null) Tile4x3<TW>(x + b * k, wr, stride, bias, y + b * n, r, n, k, next);
+                    for (; b + 2 <= b1; b += 2, next = null) Tile4x2<TW>(x + b * k, wr, stride, bias, y + b * n, r, n, k, next);
+                    if (b < b1) Tile4x1<TW>(x + b * k, wr, stride, bias, y + b * n, r, k, next);
                 }
                 for (; r < re; r++)
-                    for (int b = b0; b < b1; b++) Tile1x1(x + b * k, w + r * k, bias, y + b * n, r, k);
+                    for (int b = b0; b < b1; b++) Tile1x1<TW>(x + b * k, w + r * stride, bias, y + b * n, r, k);
             }
         }
     }
@@ -131,71 +174,72 @@ public static unsafe class SkinnyLinear
         Sse.Store(y + r, s);
     }
 
-    /// <summary>Two cache lines of the next tile per 8 columns: the whole next tile (4 rows x k) by the end of this one.</summary>
+    /// <summary>The next tile's share for 8 columns (4 rows x 8 weights, one or two cache lines): all of it by the end of this tile.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void Prefetch(byte* next, long j)
+    static void Prefetch<TW>(byte* next, long j) where TW : struct, IWeights
     {
         if (next == null) return;
-        Sse.Prefetch0(next + j * 16);
-        Sse.Prefetch0(next + j * 16 + 64);
+        byte* p = next + j * 4 * TW.Bytes;
+        Sse.Prefetch0(p);
+        if (TW.Bytes == 4) Sse.Prefetch0(p + 64);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Tile4x1(float* x, float* w, float* bias, float* y, long r, long k, byte* next)
+    static void Tile4x1<TW>(float* x, byte* w, long stride, float* bias, float* y, long r, long k, byte* next) where TW : struct, IWeights
     {
         Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        byte* w1 = w + stride, w2 = w + 2 * stride, w3 = w + 3 * stride;
         for (long j = 0; j < k; j += 8)
         {
-            Prefetch(next, j);
+            Prefetch<TW>(next, j);
             var xa = Avx.LoadVector256(x + j);
-            float* p = w + j;
-            a0 = Fma.MultiplyAdd(Avx.LoadVector256(p), xa, a0);
-            a1 = Fma.MultiplyAdd(Avx.LoadVector256(p + k), xa, a1);
-            a2 = Fma.MultiplyAdd(Avx.LoadVector256(p + 2 * k), xa, a2);
-            a3 = Fma.MultiplyAdd(Avx.LoadVector256(p + 3 * k), xa, a3);
+            a0 = Fma.MultiplyAdd(TW.Load8(w, j), xa, a0);
+            a1 = Fma.MultiplyAdd(TW.Load8(w1, j), xa, a1);
+            a2 = Fma.MultiplyAdd(TW.Load8(w2, j), xa, a2);
+            a3 = Fma.MultiplyAdd(TW.Load8(w3, j), xa, a3);
         }
         Store4(y, bias, r, Sum4(a0, a1, a2, a3));
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Tile4x2(float* x, float* w, float* bias, float* y, long r, long n, long k, byte* next)
+    static void Tile4x2<TW>(float* x, byte* w, long stride, float* bias, float* y, long r, long n, long k, byte* next) where TW : struct, IWeights
     {
         Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
         Vector256<float> b0 = default, b1 = default, b2 = default, b3 = default;
         float* xb = x + k;
+        byte* w1 = w + stride, w2 = w + 2 * stride, w3 = w + 3 * stride;
         for (long j = 0; j < k; j += 8)
         {
-            Prefetch(next, j);
+            Prefetch<TW>(next, j);
             var xa = Avx.LoadVector256(x + j);
             var xbj = Avx.LoadVector256(xb + j);
-            float* p = w + j;
-            var w0 = Avx.LoadVector256(p); a0 = Fma.MultiplyAdd(w0, xa, a0); b0 = Fma.MultiplyAdd(w0, xbj, b0);
-            var w1 = Avx.LoadVector256(p + k); a1 = Fma.MultiplyAdd(w1, xa, a1); b1 = Fma.MultiplyAdd(w1, xbj, b1);
-            var w2 = Avx.LoadVector256(p + 2 * k); a2 = Fma.MultiplyAdd(w2, xa, a2); b2 = Fma.MultiplyAdd(w2, xbj, b2);
-            var w3 = Avx.LoadVector256(p + 3 * k); a3 = Fma.MultiplyAdd(w3, xa, a3); b3 = Fma.MultiplyAdd(w3, xbj, b3);
+            var v0 = TW.Load8(w, j); a0 = Fma.MultiplyAdd(v0, xa, a0); b0 = Fma.MultiplyAdd(v0, xbj, b0);
+            var v1 = TW.Load8(w1, j); a1 = Fma.MultiplyAdd(v1, xa, a1); b1 = Fma.MultiplyAdd(v1, xbj, b1);
+            var v2 = TW.Load8(w2, j); a2 = Fma.MultiplyAdd(v2, xa, a2); b2 = Fma.MultiplyAdd(v2, xbj, b2);
+            var v3 = TW.Load8(w3, j); a3 = Fma.MultiplyAdd(v3, xa, a3); b3 = Fma.MultiplyAdd(v3, xbj, b3);
         }
         Store4(y, bias, r, Sum4(a0, a1, a2, a3));
         Store4(y + n, bias, r, Sum4(b0, b1, b2, b3));
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Tile4x3(float* x, float* w, float* bias, float* y, long r, long n, long k, byte* next)
+    static void Tile4x3<TW>(float* x, byte* w, long stride, float* bias, float* y, long r, long n, long k, byte* next) where TW : struct, IWeights
     {
         Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
         Vector256<float> b0 = default, b1 = default, b2 = default, b3 = default;
         Vector256<float> c0 = default, c1 = default, c2 = default, c3 = default;
         float* xb = x + k, xc = x + 2 * k;
+        byte* w1 = w + stride, w2 = w + 2 * stride, w3 = w + 3 * stride;
         for (long j = 0; j < k; j += 8)
         {
-            Prefetch(next, j);
+            Prefetch<TW>(next, j);
             var xa = Avx.LoadVector256(x + j);
             var xbj = Avx.LoadVector256(xb + j);
             var xcj = Avx.LoadVector256(xc + j);
-            float* p = w + j;
-            var w0 = Avx.LoadVector256(p); a0 = Fma.MultiplyAdd(w0, xa, a0); b0 = Fma.MultiplyAdd(w0, xbj, b0); c0 = Fma.MultiplyAdd(w0, xcj, c0);
-            var w1 = Avx.LoadVector256(p + k); a1 = Fma.MultiplyAdd(w1, xa, a1); b1 = Fma.MultiplyAdd(w1, xbj, b1); c1 = Fma.MultiplyAdd(w1, xcj, c1);
-            var w2 = Avx.LoadVector256(p + 2 * k); a2 = Fma.MultiplyAdd(w2, xa, a2); b2 = Fma.MultiplyAdd(w2, xbj, b2); c2 = Fma.MultiplyAdd(w2, xcj, c2);
-            var w3 = Avx.LoadVector256(p + 3 * k); a3 = Fma.MultiplyAdd(w3, xa, a3); b3 = Fma.MultiplyAdd(w3, xbj, b3); c3 = Fma.MultiplyAdd(w3, xcj, c3);
+            var v0 = TW.Load8(w, j); a0 = Fma.MultiplyAdd(v0, xa, a0); b0 = Fma.MultiplyAdd(v0, xbj, b0); c0 = Fma.MultiplyAdd(v0, xcj, c0);
+            var v1 = TW.Load8(w1, j); a1 = Fma.MultiplyAdd(v1, xa, a1); b1 = Fma.MultiplyAdd(v1, xbj, b1); c1 = Fma.MultiplyAdd(v1, xcj, c1);
+            var v2 = TW.Load8(w2, j); a2 = Fma.MultiplyAdd(v2, xa, a2); b2 = Fma.MultiplyAdd(v2, xbj, b2); c2 = Fma.MultiplyAdd(v2, xcj, c2);
+            var v3 = TW.Load8(w3, j); a3 = Fma.MultiplyAdd(v3, xa, a3); b3 = Fma.MultiplyAdd(v3, xbj, b3); c3 = Fma.MultiplyAdd(v3, xcj, c3);
         }
         Store4(y, bias, r, Sum4(a0, a1, a2, a3));
         Store4(y + n, bias, r, Sum4(b0, b1, b2, b3));
@@ -204,10 +248,10 @@ public static unsafe class SkinnyLinear
 
     /// <summary>The rows of W past the last whole tile of 4, one (W row, x row) pair at a time, summed in the same order.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Tile1x1(float* x, float* w, float* bias, float* y, long r, long k)
+    static void Tile1x1<TW>(float* x, byte* w, float* bias, float* y, long r, long k) where TW : struct, IWeights
     {
         Vector256<float> a = default;
-        for (long j = 0; j < k; j += 8) a = Fma.MultiplyAdd(Avx.LoadVector256(w + j), Avx.LoadVector256(x + j), a);
+        for (long j = 0; j < k; j += 8) a = Fma.MultiplyAdd(TW.Load8(w, j), Avx.LoadVector256(x + j), a);
         float s = Sum4(a, a, a, a).ToScalar();
         y[r] = bias != null ? s + bias[r] : s;
     }

@@ -96,6 +96,31 @@ public class SkinnyLinearTests
         finally { set_num_threads(threads); }
     }
 
+    [Theory]
+    [InlineData(1, 37, 64)]
+    [InlineData(2, 256, 512)]
+    [InlineData(4, 130, 1544)]
+    public void Bf16WeightsAreSummedInF32AndRoundedOnceAsLibtorchDoes(int rows, int n, int k)
+    {
+        if (!Hardware) return;
+        var (x, w, b) = Operands(rows, n, k, 5);
+        var (xh, wh, bh) = (x.to_type(ScalarType.BFloat16), w.to_type(ScalarType.BFloat16), b.to_type(ScalarType.BFloat16));
+        using var y = Run(xh, wh, bh);
+        Assert.Equal(ScalarType.BFloat16, y.dtype);
+        // the exact sum of the BF16 operands' products, plus the bias, rounded to BF16 once
+        using var exact = xh.to_type(ScalarType.Float64).matmul(wh.to_type(ScalarType.Float64).t()) + bh.to_type(ScalarType.Float64);
+        using var rounded = exact.to_type(ScalarType.BFloat16);
+        double ulp = Math.Pow(2, -7);   // BF16 keeps 8 significant bits: results may differ from the exact rounding by one unit
+        using var diff = (y.to_type(ScalarType.Float64) - rounded.to_type(ScalarType.Float64)).abs();
+        using var allowed = exact.abs().mul(ulp).add(1e-6);
+        Assert.True(diff.le(allowed).all().item<bool>(), $"rows {rows}, [{n} x {k}]: max error {diff.max().item<double>():E2}");
+        using var lib = nn.functional.linear(xh, wh, bh);
+        Assert.True(y.to_type(ScalarType.Float32).allclose(lib.to_type(ScalarType.Float32), rtol: 2 * ulp, atol: 1e-3));
+        using var all = Run(xh.narrow(0, 0, rows), wh, bh);
+        using var one = Run(xh.narrow(0, rows - 1, 1), wh, bh);
+        Assert.True(one.equal(all.narrow(0, rows - 1, 1)).all().item<bool>(), "a BF16 row's result depends on the rows beside it");
+    }
+
     [Fact]
     public void LeavesToLibtorchWhatItDoesNotCover()
     {
@@ -103,7 +128,8 @@ public class SkinnyLinearTests
         using (no_grad())
         {
             Assert.Null(SkinnyLinear.TryForward(randn(SkinnyLinear.MaxRows + 1, 32), w, b));      // prefill-sized
-            Assert.Null(SkinnyLinear.TryForward(x.to_type(ScalarType.BFloat16), w.to_type(ScalarType.BFloat16), null));
+            Assert.Null(SkinnyLinear.TryForward(randn(SkinnyLinear.MaxRowsBf16 + 1, 32).to_type(ScalarType.BFloat16), w.to_type(ScalarType.BFloat16), null));
+            Assert.Null(SkinnyLinear.TryForward(x, w.to_type(ScalarType.BFloat16), null));                  // mixed dtypes
             Assert.Null(SkinnyLinear.TryForward(randn(4, 12), randn(16, 12), null));              // k not a multiple of 8
             Assert.Null(SkinnyLinear.TryForward(x, w.t().contiguous().t(), b));                    // W not row-major
         }
