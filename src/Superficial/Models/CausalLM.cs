@@ -168,7 +168,8 @@ internal static class CausalLMAttention
     /// <param name="softcap">Gemma 2: scores become cap tanh(score / cap) before masking (computed without the fused kernel).</param>
     public static Tensor Attend(Tensor q, Tensor k, Tensor v, Tensor mask, double? scale = null, double? softcap = null)
     {
-        long b = q.shape[0], h = q.shape[1], t = q.shape[2], d = q.shape[3], kvh = k.shape[1], s = k.shape[2];
+        long[] qShape = q.shape, kShape = k.shape;   // one native read each (a shape read costs about 1 µs)
+        long b = qShape[0], h = qShape[1], t = qShape[2], d = qShape[3], kvh = kShape[1], s = kShape[2];
         long g = h / kvh;
         var qg = h == kvh ? q : q.reshape(b, kvh, g * t, d);
         var mg = h == kvh ? mask : mask.unsqueeze(2).expand(b, 1, g, t, s).reshape(b, 1, g * t, s);

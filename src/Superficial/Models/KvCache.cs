@@ -32,7 +32,7 @@ public sealed class KvCache : IDisposable
     /// <summary>Stores the new keys/values [B, kvH, T, hd] of one layer after the valid ones and returns views of all valid entries.</summary>
     internal (Tensor keys, Tensor values) Append(int layer, Tensor k, Tensor v)
     {
-        int t = (int)k.shape[2];
+        int t = (int)k.size(2);
         if (Length + t > Capacity) Grow(Length + t);
         keys[layer].narrow(2, Length, t).copy_(k);
         values[layer].narrow(2, Length, t).copy_(v);

@@ -199,7 +199,7 @@ internal sealed class LlamaAttention : nn.Module
     public Tensor forward(Tensor x, Tensor cos, Tensor sin, Tensor mask, KvCache? cache)
     {
         using var scope = NewDisposeScope();
-        long b = x.shape[0], t = x.shape[1];
+        long b = x.size(0), t = x.size(1);
         Tensor q, k, v;
         if (qkv_proj is not null)
         {

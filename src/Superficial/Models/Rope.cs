@@ -104,7 +104,7 @@ internal sealed class Rope : IDisposable
     public static Tensor Apply(Tensor x, Tensor cos, Tensor sin)
     {
         using var scope = NewDisposeScope();
-        long half = x.shape[^1] / 2;
+        long half = x.size(-1) / 2;
         var rotated = cat([-x.narrow(-1, half, half), x.narrow(-1, 0, half)], -1);
         return (x * cos + rotated * sin).MoveToOuterDisposeScope();
     }
