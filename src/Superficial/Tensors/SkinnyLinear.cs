@@ -11,7 +11,7 @@ namespace Superficial.Tensors;
 /// y = x Wᵀ + b for the few rows of a decoding step, on an x86 CPU with AVX2 and FMA: F32 up to <see cref="MaxRows"/>
 /// rows, BF16 up to <see cref="MaxRowsBf16"/>. libtorch's F32 GEMM reads W at 17-18 GB/s for one row and reaches 37
 /// GFLOP/s at 8 rows on this project's machines, where this kernel streams W at the memory bandwidth (40-45 GB/s, one
-/// thread) and computes 8-64 rows at 90-100 GFLOP/s; for BF16 weights at one row it reads the LM head 1.7x faster
+/// thread) and computes 8-64 rows of the LM head at 85-100 GFLOP/s; for BF16 weights at one row it reads the LM head 1.7x faster
 /// (bench: <c>gemv-variants [--bf16]</c>). Everything else (training, prefill, GPUs, other CPUs) stays with libtorch:
 /// <see cref="TryForward"/> returns null there.
 /// <para>
