@@ -15,7 +15,7 @@ internal static class Param
     public static Parameter Empty(ScalarType dtype, params long[] shape) => new(empty(shape, dtype).DetachFromDisposeScope(), requires_grad: true);
 }
 
-/// <summary>y = x W^T + b, with W [out, in] as nn.Linear stores it; a decoding step's few F32 rows on the CPU go to <see cref="SkinnyLinear"/>.</summary>
+/// <summary>y = x W^T + b, with W [out, in] as nn.Linear stores it; a decoding step's few F32 or BF16 rows on the CPU go to <see cref="SkinnyLinear"/>.</summary>
 internal sealed class Linear : nn.Module
 {
     public readonly Parameter weight;

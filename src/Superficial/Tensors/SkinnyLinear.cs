@@ -270,7 +270,7 @@ public static unsafe class SkinnyLinear
 internal static class KernelThreads
 {
     static readonly Lock gate = new();
-    static readonly List<(Thread Thread, SemaphoreSlim Start)> workers = [];
+    static readonly List<SemaphoreSlim> workers = [];   // worker i runs part i + 1 when released
     static SkinnyLinear.Job job;
     static int parts, pending;
 
@@ -282,7 +282,7 @@ internal static class KernelThreads
             while (workers.Count < partCount - 1) Start(workers.Count + 1);
             job = work; parts = partCount;
             Volatile.Write(ref pending, partCount - 1);
-            for (int i = 0; i < partCount - 1; i++) workers[i].Start.Release();
+            for (int i = 0; i < partCount - 1; i++) workers[i].Release();
             work.RunPart(0, partCount);
             var spin = new SpinWait();
             while (Volatile.Read(ref pending) != 0) spin.SpinOnce(sleep1Threshold: -1);
@@ -294,7 +294,7 @@ internal static class KernelThreads
     static void Start(int part)
     {
         var start = new SemaphoreSlim(0);
-        var t = new Thread(() =>
+        new Thread(() =>
         {
             while (true)
             {
@@ -302,8 +302,7 @@ internal static class KernelThreads
                 job.RunPart(part, parts);
                 Interlocked.Decrement(ref pending);
             }
-        }) { IsBackground = true, Name = $"superficial-linear-{part}" };
-        t.Start();
-        workers.Add((t, start));
+        }) { IsBackground = true, Name = $"superficial-linear-{part}" }.Start();
+        workers.Add(start);
     }
 }
