@@ -8,7 +8,8 @@ namespace Superficial.Bench;
 /// <summary>
 /// Where a decoding step of the Llama forward goes (the roofline bench's pair: hidden 512, 8 layers, vocab 32000):
 /// the whole step as TextGenerator runs it (forward with the preallocated cache, LM head on the last position,
-/// argmax, the chosen ids copied to the host) against each part run alone on the same shapes, the same number of
+/// argmax, the chosen ids copied to the host), with the fused step (<see cref="LlamaDecodeStep"/>) and with the module
+/// path it replaces, against each part of the module path run alone on the same shapes, the same number of
 /// times: the weight matmuls alone (the floor a step cannot go below), positions and masks (Prepare), the rotary
 /// tables, and per layer the norms, rotary application, cache writes, attention and the element-wise rest.
 /// Each figure is the best of 3 runs of 32 steps, in CPU ms per step of this process (with --threads 1, the work done).
@@ -25,8 +26,8 @@ internal static class DecodeProfile
         using var noGrad = no_grad();
         Console.WriteLine($"\n== decode profile: random Llama {c.ParameterCount() / 1e6:0.0}M, {(dtype == ScalarType.BFloat16 ? "BF16" : "F32")}, " +
                           $"CPU ms per decoding step (best of 3 x {Steps} steps; use --threads 1); load {File.ReadAllText("/proc/loadavg")[..14]}");
-        Console.WriteLine("| batch, context | whole step | weight matmuls alone | Prepare (positions, masks) | rotary tables | norms (2/layer + final) | rotary apply (q, k) | cache append | attention | residual + MLP act | sum of parts |");
-        Console.WriteLine("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+        Console.WriteLine("| batch, context | whole step | whole step, module path | weight matmuls alone | Prepare (positions, masks) | rotary tables | norms (2/layer + final) | rotary apply (q, k) | cache append | attention | residual + MLP act | sum of parts |");
+        Console.WriteLine("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
         // --rows 1x64,8x448: which (batch, context) rows (default: batch 1 and 8 at contexts 64 and 448)
         int at = Array.IndexOf(args, "--rows");
         var rows = at >= 0 ? args[at + 1].Split(',').Select(r => r.Split('x')).Select(r => (int.Parse(r[0]), int.Parse(r[1]))).ToArray()
@@ -56,28 +57,38 @@ internal static class DecodeProfile
         var ids = randint(3, c.VocabSize, [b, ctx]);
         var parts = new List<double>();
 
-        // the whole step: prefill outside the timing, then Steps decoding steps on a fresh cache each run
-        double whole = double.MaxValue;
-        for (int r = 0; r < 4; r++)
+        // the whole step: prefill outside the timing, then Steps decoding steps on a fresh cache each run; with the
+        // fused step (LlamaDecodeStep, the default where it applies) and with the module path it replaces
+        double Whole()
         {
-            using var scope = NewDisposeScope();
-            using var cache = model.NewCache(b, ctx + Steps + 1);
-            var mask = ones([b, ctx + Steps + 1], ScalarType.Int64);
-            model.Forward(ids, null, cache, mask.narrow(1, 0, ctx));
-            var next = ids.narrow(1, ctx - 1, 1);
-            double c0 = CpuMs();
-            for (int s = 0; s < Steps; s++)
+            double best = double.MaxValue;
+            for (int r = 0; r < 4; r++)
             {
-                using var stepScope = NewDisposeScope();
-                int past = cache.Length;
-                var pos = full([b, 1], (long)past, ScalarType.Int64);
-                var hidden = model.Forward(next, pos, cache, mask.narrow(1, 0, past + 1));
-                var chosen = model.HeadLogits(hidden.reshape(b, -1)).argmax(-1);
-                chosen.cpu().data<long>().ToArray();
-                next = chosen.unsqueeze(1).MoveToOuterDisposeScope();
+                using var scope = NewDisposeScope();
+                using var cache = model.NewCache(b, ctx + Steps + 1);
+                var mask = ones([b, ctx + Steps + 1], ScalarType.Int64);
+                model.Forward(ids, null, cache, mask.narrow(1, 0, ctx));
+                var next = ids.narrow(1, ctx - 1, 1);
+                double c0 = CpuMs();
+                for (int s = 0; s < Steps; s++)
+                {
+                    using var stepScope = NewDisposeScope();
+                    int past = cache.Length;
+                    var pos = full([b, 1], (long)past, ScalarType.Int64);
+                    var hidden = model.Forward(next, pos, cache, mask.narrow(1, 0, past + 1));
+                    var chosen = model.HeadLogits(hidden.reshape(b, -1)).argmax(-1);
+                    chosen.cpu().data<long>().ToArray();
+                    next = chosen.unsqueeze(1).MoveToOuterDisposeScope();
+                }
+                if (r > 0) best = Math.Min(best, (CpuMs() - c0) / Steps);
             }
-            if (r > 0) whole = Math.Min(whole, (CpuMs() - c0) / Steps);
+            return best;
         }
+        double whole = Whole();
+        LlamaDecodeStep.Enabled = false;
+        double wholeModules;
+        try { wholeModules = Whole(); }
+        finally { LlamaDecodeStep.Enabled = true; }
 
         // weight matmuls alone: every 2-D parameter but the embedding, on inputs of the step's shape, as the model's
         // Linear computes them (SkinnyLinear where it applies), and the LM head as the step does (CausalLM.HeadLogits)
@@ -136,6 +147,6 @@ internal static class DecodeProfile
             for (int i = 0; i < L; i++) { var a = nn.functional.silu(gate) * gate; var r1 = x + x; var r2 = r1 + x; }
         });
         parts.AddRange([matmuls, prepare, tables, norms, ropeApply, append, attention, rest]);
-        Console.WriteLine($"| {b}, {ctx}-{ctx + Steps} | {whole:0.00} | " + string.Join(" | ", parts.Select(p => $"{p:0.00}")) + $" | {parts.Sum():0.00} |");
+        Console.WriteLine($"| {b}, {ctx}-{ctx + Steps} | {whole:0.00} | {wholeModules:0.00} | " + string.Join(" | ", parts.Select(p => $"{p:0.00}")) + $" | {parts.Sum():0.00} |");
     }
 }

@@ -39,6 +39,12 @@ public sealed class KvCache : IDisposable
         return (keys[layer].narrow(2, 0, Length + t), values[layer].narrow(2, 0, Length + t));
     }
 
+    /// <summary>Makes room for <paramref name="positions"/> positions in all (a step that writes the buffers itself calls this first).</summary>
+    internal void Reserve(int positions) { if (positions > Capacity) Grow(positions); }
+
+    /// <summary>Layer <paramref name="layer"/>'s whole buffers [B, kvH, <see cref="Capacity"/>, hd], contiguous.</summary>
+    internal (Tensor keys, Tensor values) Layer(int layer) => (keys[layer], values[layer]);
+
     /// <summary>Called once per forward after every layer appended its entries.</summary>
     internal void Advance(int t) => Length += t;
 

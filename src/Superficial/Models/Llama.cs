@@ -16,8 +16,11 @@ public sealed class LlamaForCausalLM : CausalLM
     readonly LlamaModel model;
     readonly Linear? lm_head;
 
+    readonly bool decodeStep;
+
     internal LlamaForCausalLM(ModelConfig c, ScalarType dtype) : base("LlamaForCausalLM", c)
     {
+        decodeStep = LlamaDecodeStep.Supports(c);
         model = new LlamaModel(c, dtype);
         register_module("model", model);
         if (!c.TieWordEmbeddings)
@@ -51,7 +54,9 @@ public sealed class LlamaForCausalLM : CausalLM
             (inputIds, positionIds, attentionMask) = (inputIds.to(first), positionIds?.to(first), attentionMask?.to(first));
         }
         var (positions, masks) = Prepare(inputIds, positionIds, cache, attentionMask);
-        var hidden = model.forward(inputIds, positions, masks, cache);
+        var hidden = decodeStep && LlamaDecodeStep.Applies(this, inputIds, cache, Placement is not null)
+            ? model.DecodeStep(inputIds, positions, masks, cache!)
+            : model.forward(inputIds, positions, masks, cache);
         cache?.Advance((int)inputIds.shape[1]);
         return hidden.to(Device).MoveToOuterDisposeScope();
     }
@@ -68,8 +73,11 @@ internal sealed class LlamaModel : nn.Module
     int[]? layerStage;        // the device index of each layer: the hidden state moves where it changes
     Device? normDevice;
 
+    readonly ModelConfig config;
+
     public LlamaModel(ModelConfig c, ScalarType dtype) : base("LlamaModel")
     {
+        config = c;
         embed_tokens = new Embedding(c.VocabSize, c.HiddenSize, dtype);
         layers = new ModuleList<LlamaDecoderLayer>(Enumerable.Range(0, c.NumLayers).Select(i => new LlamaDecoderLayer(c, i, dtype)).ToArray());
         norm = new RmsNorm(c.HiddenSize, c.NormEps, dtype, c.NormPlusOne);
@@ -113,6 +121,14 @@ internal sealed class LlamaModel : nn.Module
     }
 
     int EmbeddingStage;
+    LlamaDecodeStep.LayerWeights[]? decodeWeights;
+
+    /// <summary>A decoding step on raw buffers (see <see cref="LlamaDecodeStep"/>): the same result as <see cref="forward"/> to about 1e-6.</summary>
+    public Tensor DecodeStep(Tensor ids, Tensor positions, AttentionMasks masks, KvCache cache)
+    {
+        decodeWeights ??= layers.Select(l => l.DecodeWeights()).ToArray();
+        return LlamaDecodeStep.Run(config, embed_tokens.weight, decodeWeights, norm.weight, rope, ids, positions, masks, cache);
+    }
 }
 
 /// <summary>
@@ -141,6 +157,15 @@ internal sealed class LlamaDecoderLayer : nn.Module
         register_module("post_attention_layernorm", post_attention_layernorm = Norm());
         if (placement == NormPlacement.Sandwich) register_module("pre_feedforward_layernorm", pre_feedforward_layernorm = Norm());
         if (placement != NormPlacement.Pre) register_module("post_feedforward_layernorm", post_feedforward_layernorm = Norm());
+    }
+
+    /// <summary>The weights <see cref="LlamaDecodeStep"/> reads (pre-norm blocks only).</summary>
+    public LlamaDecodeStep.LayerWeights DecodeWeights()
+    {
+        var (q, k, v, o) = self_attn.Projections();
+        var (gate, up, down) = mlp.Projections();
+        return new(input_layernorm!.weight, q.weight, q.bias, k.weight, k.bias, v.weight, v.bias, o.weight, o.bias,
+                   post_attention_layernorm.weight, gate.weight, gate.bias, up.weight, up.bias, down.weight, down.bias);
     }
 
     public Tensor forward(Tensor x, Tensor cos, Tensor sin, Tensor mask, KvCache? cache)
@@ -196,6 +221,9 @@ internal sealed class LlamaAttention : nn.Module
         }
     }
 
+    /// <summary>The separate q, k, v and o projections (not Phi-3's fused one).</summary>
+    public (Linear q, Linear k, Linear v, Linear o) Projections() => (q_proj!, k_proj!, v_proj!, o_proj);
+
     public Tensor forward(Tensor x, Tensor cos, Tensor sin, Tensor mask, KvCache? cache)
     {
         using var scope = NewDisposeScope();
@@ -240,6 +268,9 @@ internal sealed class LlamaMlp : nn.Module
         }
         register_module("down_proj", down_proj = new Linear(c.IntermediateSize, c.HiddenSize, c.MlpBias, dtype));
     }
+
+    /// <summary>The separate gate, up and down projections (not Phi-3's fused gate_up).</summary>
+    public (Linear gate, Linear up, Linear down) Projections() => (gate_proj!, up_proj!, down_proj);
 
     public Tensor forward(Tensor x)
     {

@@ -73,9 +73,7 @@ public static unsafe class SkinnyLinear
         var bc = bias is null || f32 ? bias : bias.to_type(ScalarType.Float32);
         xs[^1] = n;
         var y = empty(xs, ScalarType.Float32);
-        var job = new Job(Data(xc), Data(w), bc is null ? null : Data(bc), Data(y), (int)rows, n, k, f32);
-        int threads = OpenMpThreads.IdleThreadsSleep ? (int)Math.Min(get_num_threads(), n / 64) : 1;
-        if (threads <= 1 || !KernelThreads.TryRun(job, threads)) job.RunPart(0, 1);
+        Run(new Job(Data(xc), Data(w), bc is null ? null : Data(bc), Data(y), (int)rows, n, k, f32));
         if (!ReferenceEquals(xc, x)) xc.Dispose();
         if (!ReferenceEquals(bc, bias)) bc!.Dispose();
         GC.KeepAlive(x); GC.KeepAlive(w); GC.KeepAlive(bias);
@@ -83,10 +81,24 @@ public static unsafe class SkinnyLinear
         using (y) return y.to_type(ScalarType.BFloat16);
     }
 
+    /// <summary>
+    /// y [rows, n] = x [rows, k] Wᵀ (+ bias) on raw F32 buffers and a contiguous F32 W [n, k] (k a multiple of 8, at most
+    /// <see cref="MaxRows"/> rows): the kernel without the tensor around it, for a caller that has already checked the
+    /// shapes (the fused decoding step).
+    /// </summary>
+    internal static void Multiply(float* x, int rows, byte* w, float* bias, float* y, long n, long k) =>
+        Run(new Job((byte*)x, w, (byte*)bias, (byte*)y, rows, n, k, true));
+
+    static void Run(in Job job)
+    {
+        int threads = OpenMpThreads.IdleThreadsSleep ? (int)Math.Min(get_num_threads(), job.N / 64) : 1;
+        if (threads <= 1 || !KernelThreads.TryRun(job, threads)) job.RunPart(0, 1);
+    }
+
     [DllImport("LibTorchSharp")]
     static extern IntPtr THSTensor_data(IntPtr handle);
 
-    static byte* Data(Tensor t) => (byte*)THSTensor_data(t.Handle);
+    internal static byte* Data(Tensor t) => (byte*)THSTensor_data(t.Handle);
 
     /// <summary>One call's operands: y [rows, n] = x [rows, k] W[n, k]ᵀ (+ bias), x, y and bias F32, W F32 or BF16.</summary>
     internal readonly struct Job(byte* x, byte* w, byte* bias, byte* y, int rows, long n, long k, bool f32)
@@ -94,7 +106,8 @@ public static unsafe class SkinnyLinear
         readonly float* X = (float*)x, Bias = (float*)bias, Y = (float*)y;
         readonly byte* W = w;
         readonly int Rows = rows;
-        readonly long N = n, K = k;
+        public readonly long N = n;
+        readonly long K = k;
         readonly bool F32 = f32;
 
         /// <summary>Part <paramref name="part"/> of <paramref name="parts"/>: a contiguous range of W rows, 4-aligned.</summary>
