@@ -121,11 +121,7 @@ internal static unsafe class LlamaDecodeStep
                 for (int r = 0; r < b; r++) RmsNorm(x + (long)r * h, F(w.PostNorm), xn + (long)r * h, h, eps);
                 SkinnyLinear.Multiply(xn, b, Data(w.Gate), F(w.GateBias), gate, inter, h);
                 SkinnyLinear.Multiply(xn, b, Data(w.Up), F(w.UpBias), up, inter, h);
-                for (long i = 0; i < (long)b * inter; i++)
-                {
-                    float g = gate[i];
-                    gate[i] = g / (1 + MathF.Exp(-g)) * up[i];
-                }
+                SiluTimes(gate, up, (long)b * inter);
                 SkinnyLinear.Multiply(gate, b, Data(w.Down), F(w.DownBias), xn, h, inter);
                 AddInPlace(x, xn, (long)b * h);
             }
@@ -177,34 +173,86 @@ internal static unsafe class LlamaDecodeStep
     /// <summary>
     /// softmax(q·kₛ × scale over the keys the mask allows) · v for one query head: <paramref name="keys"/> and
     /// <paramref name="values"/> point at the head's first cached position (rows of <paramref name="hd"/> floats).
+    /// Scores are taken 4 keys at a time (one 8-lane accumulator each, lanes summed in a fixed order), the exponentials
+    /// 8 at a time, and the weighted sum of values 32 dimensions at a time over all positions.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void Attend(float* q, float* keys, float* values, byte* allowed, int s, int hd, float scale, float* scores, float* o)
     {
-        float max = float.NegativeInfinity;
-        for (int t = 0; t < s; t++)
+        int t = 0;
+        var sc4 = Vector128.Create(scale);
+        for (; t + 4 <= s; t += 4)
         {
-            if (allowed[t] == 0) { scores[t] = float.NegativeInfinity; continue; }
+            float* k0 = keys + (long)t * hd, k1 = k0 + hd, k2 = k1 + hd, k3 = k2 + hd;
+            Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+            for (int j = 0; j < hd; j += 8)
+            {
+                var qv = Avx.LoadVector256(q + j);
+                a0 = Fma.MultiplyAdd(qv, Avx.LoadVector256(k0 + j), a0);
+                a1 = Fma.MultiplyAdd(qv, Avx.LoadVector256(k1 + j), a1);
+                a2 = Fma.MultiplyAdd(qv, Avx.LoadVector256(k2 + j), a2);
+                a3 = Fma.MultiplyAdd(qv, Avx.LoadVector256(k3 + j), a3);
+            }
+            var h = Avx.HorizontalAdd(Avx.HorizontalAdd(a0, a1), Avx.HorizontalAdd(a2, a3));
+            Sse.Store(scores + t, Sse.Multiply(Sse.Add(h.GetLower(), h.GetUpper()), sc4));
+        }
+        for (; t < s; t++)
+        {
             float* kt = keys + (long)t * hd;
-            var acc = Vector256<float>.Zero;
-            for (int j = 0; j < hd; j += 8) acc = Fma.MultiplyAdd(Avx.LoadVector256(q + j), Avx.LoadVector256(kt + j), acc);
-            float sc = Vector256.Sum(acc) * scale;
-            scores[t] = sc;
-            if (sc > max) max = sc;
+            var a = Vector256<float>.Zero;
+            for (int j = 0; j < hd; j += 8) a = Fma.MultiplyAdd(Avx.LoadVector256(q + j), Avx.LoadVector256(kt + j), a);
+            scores[t] = Vector256.Sum(a) * scale;
         }
-        for (int j = 0; j < hd; j += 8) Avx.Store(o + j, Vector256<float>.Zero);
+        float max = float.NegativeInfinity;
+        for (t = 0; t < s; t++)
+            if (allowed[t] == 0) scores[t] = float.NegativeInfinity;
+            else if (scores[t] > max) max = scores[t];
+        // exp(score - max), 0 where masked (exp(-inf) = 0)
+        var mv = Vector256.Create(max);
+        for (t = 0; t + 8 <= s; t += 8) Avx.Store(scores + t, Vector256.Exp(Avx.Subtract(Avx.LoadVector256(scores + t), mv)));
+        for (; t < s; t++) scores[t] = MathF.Exp(scores[t] - max);
         float sum = 0;
-        for (int t = 0; t < s; t++)
-        {
-            if (allowed[t] == 0) continue;
-            float p = MathF.Exp(scores[t] - max);
-            sum += p;
-            var pv = Vector256.Create(p);
-            float* vt = values + (long)t * hd;
-            for (int j = 0; j < hd; j += 8) Avx.Store(o + j, Fma.MultiplyAdd(pv, Avx.LoadVector256(vt + j), Avx.LoadVector256(o + j)));
-        }
+        for (t = 0; t < s; t++) sum += scores[t];
         var inv = Vector256.Create(1f / sum);
-        for (int j = 0; j < hd; j += 8) Avx.Store(o + j, Avx.Multiply(Avx.LoadVector256(o + j), inv));
+        int d = 0;
+        for (; d + 32 <= hd; d += 32)
+        {
+            Vector256<float> o0 = default, o1 = default, o2 = default, o3 = default;
+            float* vt = values + d;
+            for (t = 0; t < s; t++, vt += hd)
+            {
+                var p = Vector256.Create(scores[t]);
+                o0 = Fma.MultiplyAdd(p, Avx.LoadVector256(vt), o0);
+                o1 = Fma.MultiplyAdd(p, Avx.LoadVector256(vt + 8), o1);
+                o2 = Fma.MultiplyAdd(p, Avx.LoadVector256(vt + 16), o2);
+                o3 = Fma.MultiplyAdd(p, Avx.LoadVector256(vt + 24), o3);
+            }
+            Avx.Store(o + d, Avx.Multiply(o0, inv));
+            Avx.Store(o + d + 8, Avx.Multiply(o1, inv));
+            Avx.Store(o + d + 16, Avx.Multiply(o2, inv));
+            Avx.Store(o + d + 24, Avx.Multiply(o3, inv));
+        }
+        for (; d < hd; d += 8)
+        {
+            var acc = Vector256<float>.Zero;
+            float* vt = values + d;
+            for (t = 0; t < s; t++, vt += hd) acc = Fma.MultiplyAdd(Vector256.Create(scores[t]), Avx.LoadVector256(vt), acc);
+            Avx.Store(o + d, Avx.Multiply(acc, inv));
+        }
+    }
+
+    /// <summary>x[i] = silu(x[i]) * up[i] = x / (1 + exp(-x)) * up, 8 at a time.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void SiluTimes(float* x, float* up, long n)
+    {
+        long i = 0;
+        var one = Vector256.Create(1f);
+        for (; i + 8 <= n; i += 8)
+        {
+            var g = Avx.LoadVector256(x + i);
+            Avx.Store(x + i, Avx.Multiply(Avx.Divide(g, Avx.Add(one, Vector256.Exp(Vector256.Negate(g)))), Avx.LoadVector256(up + i)));
+        }
+        for (; i < n; i++) x[i] = x[i] / (1 + MathF.Exp(-x[i])) * up[i];
     }
 
     static void AddInPlace(float* x, float* y, long n)

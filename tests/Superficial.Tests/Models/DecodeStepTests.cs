@@ -50,12 +50,13 @@ public class DecodeStepTests
         finally { LlamaDecodeStep.Enabled = was; }
     }
 
-    public static TheoryData<int, bool> Shapes => new() { { 4, false }, { 2, true }, { 1, false } };
+    // head dims 16 and 40: the attention's 32-wide value chunks and its 8-wide remainder
+    public static TheoryData<int, bool, int> Shapes => new() { { 4, false, 64 }, { 2, true, 64 }, { 1, false, 64 }, { 2, true, 160 } };
 
     [Theory, MemberData(nameof(Shapes))]
-    public void FusedStepEqualsTheModulePath(int kvHeads, bool bias)
+    public void FusedStepEqualsTheModulePath(int kvHeads, bool bias, int hidden)
     {
-        using var model = Make(kvHeads, bias);
+        using var model = Make(kvHeads, bias, hidden);
         var prompt = new long[,] { { 0, 0, 5, 9, 11, 2 }, { 3, 1, 4, 1, 5, 9 }, { 0, 0, 0, 0, 0, 42 } };
         var mask = new long[,] { { 0, 0, 1, 1, 1, 1 }, { 1, 1, 1, 1, 1, 1 }, { 0, 0, 0, 0, 0, 1 } };
         var (fused, fusedCache) = Decode(model, prompt, mask, 9, fused: true);
