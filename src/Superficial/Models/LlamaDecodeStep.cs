@@ -7,24 +7,27 @@ using static TorchSharp.torch;
 namespace Superficial.Models;
 
 /// <summary>
-/// One decoding step of the Llama family (one new token per sequence, at most <see cref="SkinnyLinear.MaxRows"/>
-/// sequences, F32, on a CPU with AVX2) computed layer after layer on raw buffers, with no tensor operation inside the
-/// layers: RMSNorm, the q/k/v projections (<see cref="SkinnyLinear"/>), rotary embeddings, the cache write, attention
-/// over the cached keys and values, the output projection and residual, RMSNorm, the SwiGLU MLP and its residual.
+/// One decoding step of the Llama family (one new token per sequence, F32 up to <see cref="SkinnyLinear.MaxRows"/>
+/// sequences or BF16 up to <see cref="SkinnyLinear.MaxRowsBf16"/>, on a CPU with AVX2) computed layer after layer on
+/// raw buffers, with no tensor operation inside the layers: RMSNorm, the q/k/v projections (<see cref="SkinnyLinear"/>),
+/// rotary embeddings, the cache write, attention over the cached keys and values, the output projection and residual,
+/// RMSNorm, the SwiGLU MLP and its residual.
 /// <para>
 /// Why: the module path spends about 60 small libtorch operations per layer on a decoding step (each about 1.5-2 µs
-/// through TorchSharp, plus its allocation and disposal), a third of the step at batch 1 on the roofline bench's
-/// model, where the weights' bytes, the step's real limit, take the rest (bench: <c>decode-profile</c>).
+/// through TorchSharp, plus its allocation and disposal), a quarter to a third of the step at batch 1 on the roofline
+/// bench's model, where the weights' bytes, the step's real limit, take the rest (bench: <c>decode-profile</c>).
 /// </para>
 /// <para>
-/// The arithmetic is the module path's, in F32: rotary embeddings, residual sums and the norms' scaling are the same
-/// operations in the same order (bit for bit); the norms' mean of squares, the attention's dot products and softmax,
-/// and SiLU's exponential are summed or computed in another order or by another routine, so the hidden state agrees
-/// with the module path to about 1e-6 relative (tested), not bit for bit. Every row is computed alone, in one fixed
-/// order, so a sequence's step does not depend on the rows decoded beside it nor on the thread split, as with
+/// The arithmetic is the module path's: in F32, with every activation rounded to the compute dtype where the module
+/// path's libtorch operation rounds its result (BF16: after each product, sum, projection and norm; nothing in F32).
+/// Rotary embeddings, residual sums, the norms' scaling and the roundings are the same operations in the same order;
+/// the norms' mean of squares, the attention's dot products and softmax, and SiLU's exponential are summed in another
+/// order or computed by another routine (<c>Vector256.Exp</c>), so F32 hidden states agree with the module path to
+/// about 1e-6 relative and BF16 ones to a unit or two of BF16 (tested), not bit for bit. Every row is computed alone, in
+/// one fixed order, so a sequence's step does not depend on the rows decoded beside it nor on the thread split, as with
 /// <see cref="SkinnyLinear"/>. Configurations outside the plain Llama block (post or sandwich norms, q/k norms,
 /// soft-capping, a query scale, fused projections, GeGLU, Gemma's norms and embedding scale, layers split across
-/// devices) and everything else (prefill, BF16, GPUs, gradients) take the module path: <see cref="Applies"/> is false.
+/// devices) and everything else (prefill, F16, GPUs, gradients) take the module path: <see cref="Applies"/> is false.
 /// SUPERFICIAL_DECODE_STEP=modules turns it off (for comparisons); SUPERFICIAL_LINEAR=libtorch turns it off with the kernel.
 /// </para>
 /// </summary>
@@ -39,11 +42,12 @@ internal static unsafe class LlamaDecodeStep
         !c.FusedProjections && c.HiddenAct == "silu" && !c.NormPlusOne && !c.ScaleEmbeddings &&
         c.HeadDim % 8 == 0 && c.HiddenSize % 8 == 0 && c.IntermediateSize % 8 == 0 && c.NumHeads % c.NumKvHeads == 0;
 
-    /// <summary>Whether this call can take the step: one new token per row, F32 on the CPU, no gradients, the kernel on.</summary>
+    /// <summary>Whether this call can take the step: one new token per row (at most as many rows as the kernel takes in the
+    /// model's dtype), F32 or BF16 on the CPU, no gradients, the kernel on.</summary>
     public static bool Applies(CausalLM model, Tensor ids, KvCache? cache, bool split) =>
-        cache is not null && !split && Enabled && SkinnyLinear.Enabled && model.DType == ScalarType.Float32 &&
-        model.Device.type == TorchSharp.DeviceType.CPU && !is_grad_enabled() &&
-        ids.dim() == 2 && ids.size(1) == 1 && ids.size(0) <= SkinnyLinear.MaxRows && ids.device_type == TorchSharp.DeviceType.CPU;
+        cache is not null && !split && Enabled && SkinnyLinear.Enabled && model.DType is ScalarType.Float32 or ScalarType.BFloat16 &&
+        model.Device.type == TorchSharp.DeviceType.CPU && !is_grad_enabled() && ids.dim() == 2 && ids.size(1) == 1 &&
+        ids.size(0) <= (model.DType == ScalarType.Float32 ? SkinnyLinear.MaxRows : SkinnyLinear.MaxRowsBf16) && ids.device_type == TorchSharp.DeviceType.CPU;
 
     /// <summary>The per-layer weights the step reads, as the module tree holds them.</summary>
     internal readonly record struct LayerWeights(
@@ -56,7 +60,13 @@ internal static unsafe class LlamaDecodeStep
     /// (whose <see cref="KvCache.Advance"/> the caller makes). <paramref name="masks"/> are <see cref="CausalLM.Prepare"/>'s.
     /// </summary>
     public static Tensor Run(ModelConfig c, Tensor embedding, IReadOnlyList<LayerWeights> layers, Tensor finalNorm, Rope rope,
-                             Tensor ids, Tensor positions, AttentionMasks masks, KvCache cache)
+                             Tensor ids, Tensor positions, AttentionMasks masks, KvCache cache) =>
+        embedding.dtype == ScalarType.BFloat16
+            ? Run<Bf16>(c, embedding, layers, finalNorm, rope, ids, positions, masks, cache)
+            : Run<F32>(c, embedding, layers, finalNorm, rope, ids, positions, masks, cache);
+
+    static Tensor Run<T>(ModelConfig c, Tensor embedding, IReadOnlyList<LayerWeights> layers, Tensor finalNorm, Rope rope,
+                         Tensor ids, Tensor positions, AttentionMasks masks, KvCache cache) where T : struct, IElements
     {
         int b = (int)ids.size(0), h = c.HiddenSize, hd = c.HeadDim, heads = c.NumHeads, kvh = c.NumKvHeads, inter = c.IntermediateSize;
         int past = cache.Length, s = past + 1;
@@ -65,68 +75,80 @@ internal static unsafe class LlamaDecodeStep
         var (cosT, sinT) = rope.Tables(positions, ScalarType.Float32, s);   // [B, 1, 1, hd]
         cosT = cosT.contiguous(); sinT = sinT.contiguous();
         var idc = ids.contiguous();
-        var output = empty([b, 1, h], ScalarType.Float32);
+        var output = empty([b, 1, h], embedding.dtype);
 
-        long qn = (long)heads * hd, kn = (long)kvh * hd;
-        // one scratch block: x, xn (hidden), q and the attention output (heads x hd), k and v (kv heads x hd), gate and up (inter), scores
-        long floats = 2L * b * h + 2L * b * qn + 2L * b * kn + 2L * b * inter + s;
+        long qn = (long)heads * hd, kn = (long)kvh * hd, widest = Math.Max(Math.Max(qn, h), inter);
+        // one F32 scratch block: x, xn (hidden), q and the attention output (heads x hd), k and v (kv heads x hd),
+        // gate and up (inter), scores, a bias widened from BF16
+        long floats = 2L * b * h + 2L * b * qn + 2L * b * kn + 2L * b * inter + s + widest;
         float* x = (float*)System.Runtime.InteropServices.NativeMemory.AlignedAlloc((nuint)(floats * 4), 64);
         try
         {
-            float* xn = x + b * h, q = xn + b * h, att = q + b * qn, k = att + b * qn, v = k + b * kn, gate = v + b * kn, up = gate + (long)b * inter, scores = up + (long)b * inter;
+            float* xn = x + b * h, q = xn + b * h, att = q + b * qn, k = att + b * qn, v = k + b * kn, gate = v + b * kn,
+                   up = gate + (long)b * inter, scores = up + (long)b * inter, biasBuf = scores + s;
             float* cos = F(cosT), sin = F(sinT);
-            long* idp = (long*)SkinnyLinear.Data(idc);
-            float* emb = F(embedding);
+            T.Round(cos, (long)b * hd); T.Round(sin, (long)b * hd);   // the module path's tables are in the compute dtype
+            long* idp = (long*)Data(idc);
+            byte* emb = Data(embedding);
             for (int r = 0; r < b; r++)
             {
                 long id = idp[r];
                 if ((ulong)id >= (ulong)c.VocabSize) throw new ArgumentException($"token id {id} is outside the vocabulary (0..{c.VocabSize - 1}).");
-                Buffer.MemoryCopy(emb + id * h, x + (long)r * h, h * 4L, h * 4L);
+                T.Widen(emb + id * h * T.Bytes, x + (long)r * h, h);
             }
             float eps = (float)c.NormEps, scale = (float)(1 / Math.Sqrt(hd));
             int group = heads / kvh;
+            // y [b, n] = xs [b, kk] Wᵀ + bias, rounded to the compute dtype as the module path's Linear rounds it
+            void Linear(float* xs, Tensor w, Tensor? bias, float* y, long n, long kk)
+            {
+                float* bp = null;
+                if (bias is not null) { bp = biasBuf; T.Widen(Data(bias), bp, n); }
+                SkinnyLinear.Multiply(xs, b, Data(w), bp, y, n, kk, T.IsF32);
+                T.Round(y, b * n);
+            }
             for (int l = 0; l < layers.Count; l++)
             {
                 var w = layers[l];
-                for (int r = 0; r < b; r++) RmsNorm(x + (long)r * h, F(w.InputNorm), xn + (long)r * h, h, eps);
-                SkinnyLinear.Multiply(xn, b, Data(w.Q), F(w.QBias), q, qn, h);
-                SkinnyLinear.Multiply(xn, b, Data(w.K), F(w.KBias), k, kn, h);
-                SkinnyLinear.Multiply(xn, b, Data(w.V), F(w.VBias), v, kn, h);
+                for (int r = 0; r < b; r++) RmsNorm<T>(x + (long)r * h, Data(w.InputNorm), xn + (long)r * h, h, eps);
+                Linear(xn, w.Q, w.QBias, q, qn, h);
+                Linear(xn, w.K, w.KBias, k, kn, h);
+                Linear(xn, w.V, w.VBias, v, kn, h);
                 var (keys, values) = cache.Layer(l);
-                float* kc = F(keys), vc = F(values);
+                byte* kc = Data(keys), vc = Data(values);
                 long cap = cache.Capacity;
                 var mask = masks.For(l);
                 if (!mask.is_contiguous()) mask = mask.contiguous();
-                byte* m = SkinnyLinear.Data(mask);   // [B, 1, 1, S] bool
+                byte* m = Data(mask);   // [B, 1, 1, S] bool
                 for (int r = 0; r < b; r++)
                 {
                     float* rc = cos + (long)r * hd, rs = sin + (long)r * hd;
-                    for (int i = 0; i < heads; i++) Rotate(q + r * qn + (long)i * hd, rc, rs, hd);
+                    for (int i = 0; i < heads; i++) Rotate<T>(q + r * qn + (long)i * hd, rc, rs, hd);
                     for (int j = 0; j < kvh; j++)
                     {
                         float* kr = k + r * kn + (long)j * hd;
-                        Rotate(kr, rc, rs, hd);
-                        long at = (((long)r * kvh + j) * cap + past) * hd;   // cache [B, kv heads, capacity, hd]
-                        Buffer.MemoryCopy(kr, kc + at, hd * 4L, hd * 4L);
-                        Buffer.MemoryCopy(v + r * kn + (long)j * hd, vc + at, hd * 4L, hd * 4L);
+                        Rotate<T>(kr, rc, rs, hd);
+                        long at = (((long)r * kvh + j) * cap + past) * hd * T.Bytes;   // cache [B, kv heads, capacity, hd]
+                        T.Narrow(kr, kc + at, hd);
+                        T.Narrow(v + r * kn + (long)j * hd, vc + at, hd);
                     }
                     for (int i = 0; i < heads; i++)
                     {
-                        long kv0 = ((long)r * kvh + i / group) * cap * hd;
-                        Attend(q + r * qn + (long)i * hd, kc + kv0, vc + kv0, m + (long)r * s, s, hd, scale, scores, att + r * qn + (long)i * hd);
+                        long kv0 = ((long)r * kvh + i / group) * cap * hd * T.Bytes;
+                        Attend<T>(q + r * qn + (long)i * hd, kc + kv0, vc + kv0, m + (long)r * s, s, hd, scale, scores, att + r * qn + (long)i * hd);
                     }
                 }
-                SkinnyLinear.Multiply(att, b, Data(w.O), F(w.OBias), xn, h, qn);
-                AddInPlace(x, xn, (long)b * h);
-                for (int r = 0; r < b; r++) RmsNorm(x + (long)r * h, F(w.PostNorm), xn + (long)r * h, h, eps);
-                SkinnyLinear.Multiply(xn, b, Data(w.Gate), F(w.GateBias), gate, inter, h);
-                SkinnyLinear.Multiply(xn, b, Data(w.Up), F(w.UpBias), up, inter, h);
-                SiluTimes(gate, up, (long)b * inter);
-                SkinnyLinear.Multiply(gate, b, Data(w.Down), F(w.DownBias), xn, h, inter);
-                AddInPlace(x, xn, (long)b * h);
+                T.Round(att, b * qn);
+                Linear(att, w.O, w.OBias, xn, h, qn);
+                AddInPlace<T>(x, xn, (long)b * h);
+                for (int r = 0; r < b; r++) RmsNorm<T>(x + (long)r * h, Data(w.PostNorm), xn + (long)r * h, h, eps);
+                Linear(xn, w.Gate, w.GateBias, gate, inter, h);
+                Linear(xn, w.Up, w.UpBias, up, inter, h);
+                SiluTimes<T>(gate, up, (long)b * inter);
+                Linear(gate, w.Down, w.DownBias, xn, h, inter);
+                AddInPlace<T>(x, xn, (long)b * h);
             }
-            float* o = F(output);
-            for (int r = 0; r < b; r++) RmsNorm(x + (long)r * h, F(finalNorm), o + (long)r * h, h, eps);
+            for (int r = 0; r < b; r++) RmsNorm<T>(x + (long)r * h, Data(finalNorm), xn + (long)r * h, h, eps);
+            T.Narrow(xn, Data(output), (long)b * h);
         }
         finally
         {
@@ -137,14 +159,86 @@ internal static unsafe class LlamaDecodeStep
     }
 
     static byte* Data(Tensor t) => SkinnyLinear.Data(t);
-    static float* F(Tensor? t) => t is null ? null : (float*)SkinnyLinear.Data(t);
+    static float* F(Tensor t) => (float*)SkinnyLinear.Data(t);
 
     /// <summary>
-    /// y = w * (x / sqrt(mean(x²) + eps)), as <see cref="Models.RmsNorm"/> computes it in F32: the scaling is the same two
-    /// products, the mean of squares is summed in 8 lanes (libtorch sums in another order).
+    /// The compute dtype's side of the step: weights, cache and output are stored in it, and every activation is rounded
+    /// to it where the module path's libtorch operation rounds its result (a no-op in F32). Arithmetic is in F32 either way.
+    /// </summary>
+    internal interface IElements
+    {
+        static abstract bool IsF32 { get; }
+        static abstract int Bytes { get; }
+        /// <summary>8 stored values from element <paramref name="i"/> on, as F32.</summary>
+        static abstract Vector256<float> Load8(byte* p, long i);
+        static abstract Vector256<float> Round8(Vector256<float> v);
+        static abstract float Round1(float v);
+        /// <summary>n stored values to F32.</summary>
+        static abstract void Widen(byte* src, float* dst, long n);
+        /// <summary>n F32 values (already rounded) stored in this dtype.</summary>
+        static abstract void Narrow(float* src, byte* dst, long n);
+        static abstract void Round(float* x, long n);
+    }
+
+    internal readonly struct F32 : IElements
+    {
+        public static bool IsF32 => true;
+        public static int Bytes => 4;
+        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Load8(byte* p, long i) => Avx.LoadVector256((float*)p + i);
+        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Round8(Vector256<float> v) => v;
+        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Round1(float v) => v;
+        public static void Widen(byte* src, float* dst, long n) => Buffer.MemoryCopy(src, dst, n * 4, n * 4);
+        public static void Narrow(float* src, byte* dst, long n) => Buffer.MemoryCopy(src, dst, n * 4, n * 4);
+        public static void Round(float* x, long n) { }
+    }
+
+    /// <summary>BF16: the top 16 bits of an F32; rounding to nearest, ties to even, as libtorch converts (NaN kept a NaN).</summary>
+    internal readonly struct Bf16 : IElements
+    {
+        public static bool IsF32 => false;
+        public static int Bytes => 2;
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> Load8(byte* p, long i) => Avx2.ShiftLeftLogical(Avx2.ConvertToVector256Int32((ushort*)p + i), 16).AsSingle();
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> Round8(Vector256<float> v)
+        {
+            var bits = v.AsUInt32();
+            var rounded = (bits + Vector256.Create(0x7FFFu) + ((bits >>> 16) & Vector256.Create(1u))) & Vector256.Create(0xFFFF0000u);
+            var nan = Avx.CompareUnordered(v, v).AsUInt32();
+            return Vector256.ConditionalSelect(nan, bits | Vector256.Create(0x00400000u), rounded).AsSingle();
+        }
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static float Round1(float v)
+        {
+            if (float.IsNaN(v)) return v;
+            uint bits = BitConverter.SingleToUInt32Bits(v);
+            return BitConverter.UInt32BitsToSingle((bits + 0x7FFFu + ((bits >> 16) & 1)) & 0xFFFF0000u);
+        }
+        public static void Widen(byte* src, float* dst, long n)
+        {
+            ushort* s = (ushort*)src;
+            for (long i = 0; i < n; i++) ((uint*)dst)[i] = (uint)s[i] << 16;
+        }
+        public static void Narrow(float* src, byte* dst, long n)
+        {
+            ushort* d = (ushort*)dst;
+            for (long i = 0; i < n; i++) d[i] = (ushort)(((uint*)src)[i] >> 16);
+        }
+        public static void Round(float* x, long n)
+        {
+            long i = 0;
+            for (; i + 8 <= n; i += 8) Avx.Store(x + i, Round8(Avx.LoadVector256(x + i)));
+            for (; i < n; i++) x[i] = Round1(x[i]);
+        }
+    }
+
+    /// <summary>
+    /// y = w * round(x / sqrt(mean(x²) + eps)), as <see cref="Models.RmsNorm"/> computes it: in F32, the normalised
+    /// value rounded to the compute dtype, then scaled by w and rounded again. The mean of squares is summed in 8
+    /// lanes (libtorch sums in another order).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void RmsNorm(float* x, float* w, float* y, int n, float eps)
+    static void RmsNorm<T>(float* x, byte* w, float* y, int n, float eps) where T : struct, IElements
     {
         var acc = Vector256<float>.Zero;
         for (int i = 0; i < n; i += 8)
@@ -155,52 +249,53 @@ internal static unsafe class LlamaDecodeStep
         float r = 1f / MathF.Sqrt(Vector256.Sum(acc) / n + eps);
         var rv = Vector256.Create(r);
         for (int i = 0; i < n; i += 8)
-            Avx.Store(y + i, Avx.Multiply(Avx.LoadVector256(w + i), Avx.Multiply(Avx.LoadVector256(x + i), rv)));
+            Avx.Store(y + i, T.Round8(Avx.Multiply(T.Load8(w, i), T.Round8(Avx.Multiply(Avx.LoadVector256(x + i), rv)))));
     }
 
     /// <summary>HF's rotate-half rotary embedding in place: x*cos + rotate_half(x)*sin, each product and the sum rounded as libtorch's element-wise ops round them.</summary>
-    static void Rotate(float* x, float* cos, float* sin, int hd)
+    static void Rotate<T>(float* x, float* cos, float* sin, int hd) where T : struct, IElements
     {
         int half = hd / 2;
         for (int j = 0; j < half; j++)
         {
             float a = x[j], bb = x[j + half];
-            x[j] = a * cos[j] + -bb * sin[j];
-            x[j + half] = bb * cos[j + half] + a * sin[j + half];
+            x[j] = T.Round1(T.Round1(a * cos[j]) + T.Round1(-bb * sin[j]));
+            x[j + half] = T.Round1(T.Round1(bb * cos[j + half]) + T.Round1(a * sin[j + half]));
         }
     }
 
     /// <summary>
     /// softmax(q·kₛ × scale over the keys the mask allows) · v for one query head: <paramref name="keys"/> and
-    /// <paramref name="values"/> point at the head's first cached position (rows of <paramref name="hd"/> floats).
+    /// <paramref name="values"/> point at the head's first cached position (rows of <paramref name="hd"/> stored values).
     /// Scores are taken 4 keys at a time (one 8-lane accumulator each, lanes summed in a fixed order), the exponentials
-    /// 8 at a time, and the weighted sum of values 32 dimensions at a time over all positions.
+    /// 8 at a time, and the weighted sum of values 32 dimensions at a time over all positions; all in F32.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Attend(float* q, float* keys, float* values, byte* allowed, int s, int hd, float scale, float* scores, float* o)
+    static void Attend<T>(float* q, byte* keys, byte* values, byte* allowed, int s, int hd, float scale, float* scores, float* o) where T : struct, IElements
     {
         int t = 0;
         var sc4 = Vector128.Create(scale);
+        long row = (long)hd * T.Bytes;
         for (; t + 4 <= s; t += 4)
         {
-            float* k0 = keys + (long)t * hd, k1 = k0 + hd, k2 = k1 + hd, k3 = k2 + hd;
+            byte* k0 = keys + t * row, k1 = k0 + row, k2 = k1 + row, k3 = k2 + row;
             Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
             for (int j = 0; j < hd; j += 8)
             {
                 var qv = Avx.LoadVector256(q + j);
-                a0 = Fma.MultiplyAdd(qv, Avx.LoadVector256(k0 + j), a0);
-                a1 = Fma.MultiplyAdd(qv, Avx.LoadVector256(k1 + j), a1);
-                a2 = Fma.MultiplyAdd(qv, Avx.LoadVector256(k2 + j), a2);
-                a3 = Fma.MultiplyAdd(qv, Avx.LoadVector256(k3 + j), a3);
+                a0 = Fma.MultiplyAdd(qv, T.Load8(k0, j), a0);
+                a1 = Fma.MultiplyAdd(qv, T.Load8(k1, j), a1);
+                a2 = Fma.MultiplyAdd(qv, T.Load8(k2, j), a2);
+                a3 = Fma.MultiplyAdd(qv, T.Load8(k3, j), a3);
             }
             var h = Avx.HorizontalAdd(Avx.HorizontalAdd(a0, a1), Avx.HorizontalAdd(a2, a3));
             Sse.Store(scores + t, Sse.Multiply(Sse.Add(h.GetLower(), h.GetUpper()), sc4));
         }
         for (; t < s; t++)
         {
-            float* kt = keys + (long)t * hd;
+            byte* kt = keys + t * row;
             var a = Vector256<float>.Zero;
-            for (int j = 0; j < hd; j += 8) a = Fma.MultiplyAdd(Avx.LoadVector256(q + j), Avx.LoadVector256(kt + j), a);
+            for (int j = 0; j < hd; j += 8) a = Fma.MultiplyAdd(Avx.LoadVector256(q + j), T.Load8(kt, j), a);
             scores[t] = Vector256.Sum(a) * scale;
         }
         float max = float.NegativeInfinity;
@@ -218,14 +313,14 @@ internal static unsafe class LlamaDecodeStep
         for (; d + 32 <= hd; d += 32)
         {
             Vector256<float> o0 = default, o1 = default, o2 = default, o3 = default;
-            float* vt = values + d;
-            for (t = 0; t < s; t++, vt += hd)
+            byte* vt = values + (long)d * T.Bytes;
+            for (t = 0; t < s; t++, vt += row)
             {
                 var p = Vector256.Create(scores[t]);
-                o0 = Fma.MultiplyAdd(p, Avx.LoadVector256(vt), o0);
-                o1 = Fma.MultiplyAdd(p, Avx.LoadVector256(vt + 8), o1);
-                o2 = Fma.MultiplyAdd(p, Avx.LoadVector256(vt + 16), o2);
-                o3 = Fma.MultiplyAdd(p, Avx.LoadVector256(vt + 24), o3);
+                o0 = Fma.MultiplyAdd(p, T.Load8(vt, 0), o0);
+                o1 = Fma.MultiplyAdd(p, T.Load8(vt, 8), o1);
+                o2 = Fma.MultiplyAdd(p, T.Load8(vt, 16), o2);
+                o3 = Fma.MultiplyAdd(p, T.Load8(vt, 24), o3);
             }
             Avx.Store(o + d, Avx.Multiply(o0, inv));
             Avx.Store(o + d + 8, Avx.Multiply(o1, inv));
@@ -235,30 +330,31 @@ internal static unsafe class LlamaDecodeStep
         for (; d < hd; d += 8)
         {
             var acc = Vector256<float>.Zero;
-            float* vt = values + d;
-            for (t = 0; t < s; t++, vt += hd) acc = Fma.MultiplyAdd(Vector256.Create(scores[t]), Avx.LoadVector256(vt), acc);
+            byte* vt = values + (long)d * T.Bytes;
+            for (t = 0; t < s; t++, vt += row) acc = Fma.MultiplyAdd(Vector256.Create(scores[t]), T.Load8(vt, 0), acc);
             Avx.Store(o + d, Avx.Multiply(acc, inv));
         }
     }
 
-    /// <summary>x[i] = silu(x[i]) * up[i] = x / (1 + exp(-x)) * up, 8 at a time.</summary>
+    /// <summary>x[i] = round(round(silu(x[i])) * up[i]), silu(x) = x / (1 + exp(-x)), 8 at a time.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void SiluTimes(float* x, float* up, long n)
+    static void SiluTimes<T>(float* x, float* up, long n) where T : struct, IElements
     {
         long i = 0;
         var one = Vector256.Create(1f);
         for (; i + 8 <= n; i += 8)
         {
             var g = Avx.LoadVector256(x + i);
-            Avx.Store(x + i, Avx.Multiply(Avx.Divide(g, Avx.Add(one, Vector256.Exp(Vector256.Negate(g)))), Avx.LoadVector256(up + i)));
+            var a = T.Round8(Avx.Divide(g, Avx.Add(one, Vector256.Exp(Vector256.Negate(g)))));
+            Avx.Store(x + i, T.Round8(Avx.Multiply(a, Avx.LoadVector256(up + i))));
         }
-        for (; i < n; i++) x[i] = x[i] / (1 + MathF.Exp(-x[i])) * up[i];
+        for (; i < n; i++) x[i] = T.Round1(T.Round1(x[i] / (1 + MathF.Exp(-x[i]))) * up[i]);
     }
 
-    static void AddInPlace(float* x, float* y, long n)
+    static void AddInPlace<T>(float* x, float* y, long n) where T : struct, IElements
     {
         long i = 0;
-        for (; i + 8 <= n; i += 8) Avx.Store(x + i, Avx.Add(Avx.LoadVector256(x + i), Avx.LoadVector256(y + i)));
-        for (; i < n; i++) x[i] += y[i];
+        for (; i + 8 <= n; i += 8) Avx.Store(x + i, T.Round8(Avx.Add(Avx.LoadVector256(x + i), Avx.LoadVector256(y + i))));
+        for (; i < n; i++) x[i] = T.Round1(x[i] + y[i]);
     }
 }

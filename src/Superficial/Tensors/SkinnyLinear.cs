@@ -82,12 +82,12 @@ public static unsafe class SkinnyLinear
     }
 
     /// <summary>
-    /// y [rows, n] = x [rows, k] Wᵀ (+ bias) on raw F32 buffers and a contiguous F32 W [n, k] (k a multiple of 8, at most
-    /// <see cref="MaxRows"/> rows): the kernel without the tensor around it, for a caller that has already checked the
-    /// shapes (the fused decoding step).
+    /// y [rows, n] = x [rows, k] Wᵀ (+ bias) on raw F32 buffers and a contiguous F32 or BF16 W [n, k] (k a multiple of 8,
+    /// at most <see cref="MaxRows"/> rows), unrounded: the kernel without the tensor around it, for a caller that has
+    /// already checked the shapes (the fused decoding step).
     /// </summary>
-    internal static void Multiply(float* x, int rows, byte* w, float* bias, float* y, long n, long k) =>
-        Run(new Job((byte*)x, w, (byte*)bias, (byte*)y, rows, n, k, true));
+    internal static void Multiply(float* x, int rows, byte* w, float* bias, float* y, long n, long k, bool f32Weights) =>
+        Run(new Job((byte*)x, w, (byte*)bias, (byte*)y, rows, n, k, f32Weights));
 
     static void Run(in Job job)
     {
