@@ -4,10 +4,12 @@ using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Json.Nodes;
 using OpenAI.Chat;
+using Superficial.Generation;
 using Superficial.Models;
 using Superficial.Server;
 using Superficial.Serving;
 using Superficial.Text;
+using static TorchSharp.torch;
 
 namespace Superficial.Tests.Serving;
 
@@ -99,7 +101,25 @@ public class ServeProcessTests(ServerFixture f) : IClassFixture<ServerFixture>
         Assert.DoesNotContain("the cat sat", log);
     }
 
-    /// <summary>A wider model, so that a 120-token request holds its slot for a while.</summary>
+    /// <summary>
+    /// Leaves the logits alone and takes 5 ms per decoding step, so that a 120-token request holds its slot for at least
+    /// 0.6 s however fast decoding gets (a wider model did that until the fused decoding step made it 120 tokens in ~30 ms).
+    /// </summary>
+    sealed class Paced : ILogitTransform
+    {
+        public string Description => "5 ms per step";
+        public void CheckCompatible(CausalLM model) { }
+        public ILogitSession Begin(int batch, int capacity, IReadOnlyList<SidePrompt>? sidePrompts = null) => new Session();
+        sealed class Session : ILogitSession
+        {
+            public Tensor Apply(StepContext step, Tensor hidden, Tensor select, Tensor logits) { Thread.Sleep(5); return logits; }
+            public void KeepRows(Tensor rows) { }
+            public void Append(ILogitSession other) => other.Dispose();
+            public void Dispose() { }
+        }
+    }
+
+    /// <summary>A model whose 120-token request holds its slot for a while (<see cref="Paced"/>).</summary>
     sealed class Slow : IDisposable
     {
         public readonly TempDir Tmp = TestPaths.NewTempDir("slow");
@@ -113,7 +133,7 @@ public class ServeProcessTests(ServerFixture f) : IClassFixture<ServerFixture>
             TinyModels.WriteModel(Tmp.Path, seed: 40, hidden: 128, layers: 4);
             Model = CausalLM.Load(Tmp.Path);
             Tok = TextTokenizer.Load(Tmp.Path);
-            Engine = new ServingEngine([new ServedVariant("slow", Model, Tok)], new EngineLimits { MaxBatch = 1, MaxQueue = maxQueue });
+            Engine = new ServingEngine([new ServedVariant("slow", Model, Tok, new Paced())], new EngineLimits { MaxBatch = 1, MaxQueue = maxQueue });
             Server = OpenAiServer.StartAsync(Engine, new ServerOptions { Port = 0, Log = l => { lock (Log) Log.Add(l); } }).GetAwaiter().GetResult();
         }
         public void Dispose()
