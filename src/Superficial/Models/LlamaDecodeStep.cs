@@ -101,8 +101,8 @@ internal static unsafe class LlamaDecodeStep
             // y [b, n] = xs [b, kk] Wᵀ + bias, rounded to the compute dtype as the module path's Linear rounds it
             void Linear(float* xs, Tensor w, Tensor? bias, float* y, long n, long kk)
             {
-                float* bp = null;
-                if (bias is not null) { bp = biasBuf; T.Widen(Data(bias), bp, n); }
+                float* bp = bias is null ? null : T.IsF32 ? F(bias) : biasBuf;
+                if (bias is not null && !T.IsF32) T.Widen(Data(bias), bp, n);   // the kernel adds an F32 bias
                 SkinnyLinear.Multiply(xs, b, Data(w), bp, y, n, kk, T.IsF32);
                 T.Round(y, b * n);
             }
@@ -184,7 +184,7 @@ internal static unsafe class LlamaDecodeStep
     {
         public static bool IsF32 => true;
         public static int Bytes => 4;
-        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Load8(byte* p, long i) => Avx.LoadVector256((float*)p + i);
+        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Load8(byte* p, long i) => SkinnyLinear.F32Weights.Load8(p, i);
         [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Round8(Vector256<float> v) => v;
         [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Round1(float v) => v;
         public static void Widen(byte* src, float* dst, long n) => Buffer.MemoryCopy(src, dst, n * 4, n * 4);
@@ -198,7 +198,7 @@ internal static unsafe class LlamaDecodeStep
         public static bool IsF32 => false;
         public static int Bytes => 2;
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector256<float> Load8(byte* p, long i) => Avx2.ShiftLeftLogical(Avx2.ConvertToVector256Int32((ushort*)p + i), 16).AsSingle();
+        public static Vector256<float> Load8(byte* p, long i) => SkinnyLinear.Bf16Weights.Load8(p, i);
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector256<float> Round8(Vector256<float> v)
         {
@@ -288,8 +288,7 @@ internal static unsafe class LlamaDecodeStep
                 a2 = Fma.MultiplyAdd(qv, T.Load8(k2, j), a2);
                 a3 = Fma.MultiplyAdd(qv, T.Load8(k3, j), a3);
             }
-            var h = Avx.HorizontalAdd(Avx.HorizontalAdd(a0, a1), Avx.HorizontalAdd(a2, a3));
-            Sse.Store(scores + t, Sse.Multiply(Sse.Add(h.GetLower(), h.GetUpper()), sc4));
+            Sse.Store(scores + t, Sse.Multiply(SkinnyLinear.Sum4(a0, a1, a2, a3), sc4));
         }
         for (; t < s; t++)
         {

@@ -121,13 +121,13 @@ public static unsafe class SkinnyLinear
     }
 
     /// <summary>How a tile reads 8 consecutive weights of a row as F32 (the JIT specialises each tile per type).</summary>
-    interface IWeights
+    internal interface IWeights
     {
         static abstract int Bytes { get; }
         static abstract Vector256<float> Load8(byte* row, long j);
     }
 
-    readonly struct F32Weights : IWeights
+    internal readonly struct F32Weights : IWeights
     {
         public static int Bytes => 4;
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -135,7 +135,7 @@ public static unsafe class SkinnyLinear
     }
 
     /// <summary>BF16 is the top half of an F32: widen each 16-bit value to 32 bits and shift it up.</summary>
-    readonly struct Bf16Weights : IWeights
+    internal readonly struct Bf16Weights : IWeights
     {
         public static int Bytes => 2;
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -177,7 +177,7 @@ public static unsafe class SkinnyLinear
     /// order every tile uses.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static Vector128<float> Sum4(Vector256<float> a, Vector256<float> b, Vector256<float> c, Vector256<float> d)
+    internal static Vector128<float> Sum4(Vector256<float> a, Vector256<float> b, Vector256<float> c, Vector256<float> d)
     {
         var h = Avx.HorizontalAdd(Avx.HorizontalAdd(a, b), Avx.HorizontalAdd(c, d));
         return Sse.Add(h.GetLower(), h.GetUpper());
