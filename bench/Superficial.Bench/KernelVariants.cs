@@ -53,6 +53,47 @@ internal static class GemvVariants
 }
 
 
+/// <summary>
+/// SkinnyLinear's 8-lane (AVX2) tiles against its 16-lane (AVX-512) tiles, interleaved in one process, on the bench
+/// model's weight shapes at 1-64 rows: CPU µs per call, GB/s of weights and GFLOP/s, with the FMA peak of each width
+/// measured beside them (2 x 8 and 2 x 16 lanes per cycle where the CPU has full-width units).
+/// </summary>
+internal static class LaneVariants
+{
+    public static void Run(string[] args)
+    {
+        var dtype = args.Contains("--bf16") ? ScalarType.BFloat16 : ScalarType.Float32;
+        using var noGrad = no_grad();
+        Console.WriteLine($"FMA peak, one thread: 8 lanes {FmaPeak.Gflops(false):0.0} GFLOP/s, 16 lanes {(System.Runtime.Intrinsics.X86.Avx512F.IsSupported ? FmaPeak.Gflops(true) : 0):0.0} GFLOP/s");
+        bool wide = SkinnyLinear.Wide;
+        try
+        {
+            foreach (var b in new[] { 1, 4, 8, 16, 32, 64 })
+                foreach (var (n, k) in new (long n, long k)[] { (512, 512), (1536, 512), (512, 1536), (32000, 512) })
+                {
+                    if (b > (dtype == ScalarType.Float32 ? SkinnyLinear.MaxRows : SkinnyLinear.MaxRowsBf16)) continue;
+                    int copies = (int)Math.Max(1, 64_000_000 / (n * k * 4));   // > L3: weights stream from memory
+                    var ws = Enumerable.Range(0, copies).Select(_ => randn(n, k).to_type(dtype)).ToArray();
+                    var x = randn(b, k).to_type(dtype);
+                    var best = new[] { double.MaxValue, double.MaxValue };
+                    for (int r = 0; r < 15; r++)
+                        for (int v = 0; v < 2; v++)
+                        {
+                            SkinnyLinear.Wide = v == 1;
+                            double c0 = Measure.CpuSeconds();
+                            int calls = Math.Max(copies, 8);
+                            for (int i = 0; i < calls; i++) (SkinnyLinear.TryForward(x, ws[i % copies], null) ?? throw new InvalidOperationException("SkinnyLinear declined")).Dispose();
+                            best[v] = Math.Min(best[v], (Measure.CpuSeconds() - c0) / calls);
+                        }
+                    for (int v = 0; v < 2; v++)
+                        Console.WriteLine($"b={b,2} [{n}x{k}] {(v == 0 ? "8 lanes" : "16 lanes"),-9} {best[v] * 1e6,8:0} us  {n * k * (dtype == ScalarType.Float32 ? 4 : 2) / best[v] / 1e9,6:0.0} GB/s  {2.0 * b * n * k / best[v] / 1e9,6:0.0} GFLOP/s{(v == 1 ? $"  {best[0] / best[1]:0.00}x" : "")}");
+                    foreach (var t in ws) t.Dispose();
+                }
+        }
+        finally { SkinnyLinear.Wide = wide; }
+    }
+}
+
 internal static class FusionVariants
 {
     public static void Run(string[] args)

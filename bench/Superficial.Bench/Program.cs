@@ -7,7 +7,7 @@ using Superficial.Bench;
 //   ... -- seven-b [--layers 32] [--dir D] [--keep] [--threads N] [--max-memory 18GB]   (a random Llama-2-7B-shape BF16 pair through the CLI: peak memory, time per token)
 //   ... -- decode-profile [--bf16] [--rows 1x64,8x448]   (where a decoding step goes: whole step vs each part alone, CPU ms)
 //   ... -- scalar-race [--seconds 20]   (does this TorchSharp free a temporary Scalar while libtorch reads it? exit 1 if so)
-//   ... -- gemv-variants | fusion-variants | attention-variants | head-variants [--bf16]   (kernel choices, see KernelVariants.cs)
+//   ... -- gemv-variants | lane-variants | fusion-variants | attention-variants | head-variants [--bf16]   (kernel choices, see KernelVariants.cs)
 //   ... -- layout-variants   (whole decoding steps with the weights row- or column-major)
 Superficial.Tensors.OpenMpThreads.SleepWhenIdle(); // as the superficial command does, before libtorch loads
 var which = args.FirstOrDefault(a => !a.StartsWith("--") && !int.TryParse(a, out _)) ?? "all";
@@ -43,6 +43,7 @@ if (which is "roofline") { RooflineBench.Run(quick, args); return 0; }
 if (which is "decode-profile") { DecodeProfile.Run(args); return 0; }
 if (which is "scalar-race") return ScalarRace.Run(args);
 if (which is "gemv-variants") { GemvVariants.Run(args); return 0; }
+if (which is "lane-variants") { LaneVariants.Run(args); return 0; }
 if (which is "fusion-variants") { FusionVariants.Run(args); return 0; }
 if (which is "attention-variants") { AttentionVariants.Run(args); return 0; }
 if (which is "head-variants") { HeadVariants.Run(args); return 0; }

@@ -6,12 +6,31 @@ namespace Superficial.Tests.Tensors;
 /// <summary>
 /// The decoding-step linear kernel against float64 matmuls: every shape class it tiles (W rows in tiles of 4 and the
 /// rest, x rows in 3s, 2s and 1s, groups of 8, blocks of W rows), with and without bias, and its guarantee that a
-/// row's result does not depend on the rows beside it or on the thread split, bit for bit.
+/// row's result does not depend on the rows beside it or on the thread split, bit for bit. Each runs with the
+/// 16-lane tiles (where the CPU has AVX-512) and the 8-lane ones.
 /// </summary>
 public class SkinnyLinearTests
 {
     /// <summary>The kernel needs AVX2 and FMA; on other CPUs libtorch computes every linear and there is nothing to test.</summary>
     static bool Hardware => System.Runtime.Intrinsics.X86.Avx2.IsSupported && System.Runtime.Intrinsics.X86.Fma.IsSupported;
+
+    /// <summary>The tile widths this CPU runs: 8 lanes always, 16 where it has AVX-512.</summary>
+    static bool[] Widths => System.Runtime.Intrinsics.X86.Avx512F.IsSupported && System.Runtime.Intrinsics.X86.Avx512BW.IsSupported ? [false, true] : [false];
+
+    /// <summary>Runs <paramref name="body"/> once per tile width, restoring the default after.</summary>
+    static void ForEachWidth(Action<string> body)
+    {
+        bool before = SkinnyLinear.Wide;
+        try
+        {
+            foreach (bool wide in Widths)
+            {
+                SkinnyLinear.Wide = wide;
+                body(wide ? "16 lanes" : "8 lanes");
+            }
+        }
+        finally { SkinnyLinear.Wide = before; }
+    }
 
     static (Tensor x, Tensor w, Tensor b) Operands(long rows, long n, long k, int seed)
     {
@@ -43,14 +62,17 @@ public class SkinnyLinearTests
         if (!Hardware) return;
         var (x, w, b) = Operands(rows, n, k, rows * 1000 + n);
         using var want = x.to_type(ScalarType.Float64).matmul(w.to_type(ScalarType.Float64).t());
-        foreach (var bias in new[] { null, b })
+        ForEachWidth(width =>
         {
-            using var y = Run(x, w, bias);
-            Assert.Equal(new long[] { rows, n }, y.shape);
-            using var expected = bias is null ? want.clone() : want + bias.to_type(ScalarType.Float64);
-            double err = (y.to_type(ScalarType.Float64) - expected).abs().max().item<double>();
-            Assert.True(err < 2e-5 * Math.Sqrt(k), $"rows {rows}, [{n} x {k}], bias {bias is not null}: max error {err:E2}");
-        }
+            foreach (var bias in new[] { null, b })
+            {
+                using var y = Run(x, w, bias);
+                Assert.Equal(new long[] { rows, n }, y.shape);
+                using var expected = bias is null ? want.clone() : want + bias.to_type(ScalarType.Float64);
+                double err = (y.to_type(ScalarType.Float64) - expected).abs().max().item<double>();
+                Assert.True(err < 2e-5 * Math.Sqrt(k), $"{width}, rows {rows}, [{n} x {k}], bias {bias is not null}: max error {err:E2}");
+            }
+        });
     }
 
     [Fact]
@@ -75,12 +97,17 @@ public class SkinnyLinearTests
     {
         if (!Hardware) return;
         var (x, w, b) = Operands(SkinnyLinear.MaxRows, 1030, 256, 11);
+        ForEachWidth(width => Independent(x, w, b, width));
+    }
+
+    static void Independent(Tensor x, Tensor w, Tensor b, string width)
+    {
         using var all = Run(x, w, b);
         foreach (int rows in new[] { 1, 2, 3, 7, 8, 9, 16, 33 })
             for (int start = 0; start + rows <= SkinnyLinear.MaxRows; start += 29)
             {
                 using var part = Run(x.narrow(0, start, rows), w, b);
-                Assert.True(part.equal(all.narrow(0, start, rows)).all().item<bool>(), $"rows {start}..{start + rows - 1} decoded {rows} at a time differ from the full batch");
+                Assert.True(part.equal(all.narrow(0, start, rows)).all().item<bool>(), $"{width}: rows {start}..{start + rows - 1} decoded {rows} at a time differ from the full batch");
             }
         Assert.True(OpenMpThreads.IdleThreadsSleep, "TestSetup sets OMP_WAIT_POLICY=PASSIVE as the command does; without it the kernel keeps to one thread and the split is not tested");
         int threads = get_num_threads();
@@ -90,7 +117,7 @@ public class SkinnyLinearTests
             {
                 set_num_threads(t);
                 using var split = Run(x, w, b);
-                Assert.True(split.equal(all).all().item<bool>(), $"{t} threads differ from one");
+                Assert.True(split.equal(all).all().item<bool>(), $"{width}: {t} threads differ from one");
             }
         }
         finally { set_num_threads(threads); }
@@ -104,21 +131,41 @@ public class SkinnyLinearTests
     {
         if (!Hardware) return;
         var (x, w, b) = Operands(rows, n, k, 5);
-        var (xh, wh, bh) = (x.to_type(ScalarType.BFloat16), w.to_type(ScalarType.BFloat16), b.to_type(ScalarType.BFloat16));
-        using var y = Run(xh, wh, bh);
-        Assert.Equal(ScalarType.BFloat16, y.dtype);
-        // the exact sum of the BF16 operands' products, plus the bias, rounded to BF16 once
-        using var exact = xh.to_type(ScalarType.Float64).matmul(wh.to_type(ScalarType.Float64).t()) + bh.to_type(ScalarType.Float64);
-        using var rounded = exact.to_type(ScalarType.BFloat16);
-        double ulp = Math.Pow(2, -7);   // BF16 keeps 8 significant bits: results may differ from the exact rounding by one unit
-        using var diff = (y.to_type(ScalarType.Float64) - rounded.to_type(ScalarType.Float64)).abs();
-        using var allowed = exact.abs().mul(ulp).add(1e-6);
-        Assert.True(diff.le(allowed).all().item<bool>(), $"rows {rows}, [{n} x {k}]: max error {diff.max().item<double>():E2}");
-        using var lib = nn.functional.linear(xh, wh, bh);
-        Assert.True(y.to_type(ScalarType.Float32).allclose(lib.to_type(ScalarType.Float32), rtol: 2 * ulp, atol: 1e-3));
-        using var all = Run(xh.narrow(0, 0, rows), wh, bh);
-        using var one = Run(xh.narrow(0, rows - 1, 1), wh, bh);
-        Assert.True(one.equal(all.narrow(0, rows - 1, 1)).all().item<bool>(), "a BF16 row's result depends on the rows beside it");
+        ForEachWidth(width =>
+        {
+            var (xh, wh, bh) = (x.to_type(ScalarType.BFloat16), w.to_type(ScalarType.BFloat16), b.to_type(ScalarType.BFloat16));
+            using var y = Run(xh, wh, bh);
+            Assert.Equal(ScalarType.BFloat16, y.dtype);
+            // the exact sum of the BF16 operands' products, plus the bias, rounded to BF16 once
+            using var exact = xh.to_type(ScalarType.Float64).matmul(wh.to_type(ScalarType.Float64).t()) + bh.to_type(ScalarType.Float64);
+            using var rounded = exact.to_type(ScalarType.BFloat16);
+            double ulp = Math.Pow(2, -7);   // BF16 keeps 8 significant bits: results may differ from the exact rounding by one unit
+            using var diff = (y.to_type(ScalarType.Float64) - rounded.to_type(ScalarType.Float64)).abs();
+            using var allowed = exact.abs().mul(ulp).add(1e-6);
+            Assert.True(diff.le(allowed).all().item<bool>(), $"{width}, rows {rows}, [{n} x {k}]: max error {diff.max().item<double>():E2}");
+            using var lib = nn.functional.linear(xh, wh, bh);
+            Assert.True(y.to_type(ScalarType.Float32).allclose(lib.to_type(ScalarType.Float32), rtol: 2 * ulp, atol: 1e-3));
+            using var all = Run(xh.narrow(0, 0, rows), wh, bh);
+            using var one = Run(xh.narrow(0, rows - 1, 1), wh, bh);
+            Assert.True(one.equal(all.narrow(0, rows - 1, 1)).all().item<bool>(), $"{width}: a BF16 row's result depends on the rows beside it");
+        });
+    }
+
+    [Fact]
+    public void SixteenLaneTilesRunWhereTheCpuHasThem()
+    {
+        if (Widths.Length < 2) return;
+        Assert.True(SkinnyLinear.Wide || Environment.GetEnvironmentVariable("SUPERFICIAL_LINEAR") == "avx2", "AVX-512 is present but the 16-lane tiles are off");
+        var (x, w, b) = Operands(9, 260, 512, 13);
+        Tensor? narrow = null, wide = null;
+        ForEachWidth(width => { if (width == "8 lanes") narrow = Run(x, w, b); else wide = Run(x, w, b); });
+        // the two sum each product's lanes in another order: some bit differs, and no more than rounding
+        Assert.False(narrow!.equal(wide!).all().item<bool>(), "16-lane results equal the 8-lane ones bit for bit: the wide tiles did not run");
+        Assert.True(narrow.allclose(wide, rtol: 1e-5, atol: 1e-5));
+        // k not a multiple of 16 keeps the 8-lane tiles whatever the setting
+        var (x8, w8, b8) = Operands(5, 64, 24, 17);
+        ForEachWidth(width => { if (width == "8 lanes") narrow = Run(x8, w8, b8); else wide = Run(x8, w8, b8); });
+        Assert.True(narrow.equal(wide).all().item<bool>());
     }
 
     [Fact]
