@@ -1,5 +1,6 @@
 using Superficial.Generation;
 using Superficial.Models;
+using Superficial.Tensors;
 using Superficial.Text;
 using static TorchSharp.torch;
 
@@ -128,6 +129,7 @@ internal sealed class ExtractionDecoder : IDisposable
     {
         var logits = model.Logits(last);
         if (logits.shape[1] > vocab) logits = logits.narrow(1, 0, vocab);
+        if (model.Device.type == TorchSharp.DeviceType.CPU && ChooseOnHost(batch, logits.to_type(ScalarType.Float32)) is Tensor picked) return picked;
         var (vals, ids) = logits.to_type(ScalarType.Float32).topk(topK, 1, largest: true, sorted: true);
         var dev = model.Device;
         var slotT = tensor(batch.Select(r => (long)r.Slot).ToArray(), ScalarType.Int64).to(dev);
@@ -135,6 +137,31 @@ internal sealed class ExtractionDecoder : IDisposable
         topLogits.index_put_(vals, slotT, stepT);
         topIds.index_put_(ids.to_type(ScalarType.Int32), slotT, stepT);
         return logits.argmax(-1);
+    }
+
+    /// <summary>
+    /// On the CPU: each row's top-k written straight into its slot's buffers by <see cref="TopK.Row"/>, whose first
+    /// entry is the greedy token (argmax's first maximum), so no separate argmax, index_put or [n, k] temporaries.
+    /// Null when a row holds a NaN (libtorch's topk and argmax, which rank NaN first, decide then).
+    /// </summary>
+    unsafe Tensor? ChooseOnHost(IReadOnlyList<Row> batch, Tensor logits)
+    {
+        if (logits.stride(1) != 1) return null;
+        long rowStride = logits.stride(0);
+        float* src = (float*)SkinnyLinear.Data(logits);
+        float* vals = (float*)SkinnyLinear.Data(topLogits);
+        int* ids = (int*)SkinnyLinear.Data(topIds);
+        long steps = topLogits.shape[1];
+        var chosen = new long[batch.Count];
+        for (int i = 0; i < batch.Count; i++)
+        {
+            long at = (batch[i].Slot * steps + batch[i].Generated.Count) * topK;
+            if (!TopK.Row(new ReadOnlySpan<float>(src + i * rowStride, vocab), new Span<float>(vals + at, topK), new Span<int>(ids + at, topK)))
+                return null;
+            chosen[i] = ids[at];
+        }
+        GC.KeepAlive(logits);
+        return tensor(chosen, ScalarType.Int64);
     }
 
     /// <summary>Appends each row's token and finishes the rows that stopped; returns the indices of those still running.</summary>
