@@ -54,6 +54,24 @@ public static unsafe class SkinnyLinear
         Environment.GetEnvironmentVariable("SUPERFICIAL_LINEAR") != "avx2";
 
     /// <summary>
+    /// Whether F32 products of more than <see cref="MaxRows"/> rows (a prompt's prefill, the base model's teacher-forced
+    /// forward, a scored continuation) also go to the kernel, <see cref="MaxRows"/> rows at a time: where its tiles are
+    /// 16 lanes wide and libtorch's F32 GEMM is not. libtorch's MKL runs 16-lane code on Intel CPUs only; on this
+    /// project's AMD machines it stays at 8 lanes (85 GFLOP/s on one core, whatever MKL_ENABLE_INSTRUCTIONS says),
+    /// where the kernel at 64 rows reaches 105-150. On an Intel CPU MKL keeps them.
+    /// </summary>
+    public static bool ManyRows => Wide && !GenuineIntel;
+
+    static readonly bool GenuineIntel = X86Base.IsSupported && Vendor() == "GenuineIntel";
+
+    static string Vendor()
+    {
+        var (_, b, c, d) = X86Base.CpuId(0, 0);
+        Span<int> v = [b, d, c];
+        return System.Text.Encoding.ASCII.GetString(MemoryMarshal.AsBytes(v));
+    }
+
+    /// <summary>
     /// x Wᵀ + b as a new tensor [..., n] when the kernel applies: x [..., k] and W [n, k] both F32 (at most
     /// <see cref="MaxRows"/> rows) or both BF16 (at most <see cref="MaxRowsBf16"/>) on the CPU, W contiguous, k a
     /// multiple of 8, no gradient wanted. Null otherwise (use libtorch). BF16 is computed as libtorch does: products
@@ -73,7 +91,8 @@ public static unsafe class SkinnyLinear
         var xs = new long[xd];
         long rows = 1;
         for (int i = 0; i < xd - 1; i++) rows *= xs[i] = x.size(i);
-        if (rows < 1 || rows > (dtype == ScalarType.Float32 ? MaxRows : MaxRowsBf16) || !w.is_contiguous()) return null;
+        long most = dtype != ScalarType.Float32 ? MaxRowsBf16 : ManyRows && k % 16 == 0 ? long.MaxValue : MaxRows;
+        if (rows < 1 || rows > most || !w.is_contiguous()) return null;
         if (bias is not null && (bias.dtype != dtype || bias.device_type != DeviceType.CPU || bias.numel() != n || !bias.is_contiguous())) return null;
         if (is_grad_enabled() && (x.requires_grad || w.requires_grad || bias?.requires_grad == true)) return null;
 
@@ -100,6 +119,11 @@ public static unsafe class SkinnyLinear
 
     static void Run(in Job job)
     {
+        if (job.Rows > MaxRows)
+        {
+            for (int r0 = 0; r0 < job.Rows; r0 += MaxRows) Run(job.RowRange(r0, Math.Min(MaxRows, job.Rows - r0)));
+            return;
+        }
         int threads = OpenMpThreads.IdleThreadsSleep ? (int)Math.Min(get_num_threads(), job.N / 64) : 1;
         if (threads <= 1 || !KernelThreads.TryRun(job, threads)) job.RunPart(0, 1);
     }
@@ -114,11 +138,14 @@ public static unsafe class SkinnyLinear
     {
         readonly float* X = (float*)x, Bias = (float*)bias, Y = (float*)y;
         readonly byte* W = w;
-        readonly int Rows = rows;
+        public readonly int Rows = rows;
         public readonly long N = n;
         readonly long K = k;
         readonly bool F32 = f32;
         readonly bool Wide16 = Wide && k % 16 == 0;
+
+        /// <summary>Rows [r0, r0 + count) of this job.</summary>
+        public Job RowRange(int r0, int count) => new((byte*)(X + r0 * K), W, (byte*)Bias, (byte*)(Y + r0 * N), count, N, K, F32);
 
         /// <summary>Part <paramref name="part"/> of <paramref name="parts"/>: a contiguous range of W rows, 4-aligned.</summary>
         public void RunPart(int part, int parts)
