@@ -152,6 +152,26 @@ public class SkinnyLinearTests
     }
 
     [Fact]
+    public void PrefillSizedProductsGo64RowsAtATimeWhereLibtorchIsNarrower()
+    {
+        if (!SkinnyLinear.ManyRows) return;
+        var (x, w, b) = Operands(200, 300, 512, 19);
+        using var y = Run(x, w, b);
+        using var want = x.to_type(ScalarType.Float64).matmul(w.to_type(ScalarType.Float64).t()) + b.to_type(ScalarType.Float64);
+        double err = (y.to_type(ScalarType.Float64) - want).abs().max().item<double>();
+        Assert.True(err < 2e-5 * Math.Sqrt(512), $"200 rows: max error {err:E2}");
+        // each row as it would be alone: a prompt's prefill gives the same bits whatever the batch
+        foreach (var (start, rows) in new[] { (0, 1), (63, 2), (64, 64), (130, 70) })
+        {
+            using var part = Run(x.narrow(0, start, rows), w, b);
+            Assert.True(part.equal(y.narrow(0, start, rows)).all().item<bool>(), $"rows {start}..{start + rows - 1} alone differ from the 200-row product");
+        }
+        using var x3 = x.view(4, 50, 512);                     // [batch, positions, hidden] as a prefill passes it
+        using var y3 = Run(x3, w, b);
+        Assert.True(y3.view(200, 300).equal(y).all().item<bool>());
+    }
+
+    [Fact]
     public void SixteenLaneTilesRunWhereTheCpuHasThem()
     {
         if (Widths.Length < 2) return;
@@ -174,7 +194,14 @@ public class SkinnyLinearTests
         var (x, w, b) = Operands(4, 16, 32, 3);
         using (no_grad())
         {
-            Assert.Null(SkinnyLinear.TryForward(randn(SkinnyLinear.MaxRows + 1, 32), w, b));      // prefill-sized
+            bool wide = SkinnyLinear.Wide;
+            try
+            {
+                SkinnyLinear.Wide = false;                                                          // 8-lane tiles: prefill stays with libtorch
+                Assert.Null(SkinnyLinear.TryForward(randn(SkinnyLinear.MaxRows + 1, 32), w, b));
+            }
+            finally { SkinnyLinear.Wide = wide; }
+            if (SkinnyLinear.ManyRows) Assert.Null(SkinnyLinear.TryForward(randn(SkinnyLinear.MaxRows + 1, 24), randn(16, 24), null));   // k not a multiple of 16
             Assert.Null(SkinnyLinear.TryForward(randn(SkinnyLinear.MaxRowsBf16 + 1, 32).to_type(ScalarType.BFloat16), w.to_type(ScalarType.BFloat16), null));
             Assert.Null(SkinnyLinear.TryForward(x, w.to_type(ScalarType.BFloat16), null));                  // mixed dtypes
             Assert.Null(SkinnyLinear.TryForward(randn(4, 12), randn(16, 12), null));              // k not a multiple of 8
