@@ -2,7 +2,7 @@ using Superficial.Bench;
 
 // Benchmarks: each prints throughput as a fraction of the F32 matmul peak measured in the same run.
 //   dotnet run -c Release --project bench/Superficial.Bench -- <foundation|method|transfer|toxicity|serve|all> [--quick]
-//   ... -- roofline [--bf16] [--batch N] [--quick] [--no-profile]   (extraction, decode, training vs the measured matmul peak and bandwidth)
+//   ... -- roofline [--bf16] [--batch N] [--quick] [--no-profile | --profile-only] [--profile-batch N]   (extraction, decode, training vs the measured matmul peak and bandwidth)
 //   ... -- identity [FOLDER] [--gb 1]   (model identity over every weight byte vs a plain read)
 //   ... -- seven-b [--layers 32] [--dir D] [--keep] [--threads N] [--max-memory 18GB]   (a random Llama-2-7B-shape BF16 pair through the CLI: peak memory, time per token)
 //   ... -- decode-profile [--bf16] [--rows 1x64,8x448]   (where a decoding step goes: whole step vs each part alone, CPU ms)

@@ -168,6 +168,11 @@ internal static class RooflineBench
         var settings = new List<(string Label, int? Batch, int RoofBatch)> { ("batch 1", 1, 1), ("batch 8", 8, 8) };
         if (chosen is int cb) settings.Add(($"batch {cb}", cb, cb));
         else if (defaultProp is null) settings.Add(("default batch (from the memory budget)", null, prompts.Count));
+        if (args.Contains("--profile-only"))
+        {
+            Profile(baseDir, alignedDir, prompts, dtype, maxNew, topK, Arg(args, "--profile-batch") ?? 8);
+            return;
+        }
         foreach (var (label, batch, roofBatch) in settings)
         {
             double best = double.MaxValue, bestCpu = double.MaxValue;
@@ -251,7 +256,7 @@ internal static class RooflineBench
             Row("head training (F32)", n / best, "positions/s", roof, l, $"{n} positions, 1 epoch + held-out pass, batch 1000, best of {reps}; {ByCpu(n, bestCpu, roof, "positions/s")}");
         }
 
-        if (!args.Contains("--no-profile")) Profile(baseDir, alignedDir, prompts, dtype, maxNew, topK, 8);
+        if (!args.Contains("--no-profile")) Profile(baseDir, alignedDir, prompts, dtype, maxNew, topK, Arg(args, "--profile-batch") ?? 8);
         Console.WriteLine($"\nload average at end {Load()}");
     }
 
@@ -285,6 +290,7 @@ internal static class RooflineBench
         });
         Time("load both models", () => { CausalLM.Load(baseDir, dtype).Dispose(); CausalLM.Load(alignedDir, dtype).Dispose(); });
         Time("model identity (hash, cached)", () => { ModelIdentity.Of(baseDir); ModelIdentity.Of(alignedDir); });
+        Time("load both tokenizers", () => { TextTokenizer.Load(baseDir); TextTokenizer.Load(alignedDir); });
         using var baseModel = CausalLM.Load(baseDir, dtype);
         using var aligned = CausalLM.Load(alignedDir, dtype);
         var tok = TextTokenizer.Load(alignedDir);
@@ -329,9 +335,9 @@ internal static class RooflineBench
         double decode = times["aligned decoding alone (argmax, host copy of the ids)"], withTopK = times["aligned decoding + top-k + host copies per step"];
         foreach (var (k, v) in times) Console.WriteLine($"  {k,-66} {v,7:0.000} s  {v / whole,5:P0}");
         Console.WriteLine($"  {"=> top-k + host copies per step (difference)",-66} {withTopK - decode,7:0.000} s  {(withTopK - decode) / whole,5:P0}");
-        double accounted = times["load both models"] + times["model identity (hash, cached)"] + withTopK + times["base teacher-forced forward"]
+        double accounted = times["load both models"] + times["model identity (hash, cached)"] + times["load both tokenizers"] + withTopK + times["base teacher-forced forward"]
                            + times["shard assembling + writing (F16 hidden, top-k ids + logits)"];
-        Console.WriteLine($"  {"=> rest (tokenising, manifest, prompt checks, lists)",-66} {whole - accounted,7:0.000} s  {(whole - accounted) / whole,5:P0}");
+        Console.WriteLine($"  {"=> rest (encoding prompts, manifest, checks, lists)",-66} {whole - accounted,7:0.000} s  {(whole - accounted) / whole,5:P0}");
     }
 
     /// <summary>What extraction's observer does each step: top-k of [n, vocab] as F32, both copied to the host as arrays.</summary>
