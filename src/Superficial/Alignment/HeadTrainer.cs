@@ -127,7 +127,8 @@ public static class HeadTrainer
             var t = a is null ? hc.matmul(v!.t()) : null;                 // [c, r] for the low-rank head
             var hp = a is not null ? hc + hc.matmul(a.t()) : hc + t!.matmul(u!.t());
             var z = buffer.narrow(0, 0, c);
-            z.addmm_(hp, w.t(), beta: 0, alpha: 1);                        // student logits, in place
+            // student logits, in place: through the linear kernel where it outruns libtorch's GEMM (see SkinnyLinear.ManyRows)
+            if (!(SkinnyLinear.ManyRows && SkinnyLinear.TryInto(hp, w, z))) z.addmm_(hp, w.t(), beta: 0, alpha: 1);
             Tensor? capSlope = null;
             if (softcap is double cap)
             {

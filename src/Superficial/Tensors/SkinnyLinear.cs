@@ -110,6 +110,27 @@ public static unsafe class SkinnyLinear
     }
 
     /// <summary>
+    /// y = x Wᵀ written into <paramref name="y"/> [rows, n] (contiguous F32, e.g. a preallocated buffer) where the
+    /// kernel takes the product: x [rows, k] and W [n, k] F32 on the CPU, both contiguous, k a multiple of 8 (and of 16
+    /// above <see cref="MaxRows"/> rows, which need <see cref="ManyRows"/>), no gradient wanted. False, and y
+    /// untouched, otherwise. Head training's logits (a chunk's rows x vocab, into its reused buffer) use it.
+    /// </summary>
+    public static bool TryInto(Tensor x, Tensor w, Tensor y)
+    {
+        if (!Enabled || x.dtype != ScalarType.Float32 || w.dtype != ScalarType.Float32 || y.dtype != ScalarType.Float32) return false;
+        if (x.device_type != DeviceType.CPU || w.device_type != DeviceType.CPU || y.device_type != DeviceType.CPU) return false;
+        if (x.dim() != 2 || w.dim() != 2 || y.dim() != 2) return false;
+        long rows = x.size(0), k = x.size(1), n = w.size(0);
+        if (rows < 1 || k == 0 || k % 8 != 0 || w.size(1) != k || n == 0 || y.size(0) != rows || y.size(1) != n) return false;
+        if (rows > (ManyRows && k % 16 == 0 ? long.MaxValue : MaxRows)) return false;
+        if (!x.is_contiguous() || !w.is_contiguous() || !y.is_contiguous()) return false;
+        if (is_grad_enabled() && (x.requires_grad || w.requires_grad || y.requires_grad)) return false;
+        Run(new Job(Data(x), Data(w), null, Data(y), (int)rows, n, k, true));
+        GC.KeepAlive(x); GC.KeepAlive(w); GC.KeepAlive(y);
+        return true;
+    }
+
+    /// <summary>
     /// y [rows, n] = x [rows, k] Wᵀ (+ bias) on raw F32 buffers and a contiguous F32 or BF16 W [n, k] (k a multiple of 8,
     /// at most <see cref="MaxRows"/> rows), unrounded: the kernel without the tensor around it, for a caller that has
     /// already checked the shapes (the fused decoding step).

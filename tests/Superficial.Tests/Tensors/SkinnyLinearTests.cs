@@ -172,6 +172,31 @@ public class SkinnyLinearTests
     }
 
     [Fact]
+    public void WritesIntoAPreallocatedBufferWhatTryForwardComputes()
+    {
+        if (!Hardware) return;
+        var (x, w, _) = Operands(100, 300, 512, 23);
+        using var buffer = full(128, 300, float.NaN);
+        using var z = buffer.narrow(0, 0, 100);
+        bool took = SkinnyLinear.TryInto(x, w, z);
+        Assert.Equal(SkinnyLinear.ManyRows, took);          // 100 rows: only where prefill-sized products go to the kernel
+        if (took)
+        {
+            using var y = Run(x, w, null);
+            Assert.True(z.equal(y).all().item<bool>());
+            Assert.True(buffer.narrow(0, 100, 28).isnan().all().item<bool>(), "wrote past its rows");
+        }
+        using var x5 = x.narrow(0, 0, 5);
+        using var small = empty(5, 300);
+        Assert.True(SkinnyLinear.TryInto(x5, w, small));
+        using var y5 = Run(x5, w, null);
+        Assert.True(small.equal(y5).all().item<bool>());
+        Assert.False(SkinnyLinear.TryInto(x5, w, empty(300, 5).t()));       // y not contiguous
+        Assert.False(SkinnyLinear.TryInto(x5, w, empty(5, 299)));           // y of the wrong shape
+        Assert.False(SkinnyLinear.TryInto(x5, w.t().contiguous().t(), small)); // W not row-major
+    }
+
+    [Fact]
     public void SixteenLaneTilesRunWhereTheCpuHasThem()
     {
         if (Widths.Length < 2) return;
