@@ -11,9 +11,11 @@ namespace Superficial.Tensors;
 /// y = x Wᵀ + b for the few rows of a decoding step, on an x86 CPU with AVX2 and FMA: F32 up to <see cref="MaxRows"/>
 /// rows, BF16 up to <see cref="MaxRowsBf16"/>. libtorch's F32 GEMM reads W at 17-18 GB/s for one row and reaches 37
 /// GFLOP/s at 8 rows on this project's machines, where this kernel streams W at the memory bandwidth (40-45 GB/s, one
-/// thread) and computes 8-64 rows of the LM head at 85-100 GFLOP/s; for BF16 weights at one row it reads the LM head 1.7x faster
-/// (bench: <c>gemv-variants [--bf16]</c>). Everything else (training, prefill, GPUs, other CPUs) stays with libtorch:
-/// <see cref="TryForward"/> returns null there.
+/// thread) and computes 8-64 rows of the LM head at 85-100 GFLOP/s with 8-lane tiles, up to 150 with 16-lane ones
+/// (<see cref="Wide"/>); for BF16 weights at one row it reads the LM head 1.7x faster (bench: <c>gemv-variants
+/// [--bf16]</c>, <c>lane-variants</c>). Where its tiles are 16 lanes wide and libtorch's GEMM is not
+/// (<see cref="ManyRows"/>), F32 products of any row count (prefill) come here too. Everything else (training's
+/// gradients, GPUs, other CPUs) stays with libtorch: <see cref="TryForward"/> returns null there.
 /// <para>
 /// How: W [n, k] row-major is read in tiles of 4 rows; each tile is multiplied with 1-3 rows of x at a time, one
 /// 8-lane F32 accumulator per (W row, x row) pair, and the 8 lanes are summed in one fixed order. So every output
@@ -47,7 +49,7 @@ public static unsafe class SkinnyLinear
     /// <summary>
     /// Whether tiles use 16-lane vectors (AVX-512) on W whose rows are a multiple of 16 long: where the CPU executes
     /// them at full width (this project's machines: 2 x 16-lane FMAs per cycle, 205 GFLOP/s on one core against 102
-    /// with 8 lanes), the steps of 8 rows and more run up to twice as fast. A matrix's results then differ from the
+    /// with 8 lanes), products of 8-64 rows run 1.04-1.7x as fast (<c>lane-variants</c>). A matrix's results then differ from the
     /// 8-lane tiles' in the order its lanes are summed, never with the batch. SUPERFICIAL_LINEAR=avx2 keeps 8 lanes.
     /// </summary>
     public static bool Wide { get; set; } = Avx512F.IsSupported && Avx512BW.IsSupported &&
