@@ -129,8 +129,9 @@ internal sealed class ExtractionDecoder : IDisposable
     {
         var logits = model.Logits(last);
         if (logits.shape[1] > vocab) logits = logits.narrow(1, 0, vocab);
-        if (model.Device.type == TorchSharp.DeviceType.CPU && ChooseOnHost(batch, logits.to_type(ScalarType.Float32)) is Tensor picked) return picked;
-        var (vals, ids) = logits.to_type(ScalarType.Float32).topk(topK, 1, largest: true, sorted: true);
+        var f32 = logits.to_type(ScalarType.Float32);
+        if (model.Device.type == TorchSharp.DeviceType.CPU && ChooseOnHost(batch, f32) is Tensor picked) return picked;
+        var (vals, ids) = f32.topk(topK, 1, largest: true, sorted: true);
         var dev = model.Device;
         var slotT = tensor(batch.Select(r => (long)r.Slot).ToArray(), ScalarType.Int64).to(dev);
         var stepT = tensor(batch.Select(r => (long)r.Generated.Count).ToArray(), ScalarType.Int64).to(dev);

@@ -93,8 +93,7 @@ public static unsafe class SkinnyLinear
         var xs = new long[xd];
         long rows = 1;
         for (int i = 0; i < xd - 1; i++) rows *= xs[i] = x.size(i);
-        long most = dtype != ScalarType.Float32 ? MaxRowsBf16 : ManyRows && k % 16 == 0 ? long.MaxValue : MaxRows;
-        if (rows < 1 || rows > most || !w.is_contiguous()) return null;
+        if (rows < 1 || rows > MostRows(dtype == ScalarType.Float32, k) || !w.is_contiguous()) return null;
         if (bias is not null && (bias.dtype != dtype || bias.device_type != DeviceType.CPU || bias.numel() != n || !bias.is_contiguous())) return null;
         if (is_grad_enabled() && (x.requires_grad || w.requires_grad || bias?.requires_grad == true)) return null;
 
@@ -111,6 +110,9 @@ public static unsafe class SkinnyLinear
         using (y) return y.to_type(ScalarType.BFloat16);
     }
 
+    /// <summary>The most rows a product with rows of length <paramref name="k"/> may have here: any count where 16-lane F32 tiles take prefill.</summary>
+    static long MostRows(bool f32, long k) => !f32 ? MaxRowsBf16 : ManyRows && k % 16 == 0 ? long.MaxValue : MaxRows;
+
     /// <summary>
     /// y = x Wᵀ written into <paramref name="y"/> [rows, n] (contiguous F32, e.g. a preallocated buffer) where the
     /// kernel takes the product: x [rows, k] and W [n, k] F32 on the CPU, both contiguous, k a multiple of 8 (and of 16
@@ -124,7 +126,7 @@ public static unsafe class SkinnyLinear
         if (x.dim() != 2 || w.dim() != 2 || y.dim() != 2) return false;
         long rows = x.size(0), k = x.size(1), n = w.size(0);
         if (rows < 1 || k == 0 || k % 8 != 0 || w.size(1) != k || n == 0 || y.size(0) != rows || y.size(1) != n) return false;
-        if (rows > (ManyRows && k % 16 == 0 ? long.MaxValue : MaxRows)) return false;
+        if (rows > MostRows(true, k)) return false;
         if (!x.is_contiguous() || !w.is_contiguous() || !y.is_contiguous()) return false;
         if (is_grad_enabled() && (x.requires_grad || w.requires_grad || y.requires_grad)) return false;
         Run(new Job(Data(x), Data(w), null, Data(y), (int)rows, n, k, true));
