@@ -9,21 +9,23 @@ namespace Superficial.Tensors;
 
 /// <summary>
 /// y = x Wᵀ + b for the few rows of a decoding step, on an x86 CPU with AVX2 and FMA: F32 up to <see cref="MaxRows"/>
-/// rows, BF16 up to <see cref="MaxRowsBf16"/>. libtorch's F32 GEMM reads W at 17-18 GB/s for one row and reaches 37
-/// GFLOP/s at 8 rows on this project's machines, where this kernel streams W at the memory bandwidth (40-45 GB/s, one
-/// thread) and computes 8-64 rows of the LM head at 85-100 GFLOP/s with 8-lane tiles, up to 150 with 16-lane ones
+/// rows, BF16 up to <see cref="MaxRowsBf16"/>. libtorch's F32 GEMM reads W at 12-17 GB/s for one row and reaches 37-45
+/// GFLOP/s at 16 rows on this project's machines, where this kernel reads W for one row at 26-30 GB/s, close to a
+/// plain read of the same bytes (one thread), and computes 8-64 rows of the LM head at 85-100 GFLOP/s with 8-lane tiles, up to 150 with 16-lane ones
 /// (<see cref="Wide"/>); for BF16 weights at one row it reads the LM head 1.7x faster (bench: <c>gemv-variants
 /// [--bf16]</c>, <c>lane-variants</c>). Where its tiles are 16 lanes wide and libtorch's GEMM is not
 /// (<see cref="ManyRows"/>), F32 products of any row count (prefill) come here too. Everything else (training's
 /// gradients, GPUs, other CPUs) stays with libtorch: <see cref="TryForward"/> returns null there.
 /// <para>
-/// How: W [n, k] row-major is read in tiles of 4 rows; each tile is multiplied with 1-3 rows of x at a time, one
-/// 8-lane F32 accumulator per (W row, x row) pair, and the 8 lanes are summed in one fixed order. So every output
-/// element is computed by the same operations whatever the batch, the tile or the thread split: a row's result does
-/// not depend on the rows decoded beside it, bit for bit (tested). W rows are walked in blocks that stay in L2 while
-/// each group of at most 8 x rows passes over them, and the first group prefetches the next tile while it computes,
-/// so at a few rows the weights stream from memory once, at the bandwidth, and at more rows the arithmetic runs from
-/// cache. BF16 weights are widened to F32 as they are read.
+/// How: W [n, k] row-major is read in tiles of 4 rows; each tile is multiplied with 1-3 rows of x at a time (1-4 with
+/// 16 lanes), one F32 accumulator per (W row, x row) pair, and the lanes are summed in one fixed order. So every
+/// output element is computed by the same operations whatever the batch, the tile or the thread split: a row's result
+/// does not depend on the rows decoded beside it, bit for bit (tested). W rows are walked in blocks that stay in L2
+/// while each group of at most 8 x rows passes over them, and the first group prefetches the next tile while it
+/// computes, so at a few rows the weights stream from memory once and at more rows the arithmetic runs from cache. A
+/// single x row (batch-1 decoding) instead walks W one row at a time, in memory order: one stream, which the CPU's
+/// prefetchers follow better than a tile's four (1.25-1.4x, F32 and BF16). BF16 weights are widened to F32 as they
+/// are read.
 /// </para>
 /// Threads: as many as libtorch uses on the calling thread (<c>--threads</c>), each taking a contiguous range of W
 /// rows, on dedicated threads that allocate nothing (see <see cref="KernelThreads"/>); only where libtorch's idle
@@ -215,6 +217,14 @@ public static unsafe class SkinnyLinear
     static void Run<TW>(float* x, byte* w, float* bias, float* y, int rows, long n, long k, long n0, long n1, bool wide) where TW : struct, IWeights
     {
         long stride = k * TW.Bytes;                           // bytes per W row
+        if (rows == 1)
+        {
+            // One x row: W is read in order, a row at a time, one sequential stream that the CPU's prefetchers follow
+            // at about the memory's read bandwidth (1.25-1.4x the pace of the 4-row tiles' four streams, gemv-variants).
+            if (wide) for (long r = n0; r < n1; r++) Wide1x1<TW>(x, w + r * stride, bias, y, r, k);
+            else for (long r = n0; r < n1; r++) Tile1x1<TW>(x, w + r * stride, bias, y, r, k);
+            return;
+        }
         long block = Math.Max(4, (131072 / stride) & ~3L);    // W rows per block: about 128 KB, which stays in L2
         int groups = (rows + 7) / 8;                          // x rows in groups of at most 8, each passing over the block (16 measured no faster)
         for (long rb = n0; rb < n1; rb += block)
@@ -339,7 +349,7 @@ public static unsafe class SkinnyLinear
         Store4(y + 2 * n, bias, r, Sum4(c0, c1, c2, c3));
     }
 
-    /// <summary>The rows of W past the last whole tile of 4, one (W row, x row) pair at a time, summed in the same order.</summary>
+    /// <summary>One (W row, x row) pair, summed in the tiles' order: the rows past the last whole tile of 4, and every row for a single x row.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void Tile1x1<TW>(float* x, byte* w, float* bias, float* y, long r, long k) where TW : struct, IWeights
     {

@@ -4,8 +4,8 @@ using static TorchSharp.torch;
 namespace Superficial.Tests.Tensors;
 
 /// <summary>
-/// The decoding-step linear kernel against float64 matmuls: every shape class it tiles (W rows in tiles of 4 and the
-/// rest, x rows in 3s, 2s and 1s, groups of 8, blocks of W rows), with and without bias, and its guarantee that a
+/// The decoding-step linear kernel against float64 matmuls: every shape class it tiles (a single x row walking W a row
+/// at a time; W rows in tiles of 4 and the rest, x rows in 4s, 3s, 2s and 1s, groups of 8, blocks of W rows), with and without bias, and its guarantee that a
 /// row's result does not depend on the rows beside it or on the thread split, bit for bit. Each runs with the
 /// 16-lane tiles (where the CPU has AVX-512) and the 8-lane ones.
 /// </summary>
@@ -118,6 +118,8 @@ public class SkinnyLinearTests
                 set_num_threads(t);
                 using var split = Run(x, w, b);
                 Assert.True(split.equal(all).all().item<bool>(), $"{width}: {t} threads differ from one");
+                using var one = Run(x.narrow(0, 5, 1), w, b);   // one row walks W a row at a time, split the same way
+                Assert.True(one.equal(all.narrow(0, 5, 1)).all().item<bool>(), $"{width}: one row on {t} threads differs from the batch");
             }
         }
         finally { set_num_threads(threads); }
