@@ -12,6 +12,8 @@ public class SafeTensorsTests
     {
         ["f32"] = tensor(new float[] { 1.5f, -2.25f, 3e-8f, float.MaxValue }, [2, 2]),
         ["f64"] = tensor(new double[] { Math.PI, -1e300 }),
+        ["f64 line"] = arange(8, ScalarType.Float64),                 // 64 bytes: one cache line
+        ["f32 lines"] = arange(32, ScalarType.Float32).reshape(2, 16), // 128 bytes
         ["bf16"] = tensor(new float[] { 1f, -0.5f, 3.140625f }).to_type(ScalarType.BFloat16),
         ["f16"] = tensor(new float[] { 65504f, -0.000061035156f, 0.5f }).to_type(ScalarType.Float16),
         ["i64"] = tensor(new long[] { long.MinValue, 7, long.MaxValue }),
@@ -43,9 +45,12 @@ public class SafeTensorsTests
         // BF16 -> F32 conversion is torch's (exact: bf16 is truncated f32)
         using var asF32 = f.Load("bf16", ScalarType.Float32);
         Assert.Equal(new[] { 1f, -0.5f, 3.140625f }, asF32.data<float>().ToArray());
-        // the header is padded to 8 bytes, so data starts aligned
+        // the header is padded so the data starts at a multiple of 64 bytes: each tensor of whole cache lines stays 64-aligned
         var bytes = File.ReadAllBytes(tmp.File("a.safetensors"));
-        Assert.Equal(0UL, BitConverter.ToUInt64(bytes, 0) % 8);
+        Assert.Equal(0UL, (8 + BitConverter.ToUInt64(bytes, 0)) % 64);
+        Assert.Contains(f.Entries, e => e.ByteLength % 64 != 0);   // the sample has tensors of both kinds
+        foreach (var e in f.Entries)
+            if (e.ByteLength % 64 == 0) Assert.True(e.Begin % 64 == 0, $"{e.Name} starts at byte {e.Begin}");
     }
 
     [Fact]

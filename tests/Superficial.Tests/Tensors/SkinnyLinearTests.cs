@@ -125,6 +125,34 @@ public class SkinnyLinearTests
         finally { set_num_threads(threads); }
     }
 
+    [Fact]
+    public void ARowsBitsDoNotDependOnWhereWStartsInMemory()
+    {
+        if (!Hardware) return;
+        // one row walks W in memory order where W's rows start cache lines, and goes by the tiles elsewhere (e.g. a
+        // checkpoint mapped from a file whose header leaves the data 8 bytes past a line): the same sums either way
+        foreach (var dtype in new[] { ScalarType.Float32, ScalarType.BFloat16 })
+        {
+            var (x, w, b) = Operands(SkinnyLinear.MaxRowsBf16, 130, 512, 13);
+            (x, w, b) = (x.to_type(dtype), w.to_type(dtype), b.to_type(dtype));
+            using var storage = empty(w.numel() + 4, dtype);
+            var shifted = storage.narrow(0, 2, w.numel()).view(w.shape);   // 4 (BF16) or 8 (F32) bytes past a line
+            shifted.copy_(w);
+            Assert.True(shifted.is_contiguous());
+            ForEachWidth(width =>
+            {
+                using var all = Run(x, w, b);
+                for (int r = 0; r < SkinnyLinear.MaxRowsBf16; r++)
+                {
+                    using var aligned = Run(x.narrow(0, r, 1), w, b);
+                    using var off = Run(x.narrow(0, r, 1), shifted, b);
+                    Assert.True(aligned.equal(all.narrow(0, r, 1)).all().item<bool>(), $"{width} {dtype}: row {r} alone differs from the batch");
+                    Assert.True(off.equal(aligned).all().item<bool>(), $"{width} {dtype}: row {r} differs with W off a cache line");
+                }
+            });
+        }
+    }
+
     [Theory]
     [InlineData(1, 37, 64)]
     [InlineData(2, 256, 512)]
