@@ -217,13 +217,16 @@ public static unsafe class SkinnyLinear
     static void Run<TW>(float* x, byte* w, float* bias, float* y, int rows, long n, long k, long n0, long n1, bool wide) where TW : struct, IWeights
     {
         long stride = k * TW.Bytes;                           // bytes per W row
-        if (rows == 1 && ((nint)(w + n0 * stride) & 63) == 0 && stride % 64 == 0)
+        bool lines = stride % 64 == 0, onLine = ((nint)(w + n0 * stride) & 63) == 0;
+        if (rows == 1 && lines && (wide || onLine))
         {
             // One x row: W is read in order, a row at a time, one sequential stream that the CPU's prefetchers follow
-            // at about the memory's read bandwidth (1.1-1.4x the pace of the 4-row tiles' four streams). Only where
-            // every row starts a cache line: else each load straddles two lines and the tiles, which prefetch the
-            // next tile, are faster (28 against 38 GB/s). Same sums either way.
-            if (wide) for (long r = n0; r < n1; r++) Wide1x1<TW>(x, w + r * stride, bias, y, r, k);
+            // at about the memory's read bandwidth (1.1-1.4x the pace of the 4-row tiles' four streams). Where the
+            // rows do not start cache lines (a checkpoint mapped from a file whose header ends mid-line), unaligned
+            // loads would straddle two lines each and run slower than the tiles; the 16-lane walk then loads whole
+            // lines and shifts them into place (Walk16Shifted), and the 8-lane one leaves it to the tiles. Same sums.
+            if (!onLine) Walk16Shifted<TW>(x, w + n0 * stride, bias, y, n0, n1, k);
+            else if (wide) for (long r = n0; r < n1; r++) Wide1x1<TW>(x, w + r * stride, bias, y, r, k);
             else for (long r = n0; r < n1; r++) Tile1x1<TW>(x, w + r * stride, bias, y, r, k);
             return;
         }
@@ -444,14 +447,76 @@ public static unsafe class SkinnyLinear
         Store4(y + 3 * n, bias, r, Sum4(Fold(d0), Fold(d1), Fold(d2), Fold(d3)));
     }
 
+    /// <summary>
+    /// One x row over W rows [r0, r1) starting at <paramref name="w"/>, which is not on a cache line but whose rows are
+    /// whole lines long: each step loads the next aligned 64-byte line and takes the row's 16 F32 (or 32 BF16) values
+    /// out of it and the line before with one two-register permute, so no load straddles lines. The values, and so
+    /// the sums (<see cref="Wide1x1{TW}"/>'s order), are the unaligned loads' exactly. The first load reads the bytes
+    /// of W's first line before W, the last the bytes of its last line after W: never another line, so never another
+    /// page.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void Walk16Shifted<TW>(float* x, byte* w, float* bias, float* y, long r0, long r1, long k) where TW : struct, IWeights
+    {
+        int past = (int)((nint)w & 63);                       // bytes from the line's start to W's
+        byte* line = w - past;
+        if (TW.Bytes == 4)
+        {
+            var take = Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15) + Vector512.Create(past / 4);
+            var prev = Avx512F.LoadAlignedVector512((float*)line);
+            for (long r = r0; r < r1; r++)
+            {
+                Vector512<float> a = default;
+                for (long j = 0; j < k; j += 16)
+                {
+                    line += 64;
+                    var next = Avx512F.LoadAlignedVector512((float*)line);
+                    a = Avx512F.FusedMultiplyAdd(Avx512F.PermuteVar16x32x2(prev, take, next), Avx512F.LoadVector512(x + j), a);
+                    prev = next;
+                }
+                Finish1(a, bias, y, r);
+            }
+        }
+        else
+        {
+            var take = Vector512.Create((ushort)0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22,
+                23, 24, 25, 26, 27, 28, 29, 30, 31) + Vector512.Create((ushort)(past / 2));
+            var prev = Avx512BW.LoadAlignedVector512((ushort*)line);
+            for (long r = r0; r < r1; r++)
+            {
+                Vector512<float> a = default;
+                for (long j = 0; j < k; j += 32)
+                {
+                    line += 64;
+                    var next = Avx512BW.LoadAlignedVector512((ushort*)line);
+                    var v = Avx512BW.PermuteVar32x16x2(prev, take, next);   // the row's 32 BF16 values from j on
+                    a = Avx512F.FusedMultiplyAdd(WidenBf16(v.GetLower()), Avx512F.LoadVector512(x + j), a);
+                    a = Avx512F.FusedMultiplyAdd(WidenBf16(v.GetUpper()), Avx512F.LoadVector512(x + j + 16), a);
+                    prev = next;
+                }
+                Finish1(a, bias, y, r);
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector512<float> WidenBf16(Vector256<ushort> v) => Avx512F.ShiftLeftLogical(Avx512F.ConvertToVector512Int32(v), 16).AsSingle();
+
+    /// <summary>y[r] from one pair's accumulator, summed in the tiles' order (+ bias[r]).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Finish1(Vector512<float> a, float* bias, float* y, long r)
+    {
+        var f = Fold(a);
+        float s = Sum4(f, f, f, f).ToScalar();
+        y[r] = bias != null ? s + bias[r] : s;
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void Wide1x1<TW>(float* x, byte* w, float* bias, float* y, long r, long k) where TW : struct, IWeights
     {
         Vector512<float> a = default;
         for (long j = 0; j < k; j += 16) a = Avx512F.FusedMultiplyAdd(TW.Load16(w, j), Avx512F.LoadVector512(x + j), a);
-        var f = Fold(a);
-        float s = Sum4(f, f, f, f).ToScalar();
-        y[r] = bias != null ? s + bias[r] : s;
+        Finish1(a, bias, y, r);
     }
 }
 

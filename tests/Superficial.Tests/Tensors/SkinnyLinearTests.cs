@@ -129,26 +129,40 @@ public class SkinnyLinearTests
     public void ARowsBitsDoNotDependOnWhereWStartsInMemory()
     {
         if (!Hardware) return;
-        // one row walks W in memory order where W's rows start cache lines, and goes by the tiles elsewhere (e.g. a
-        // checkpoint mapped from a file whose header leaves the data 8 bytes past a line): the same sums either way
+        // one row walks W in memory order: with plain loads where W's rows start cache lines, with whole lines shifted
+        // into place (16 lanes) or by the tiles (8 lanes) where they do not, e.g. a checkpoint mapped from a file whose
+        // header leaves the data 8 bytes past a line. The same sums every way, at every offset within a line.
         foreach (var dtype in new[] { ScalarType.Float32, ScalarType.BFloat16 })
         {
             var (x, w, b) = Operands(SkinnyLinear.MaxRowsBf16, 130, 512, 13);
             (x, w, b) = (x.to_type(dtype), w.to_type(dtype), b.to_type(dtype));
-            using var storage = empty(w.numel() + 4, dtype);
-            var shifted = storage.narrow(0, 2, w.numel()).view(w.shape);   // 4 (BF16) or 8 (F32) bytes past a line
-            shifted.copy_(w);
-            Assert.True(shifted.is_contiguous());
+            int perLine = dtype == ScalarType.Float32 ? 16 : 32;
+            using var storage = empty(w.numel() + perLine, dtype);
             ForEachWidth(width =>
             {
                 using var all = Run(x, w, b);
-                for (int r = 0; r < SkinnyLinear.MaxRowsBf16; r++)
+                for (int offset = 0; offset < perLine; offset++)
                 {
-                    using var aligned = Run(x.narrow(0, r, 1), w, b);
-                    using var off = Run(x.narrow(0, r, 1), shifted, b);
-                    Assert.True(aligned.equal(all.narrow(0, r, 1)).all().item<bool>(), $"{width} {dtype}: row {r} alone differs from the batch");
-                    Assert.True(off.equal(aligned).all().item<bool>(), $"{width} {dtype}: row {r} differs with W off a cache line");
+                    var shifted = storage.narrow(0, offset, w.numel()).view(w.shape);
+                    shifted.copy_(w);
+                    Assert.True(shifted.is_contiguous());
+                    for (int r = 0; r < SkinnyLinear.MaxRowsBf16; r++)
+                    {
+                        using var one = Run(x.narrow(0, r, 1), shifted, b);
+                        Assert.True(one.equal(all.narrow(0, r, 1)).all().item<bool>(), $"{width} {dtype}: row {r} with W {offset} elements past a line differs from the batch");
+                    }
                 }
+                // and split over two threads (each walks its own range of W rows from the middle of a line)
+                var off = storage.narrow(0, 3, w.numel()).view(w.shape);
+                off.copy_(w);
+                int threads = get_num_threads();
+                try
+                {
+                    set_num_threads(2);
+                    using var split = Run(x.narrow(0, 1, 1), off, b);
+                    Assert.True(split.equal(all.narrow(0, 1, 1)).all().item<bool>(), $"{width} {dtype}: one row on 2 threads with W off a line differs");
+                }
+                finally { set_num_threads(threads); }
             });
         }
     }
