@@ -11,9 +11,9 @@ namespace Superficial.Tensors;
 /// y = x Wᵀ + b for the few rows of a decoding step, on an x86 CPU with AVX2 and FMA: F32 up to <see cref="MaxRows"/>
 /// rows, BF16 up to <see cref="MaxRowsBf16"/>. libtorch's F32 GEMM reads W at 12-17 GB/s for one row and reaches 37-45
 /// GFLOP/s at 16 rows on this project's machines, where this kernel reads W for one row at 26-30 GB/s, close to a
-/// plain read of the same bytes (one thread), and computes 8-64 rows of the LM head at 85-100 GFLOP/s with 8-lane tiles, up to 150 with 16-lane ones
-/// (<see cref="Wide"/>); for BF16 weights at one row it reads the LM head 1.7x faster (bench: <c>gemv-variants
-/// [--bf16]</c>, <c>lane-variants</c>). Where its tiles are 16 lanes wide and libtorch's GEMM is not
+/// plain read of the same bytes (one thread), and computes 8-64 rows of the LM head at 85-100 GFLOP/s with 8-lane
+/// tiles, up to 150 with 16-lane ones (<see cref="Wide"/>); for BF16 weights at one row it reads the LM head 1.7x
+/// faster (bench: <c>gemv-variants [--bf16]</c>, <c>lane-variants</c>). Where its tiles are 16 lanes wide and libtorch's GEMM is not
 /// (<see cref="ManyRows"/>), F32 products of any row count (prefill) come here too. Everything else (training's
 /// gradients, GPUs, other CPUs) stays with libtorch: <see cref="TryForward"/> returns null there.
 /// <para>
@@ -24,8 +24,8 @@ namespace Superficial.Tensors;
 /// while each group of at most 8 x rows passes over them, and the first group prefetches the next tile while it
 /// computes, so at a few rows the weights stream from memory once and at more rows the arithmetic runs from cache. A
 /// single x row (batch-1 decoding) instead walks W one row at a time, in memory order: one stream, which the CPU's
-/// prefetchers follow better than a tile's four (1.25-1.4x, F32 and BF16). BF16 weights are widened to F32 as they
-/// are read.
+/// prefetchers follow better than a tile's four (1.25-1.4x, F32 and BF16), with whole-line loads where W's rows start
+/// mid-line (<see cref="Walk16Shifted{TW}"/>). BF16 weights are widened to F32 as they are read.
 /// </para>
 /// Threads: as many as libtorch uses on the calling thread (<c>--threads</c>), each taking a contiguous range of W
 /// rows, on dedicated threads that allocate nothing (see <see cref="KernelThreads"/>); only where libtorch's idle
