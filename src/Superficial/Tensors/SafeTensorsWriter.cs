@@ -21,7 +21,7 @@ public static class SafeTensorsWriter
         var list = tensors.ToList();
         var dup = list.GroupBy(t => t.Key).FirstOrDefault(g => g.Count() > 1);
         if (dup is not null) throw new ArgumentException($"{path}: tensor name \"{dup.Key}\" given twice.");
-        var ordered = list.OrderBy(t => t.Value.numel() * t.Value.element_size() % 64 == 0 ? 0 : 1)
+        var ordered = list.OrderBy(t => Bytes(t.Value) % 64 == 0 ? 0 : 1)
             .ThenByDescending(t => DTypes.SizeOf(DTypes.FromTorch(t.Value.dtype))).ThenBy(t => t.Key, StringComparer.Ordinal).ToList();
         var header = new JsonObject();
         if (metadata is { Count: > 0 })
@@ -31,7 +31,7 @@ public static class SafeTensorsWriter
         foreach (var (name, t) in ordered)
         {
             var dtype = DTypes.FromTorch(t.dtype);
-            long bytes = t.numel() * DTypes.SizeOf(dtype);
+            long bytes = Bytes(t);
             header[name] = new JsonObject
             {
                 ["dtype"] = DTypes.Name(dtype),
@@ -51,6 +51,9 @@ public static class SafeTensorsWriter
             foreach (var (_, t) in ordered) WriteData(fs, t);
         });
     }
+
+    /// <summary>A tensor's bytes in the file.</summary>
+    static long Bytes(Tensor t) => t.numel() * DTypes.SizeOf(DTypes.FromTorch(t.dtype));
 
     static void WriteData(Stream fs, Tensor t)
     {

@@ -13,9 +13,9 @@ namespace Superficial.Tensors;
 /// GFLOP/s at 16 rows on this project's machines, where this kernel reads W for one row at 26-30 GB/s, close to a
 /// plain read of the same bytes (one thread), and computes 8-64 rows of the LM head at 85-100 GFLOP/s with 8-lane
 /// tiles, up to 150 with 16-lane ones (<see cref="Wide"/>); for BF16 weights at one row it reads the LM head 1.7x
-/// faster (bench: <c>gemv-variants [--bf16]</c>, <c>lane-variants</c>). Where its tiles are 16 lanes wide and libtorch's GEMM is not
-/// (<see cref="ManyRows"/>), F32 products of any row count (prefill) come here too. Everything else (training's
-/// gradients, GPUs, other CPUs) stays with libtorch: <see cref="TryForward"/> returns null there.
+/// faster (bench: <c>gemv-variants [--bf16]</c>, <c>lane-variants</c>). Where its tiles are 16 lanes wide and
+/// libtorch's GEMM is not (<see cref="ManyRows"/>), F32 products of any row count (prefill) come here too. Everything
+/// else (training's gradients, GPUs, other CPUs) stays with libtorch: <see cref="TryForward"/> returns null there.
 /// <para>
 /// How: W [n, k] row-major is read in tiles of 4 rows; each tile is multiplied with 1-3 rows of x at a time (1-4 with
 /// 16 lanes), one F32 accumulator per (W row, x row) pair, and the lanes are summed in one fixed order. So every
@@ -208,8 +208,7 @@ public static unsafe class SkinnyLinear
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector256<float> Load8(byte* row, long j) => Avx2.ShiftLeftLogical(Avx2.ConvertToVector256Int32((ushort*)row + j), 16).AsSingle();
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector512<float> Load16(byte* row, long j) =>
-            Avx512F.ShiftLeftLogical(Avx512F.ConvertToVector512Int32(Avx.LoadVector256((ushort*)row + j)), 16).AsSingle();
+        public static Vector512<float> Load16(byte* row, long j) => WidenBf16(Avx.LoadVector256((ushort*)row + j));
     }
 
     /// <summary>y[b, r] = Σ_j x[b, j] w[r, j] (+ bias[r]) for b &lt; rows and W rows r in [n0, n1).</summary>
@@ -360,6 +359,13 @@ public static unsafe class SkinnyLinear
     {
         Vector256<float> a = default;
         for (long j = 0; j < k; j += 8) a = Fma.MultiplyAdd(TW.Load8(w, j), Avx.LoadVector256(x + j), a);
+        Finish1(a, bias, y, r);
+    }
+
+    /// <summary>y[r] from one pair's 8-lane accumulator, its lanes summed in the tiles' order (+ bias[r]).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Finish1(Vector256<float> a, float* bias, float* y, long r)
+    {
         float s = Sum4(a, a, a, a).ToScalar();
         y[r] = bias != null ? s + bias[r] : s;
     }
@@ -499,17 +505,13 @@ public static unsafe class SkinnyLinear
         }
     }
 
+    /// <summary>16 BF16 values as F32 (each the top half of its F32).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static Vector512<float> WidenBf16(Vector256<ushort> v) => Avx512F.ShiftLeftLogical(Avx512F.ConvertToVector512Int32(v), 16).AsSingle();
 
-    /// <summary>y[r] from one pair's accumulator, summed in the tiles' order (+ bias[r]).</summary>
+    /// <summary>y[r] from one pair's 16-lane accumulator: folded to 8 lanes, then as <see cref="Finish1(Vector256{float}, float*, float*, long)"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void Finish1(Vector512<float> a, float* bias, float* y, long r)
-    {
-        var f = Fold(a);
-        float s = Sum4(f, f, f, f).ToScalar();
-        y[r] = bias != null ? s + bias[r] : s;
-    }
+    static void Finish1(Vector512<float> a, float* bias, float* y, long r) => Finish1(Fold(a), bias, y, r);
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void Wide1x1<TW>(float* x, byte* w, float* bias, float* y, long r, long k) where TW : struct, IWeights
