@@ -93,22 +93,28 @@ public class EngineTests : IDisposable
     [Fact]
     public void StreamedTokensAreTheResultsTokensAndCancellationFreesTheSlot()
     {
-        using var engine = new ServingEngine([new ServedVariant("v", large, tok)], new EngineLimits { MaxBatch = 1, MaxQueue = 4 });
+        var gate = new GateTransform();
+        gate.Release.Set();
+        using var engine = new ServingEngine([new ServedVariant("v", large, tok, gate)], new EngineLimits { MaxBatch = 1, MaxQueue = 4 });
         var p = new EngineRequest("v", new EncodedPrompt(tok.Encode("the cat")), new GenerationOptions { MaxNewTokens = 6, StopIds = [] });
         var first = engine.Submit(p);
         var streamed = new List<int>();
         Task.Run(async () => { await foreach (var t in first.Tokens.ReadAllAsync()) streamed.Add(t); }).Wait(TimeSpan.FromSeconds(30));
         Assert.Equal(first.Completion.Result.TokenIds, streamed);
 
-        // one slot: a long request holds it until its client cancels; the next one then runs
+        // one slot: a long request holds it (the gate keeps it inside a step) until its client cancels; the next one then runs
+        gate.Release.Reset();
+        gate.Entered.Reset();
         using var cts = new CancellationTokenSource();
         var longOne = engine.Submit(p with { Options = p.Options with { MaxNewTokens = 200 } }, cts.Token);
-        Assert.True(longOne.Tokens.WaitToReadAsync().AsTask().Wait(TimeSpan.FromSeconds(30)));
+        Assert.True(gate.Entered.Wait(TimeSpan.FromSeconds(30)), "the long request never started");
         var next = engine.Submit(p);
         cts.Cancel();
+        gate.Release.Set();
         Assert.True(next.Completion.Wait(TimeSpan.FromSeconds(30)));
         Assert.ThrowsAny<OperationCanceledException>(() => longOne.Completion.GetAwaiter().GetResult());
         Assert.True(longOne.Completion.IsCanceled);
+        Assert.True(longOne.Completion.IsCompleted && next.Completion.Result.TokenIds.Count == 6);
     }
 
     [Fact]
@@ -129,20 +135,43 @@ public class EngineTests : IDisposable
         Assert.Contains("256 positions", tooLong.Message);
     }
 
+    /// <summary>Holds the engine inside a step until released: a request stays running for as long as a test needs.</summary>
+    sealed class GateTransform : ILogitTransform, ILogitSession
+    {
+        public readonly ManualResetEventSlim Entered = new(), Release = new();
+        public string Description => "gate (test)";
+        public void CheckCompatible(CausalLM model) { }
+        public ILogitSession Begin(int batch, int capacity, IReadOnlyList<SidePrompt>? sidePrompts = null) => this;
+        public Tensor Apply(StepContext step, Tensor hidden, Tensor select, Tensor logits)
+        {
+            Entered.Set();
+            Release.Wait(TimeSpan.FromSeconds(60));
+            return logits;
+        }
+        public void KeepRows(Tensor rows) { }
+        public void Append(ILogitSession other) { }
+        public void Dispose() { }
+    }
+
     [Fact]
     public void FullQueueUnknownModelAndLimitsAreRefused()
     {
-        using var engine = new ServingEngine([new ServedVariant("v", large, tok)], new EngineLimits { MaxBatch = 1, MaxQueue = 1, MaxNewTokens = 50 });
+        var gate = new GateTransform();
+        using var engine = new ServingEngine([new ServedVariant("v", large, tok), new ServedVariant("held", large, tok, gate)],
+            new EngineLimits { MaxBatch = 1, MaxQueue = 1, MaxNewTokens = 50 });
         var p = new EngineRequest("v", new EncodedPrompt(tok.Encode("the cat")), new GenerationOptions { MaxNewTokens = 50, StopIds = [] });
         Assert.Equal("model", Assert.Throws<RequestRejectedException>(() => engine.Submit(p with { Variant = "nope" })).Param);
         Assert.Equal("max_tokens", Assert.Throws<RequestRejectedException>(() => engine.Submit(p with { Options = p.Options with { MaxNewTokens = 51 } })).Param);
         Assert.Equal("superficial.alpha", Assert.Throws<RequestRejectedException>(() => engine.Submit(p with { Alpha = 2 })).Param);
+        // one request holds the only slot (the gate keeps it inside its first step), one waits, the next is refused:
+        // no timing involved, so a fast machine cannot finish the first before the third arrives
         using var cts = new CancellationTokenSource();
-        var running = engine.Submit(p, cts.Token);
-        Assert.True(running.Tokens.WaitToReadAsync().AsTask().Wait(TimeSpan.FromSeconds(30))); // it holds the slot
+        var running = engine.Submit(p with { Variant = "held" }, cts.Token);
+        Assert.True(gate.Entered.Wait(TimeSpan.FromSeconds(30)), "the held request never started");
         var waitingOne = engine.Submit(p, cts.Token);
-        Assert.Throws<QueueFullException>(() => engine.Submit(p));
+        Assert.Contains("1 waiting", Assert.Throws<QueueFullException>(() => engine.Submit(p)).Message);
         cts.Cancel();
+        gate.Release.Set();
         var drain = engine.DrainAsync();
         Assert.True(drain.Wait(TimeSpan.FromSeconds(30)));
         Assert.Throws<EngineClosedException>(() => engine.Submit(p));

@@ -62,7 +62,7 @@ public class ServeProcessTests(ServerFixture f) : IClassFixture<ServerFixture>
     {
         using var slow = new TempDir("slow-serve");
         TinyModels.WriteModel(slow.Path, seed: 41, hidden: 128, layers: 4);
-        using (var h = new Superficial.Alignment.SuperficialHead(TorchSharp.torch.randn(128, 128) * 0.1, TinyModels.Vocab) { BaseModel = Superficial.Models.ModelIdentity.Of(slow.Path) }) h.Save(slow.File("head.safetensors"));
+        using (var h = new Superficial.Alignment.SuperficialHead(TorchSharp.torch.randn(128, 128, generator: new TorchSharp.torch.Generator(41)) * 0.1, TinyModels.Vocab) { BaseModel = Superficial.Models.ModelIdentity.Of(slow.Path) }) h.Save(slow.File("head.safetensors"));
         using var p = Start("serve", "--model", slow.Path, "--name", "base+head", "--head", slow.File("head.safetensors"), "--port", "0", "--max-batch", "1", "--drain-seconds", "60");
         var err = p.StandardError.ReadToEndAsync();
         string? line;
