@@ -156,6 +156,42 @@ internal static class AttentionVariants
             using var m = Superficial.Models.CausalLMAttention.Attend(q, layers[0].Item1, layers[0].Item2, mask);
             Console.WriteLine($"b={b,2} ctx {ctx}: 8 layers fused kernel {bf * 1e3:0.000} ms, two bmm {bm * 1e3:0.000} ms, ratio {bm / bf:0.00}; max diff {(f - m).abs().max().to_type(ScalarType.Float32).item<float>():E1}");
         }
+        if (dtype == ScalarType.Float32 && System.Runtime.Intrinsics.X86.Fma.IsSupported) FusedStepFromMemory();
+    }
+
+    /// <summary>
+    /// The fused decoding step's attention (LlamaDecodeStep.Attend) over one sequence's cache of the bench model (8
+    /// layers x 8 heads of 64), read from memory: five copies of the cache in turn, so each call finds it cold, as a
+    /// decoding step does after streaming the weights. GB/s of keys and values read.
+    /// </summary>
+    static unsafe void FusedStepFromMemory()
+    {
+        const int hd = 64, heads = 64;
+        Console.WriteLine("fused step's attention, one sequence, 64 heads of 64, keys and values from memory (5 copies in turn), best of 20:");
+        foreach (var s in new[] { 96, 480, 992 })
+        {
+            int cap = s + 32;
+            var copies = Enumerable.Range(0, 5).Select(_ => (randn(heads, cap, hd), randn(heads, cap, hd))).ToArray();
+            using var q = randn(heads, hd);
+            using var mask = ones(s, ScalarType.Bool);
+            var scores = new float[s];
+            var o = new float[heads * hd];
+            double best = double.MaxValue;
+            for (int r = 0; r < 20; r++)
+            {
+                var (k, v) = copies[r % copies.Length];
+                byte* kp = Superficial.Tensors.SkinnyLinear.Data(k), vp = Superficial.Tensors.SkinnyLinear.Data(v), mp = Superficial.Tensors.SkinnyLinear.Data(mask);
+                float* qp = (float*)Superficial.Tensors.SkinnyLinear.Data(q);
+                long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
+                fixed (float* sc = scores) fixed (float* op = o)
+                    for (int h = 0; h < heads; h++)
+                        Superficial.Models.LlamaDecodeStep.Attend<Superficial.Models.LlamaDecodeStep.F32>(qp + h * hd, kp + (long)h * cap * hd * 4,
+                            vp + (long)h * cap * hd * 4, mp, s, hd, 0.125f, sc, op + h * hd);
+                best = Math.Min(best, System.Diagnostics.Stopwatch.GetElapsedTime(t0).TotalSeconds);
+            }
+            foreach (var (k, v) in copies) { k.Dispose(); v.Dispose(); }
+            Console.WriteLine($"  context {s}: {best * 1e3:0.000} ms, {2.0 * heads * s * hd * 4 / best / 1e9:0.0} GB/s");
+        }
     }
 }
 

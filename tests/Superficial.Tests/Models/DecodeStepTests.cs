@@ -50,8 +50,8 @@ public class DecodeStepTests
         finally { LlamaDecodeStep.Enabled = was; }
     }
 
-    // head dims 16 and 40: the attention's 32-wide value chunks and its 8-wide remainder
-    public static TheoryData<int, bool, int> Shapes => new() { { 4, false, 64 }, { 2, true, 64 }, { 1, false, 64 }, { 2, true, 160 } };
+    // head dims 16, 40 and 104: the attention's 64- and 32-wide passes over the values and its 8-wide remainder
+    public static TheoryData<int, bool, int> Shapes => new() { { 4, false, 64 }, { 2, true, 64 }, { 1, false, 64 }, { 2, true, 160 }, { 2, false, 416 } };
 
     [Fact]
     public void Bf16FusedStepMatchesTheModulePathsRounding()
