@@ -107,10 +107,13 @@ public sealed class TextTokenizer
             return new TextTokenizer(TokenizerKind.SentencePieceBpe, path, model, null, null, HfDecoder.SentencePiece(proto.AddDummyPrefix),
                 specials, config, null, null, ids);
         }
-        var vocab = new Dictionary<string, int>(StringComparer.Ordinal);
-        for (int id = 0; id < proto.Pieces.Count; id++) vocab.TryAdd(proto.Pieces[id].Piece, id);
-        var unk = proto.UnkId >= 0 && proto.UnkId < proto.Pieces.Count ? proto.Pieces[proto.UnkId].Piece : null;
-        var bpe = new BpeModel(vocab, proto.ExtractMerges(vocab), unk, proto.ByteFallback, fuseUnk: true, ignoreMerges: false, path);
+        var bpe = TokenModelCache.GetOrBuild(path, "sentencepiece-bpe", () =>
+        {
+            var vocab = new Dictionary<string, int>(StringComparer.Ordinal);
+            for (int id = 0; id < proto.Pieces.Count; id++) vocab.TryAdd(proto.Pieces[id].Piece, id);
+            var unk = proto.UnkId >= 0 && proto.UnkId < proto.Pieces.Count ? proto.Pieces[proto.UnkId].Piece : null;
+            return new BpeModel(vocab, proto.ExtractMerges(vocab), unk, proto.ByteFallback, fuseUnk: true, ignoreMerges: false, path);
+        });
         HfNormalizer? normalizer = null;
         HfPreTokenizer? pre = null;
         bool prefix = config.AddPrefixSpace ?? proto.AddDummyPrefix;
@@ -179,25 +182,28 @@ public sealed class TextTokenizer
             if (!string.IsNullOrEmpty(JsonRead.Str(modelJson, f, where)))
                 throw new TokenizerFormatException($"{where}: '{f}' is not supported (causal-LM BPE tokenizers leave it empty).");
 
-        var vocab = ReadVocab(JsonRead.Req(modelJson, "vocab", where, JsonValueKind.Object), $"{where}.vocab");
-        var merges = new List<(string, string)>();
-        int i = 0;
-        foreach (var m in JsonRead.Req(modelJson, "merges", where, JsonValueKind.Array).EnumerateArray())
+        var model = TokenModelCache.GetOrBuild(path, "tokenizer.json-bpe", () =>
         {
-            if (m.ValueKind == JsonValueKind.String)
+            var vocab = ReadVocab(JsonRead.Req(modelJson, "vocab", where, JsonValueKind.Object), $"{where}.vocab");
+            var merges = new List<(string, string)>();
+            int i = 0;
+            foreach (var m in JsonRead.Req(modelJson, "merges", where, JsonValueKind.Array).EnumerateArray())
             {
-                var parts = m.GetString()!.Split(' ');
-                // "a b" is ambiguous when a token holds a space; HF cannot read such a line either, so it is skipped.
-                if (parts.Length == 2) merges.Add((parts[0], parts[1]));
+                if (m.ValueKind == JsonValueKind.String)
+                {
+                    var parts = m.GetString()!.Split(' ');
+                    // "a b" is ambiguous when a token holds a space; HF cannot read such a line either, so it is skipped.
+                    if (parts.Length == 2) merges.Add((parts[0], parts[1]));
+                }
+                else if (m.ValueKind == JsonValueKind.Array && m.GetArrayLength() == 2 && m[0].ValueKind == JsonValueKind.String && m[1].ValueKind == JsonValueKind.String)
+                    merges.Add((m[0].GetString()!, m[1].GetString()!));
+                else throw new TokenizerFormatException($"{where}.merges[{i}]: expected \"a b\" or [\"a\", \"b\"].");
+                i++;
             }
-            else if (m.ValueKind == JsonValueKind.Array && m.GetArrayLength() == 2 && m[0].ValueKind == JsonValueKind.String && m[1].ValueKind == JsonValueKind.String)
-                merges.Add((m[0].GetString()!, m[1].GetString()!));
-            else throw new TokenizerFormatException($"{where}.merges[{i}]: expected \"a b\" or [\"a\", \"b\"].");
-            i++;
-        }
-        var model = new BpeModel(vocab, merges, JsonRead.Str(modelJson, "unk_token", where),
-            JsonRead.Bool(modelJson, "byte_fallback", where) ?? false, JsonRead.Bool(modelJson, "fuse_unk", where) ?? false,
-            JsonRead.Bool(modelJson, "ignore_merges", where) ?? false, where);
+            return new BpeModel(vocab, merges, JsonRead.Str(modelJson, "unk_token", where),
+                JsonRead.Bool(modelJson, "byte_fallback", where) ?? false, JsonRead.Bool(modelJson, "fuse_unk", where) ?? false,
+                JsonRead.Bool(modelJson, "ignore_merges", where) ?? false, where);
+        });
 
         var normalizer = HfNormalizer.Parse(JsonRead.Get(root, "normalizer"), $"{path}: normalizer");
         var pre = HfPreTokenizer.Parse(JsonRead.Get(root, "pre_tokenizer"), $"{path}: pre_tokenizer");
@@ -217,7 +223,7 @@ public sealed class TextTokenizer
 
         var (addsBos, addsEos) = TemplateSpecials(JsonRead.Get(root, "post_processor"));
         var kind = pre?.IsByteLevel == true ? TokenizerKind.ByteLevelBpe
-            : vocab.ContainsKey("▁") || pre is null && normalizer != null ? TokenizerKind.SentencePieceBpe : TokenizerKind.Bpe;
+            : model.TokenToId("▁") is not null || pre is null && normalizer != null ? TokenizerKind.SentencePieceBpe : TokenizerKind.Bpe;
         if (v5 && kind == TokenizerKind.SentencePieceBpe && config.TokenizerClass is "LlamaTokenizer" or "LlamaTokenizerFast")
         {
             // transformers 5 keeps only the vocabulary and merges of a Llama tokenizer.json and rebuilds the rest.
