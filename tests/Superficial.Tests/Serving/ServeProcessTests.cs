@@ -102,17 +102,18 @@ public class ServeProcessTests(ServerFixture f) : IClassFixture<ServerFixture>
     }
 
     /// <summary>
-    /// Leaves the logits alone and takes 5 ms per decoding step, so that a 120-token request holds its slot for at least
-    /// 0.6 s however fast decoding gets (a wider model did that until the fused decoding step made it 120 tokens in ~30 ms).
+    /// Leaves the logits alone and takes <paramref name="ms"/> per decoding step, so that a 120-token request holds its
+    /// slot for at least 120 x that however fast decoding gets (a wider model did that until the fused decoding step made
+    /// it 120 tokens in ~30 ms). 5 ms (0.6 s) was too short once on a loaded CI machine for noticing a client that left.
     /// </summary>
-    sealed class Paced : ILogitTransform
+    sealed class Paced(int ms) : ILogitTransform
     {
-        public string Description => "5 ms per step";
+        public string Description => $"{ms} ms per step";
         public void CheckCompatible(CausalLM model) { }
-        public ILogitSession Begin(int batch, int capacity, IReadOnlyList<SidePrompt>? sidePrompts = null) => new Session();
-        sealed class Session : ILogitSession
+        public ILogitSession Begin(int batch, int capacity, IReadOnlyList<SidePrompt>? sidePrompts = null) => new Session(ms);
+        sealed class Session(int ms) : ILogitSession
         {
-            public Tensor Apply(StepContext step, Tensor hidden, Tensor select, Tensor logits) { Thread.Sleep(5); return logits; }
+            public Tensor Apply(StepContext step, Tensor hidden, Tensor select, Tensor logits) { Thread.Sleep(ms); return logits; }
             public void KeepRows(Tensor rows) { }
             public void Append(ILogitSession other) => other.Dispose();
             public void Dispose() { }
@@ -128,12 +129,12 @@ public class ServeProcessTests(ServerFixture f) : IClassFixture<ServerFixture>
         public readonly ServingEngine Engine;
         public readonly OpenAiServer Server;
         public readonly List<string> Log = [];
-        public Slow(int maxQueue)
+        public Slow(int maxQueue, int msPerStep)
         {
             TinyModels.WriteModel(Tmp.Path, seed: 40, hidden: 128, layers: 4);
             Model = CausalLM.Load(Tmp.Path);
             Tok = TextTokenizer.Load(Tmp.Path);
-            Engine = new ServingEngine([new ServedVariant("slow", Model, Tok, new Paced())], new EngineLimits { MaxBatch = 1, MaxQueue = maxQueue });
+            Engine = new ServingEngine([new ServedVariant("slow", Model, Tok, new Paced(msPerStep))], new EngineLimits { MaxBatch = 1, MaxQueue = maxQueue });
             Server = OpenAiServer.StartAsync(Engine, new ServerOptions { Port = 0, Log = l => { lock (Log) Log.Add(l); } }).GetAwaiter().GetResult();
         }
         public void Dispose()
@@ -154,7 +155,7 @@ public class ServeProcessTests(ServerFixture f) : IClassFixture<ServerFixture>
     [Fact]
     public async Task AFullQueueAnswers429WithRetryAfter()
     {
-        using var slow = new Slow(maxQueue: 1);
+        using var slow = new Slow(maxQueue: 1, msPerStep: 10);   // 1.2 s per running request: the 8 arrive meanwhile
         using var http = new HttpClient { BaseAddress = slow.Server.BaseAddress };
         var results = await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => http.PostAsync("v1/completions", Body(120, false))));
         var refused = results.Where(r => r.StatusCode == HttpStatusCode.TooManyRequests).ToList();
@@ -171,7 +172,7 @@ public class ServeProcessTests(ServerFixture f) : IClassFixture<ServerFixture>
     [Fact]
     public async Task AClientThatLeavesMidStreamFreesItsSlot()
     {
-        using var slow = new Slow(maxQueue: 4);
+        using var slow = new Slow(maxQueue: 4, msPerStep: 25);   // 3 s to notice the client left; it takes milliseconds
         // no draining of an abandoned response: disposing it closes the connection, as a client that goes away does
         using var http = new HttpClient(new SocketsHttpHandler { MaxResponseDrainSize = 0 }) { BaseAddress = slow.Server.BaseAddress };
         var first = await http.SendAsync(new HttpRequestMessage(HttpMethod.Post, "v1/completions") { Content = Body(120, true) }, HttpCompletionOption.ResponseHeadersRead);
@@ -181,7 +182,7 @@ public class ServeProcessTests(ServerFixture f) : IClassFixture<ServerFixture>
         var watch = Stopwatch.StartNew();
         var second = await http.PostAsync("v1/completions", Body(5, false));
         Assert.Equal(HttpStatusCode.OK, second.StatusCode);
-        for (int i = 0; i < 200 && slow.Engine.ActiveSequences > 0; i++) await Task.Delay(10);
+        for (int i = 0; i < 600 && slow.Engine.ActiveSequences > 0; i++) await Task.Delay(10);
         Assert.Equal(0, slow.Engine.ActiveSequences);
         Assert.True(slow.Engine.TokensGenerated < 120, $"{slow.Engine.TokensGenerated} tokens: the abandoned request kept generating");
         lock (slow.Log) Assert.Contains(slow.Log, l => l.Contains("finish=cancelled"));
