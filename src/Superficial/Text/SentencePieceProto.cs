@@ -88,22 +88,27 @@ internal sealed class SentencePieceProto
     /// </summary>
     public List<(string A, string B)> ExtractMerges(Dictionary<string, int> vocab)
     {
+        // halves looked up as spans (no string per split tried), sorted with plain comparisons: a 32 000-piece model's
+        // merges in a fraction of the LINQ version's time, the same list
+        var lookup = vocab.GetAlternateLookup<ReadOnlySpan<char>>();
         var merges = new List<(string A, string B, float Score, int Order)>();
+        var local = new List<(int IdA, int IdB, int At)>();
         int order = 0;
         for (int id = 0; id < Pieces.Count; id++)
         {
             var (piece, score, _) = Pieces[id];
-            var local = new List<(string A, string B, int IdA, int IdB)>();
+            local.Clear();
+            var span = piece.AsSpan();
             for (int k = 1; k < piece.Length; k++)
             {
                 if (char.IsLowSurrogate(piece[k])) continue; // never split a surrogate pair
-                var a = piece[..k];
-                var b = piece[k..];
-                if (vocab.TryGetValue(a, out var ia) && vocab.TryGetValue(b, out var ib)) local.Add((a, b, ia, ib));
+                if (lookup.TryGetValue(span[..k], out var ia) && lookup.TryGetValue(span[k..], out var ib)) local.Add((ia, ib, k));
             }
-            foreach (var m in local.OrderBy(x => x.IdA).ThenBy(x => x.IdB)) merges.Add((m.A, m.B, score, order++));
+            local.Sort((x, y) => x.IdA != y.IdA ? x.IdA.CompareTo(y.IdA) : x.IdB.CompareTo(y.IdB));
+            foreach (var m in local) merges.Add((piece[..m.At], piece[m.At..], score, order++));
         }
-        return merges.OrderByDescending(m => m.Score).ThenBy(m => m.Order).Select(m => (m.A, m.B)).ToList();
+        merges.Sort((x, y) => y.Score.CompareTo(x.Score) is var c && c != 0 ? c : x.Order.CompareTo(y.Order));
+        return merges.ConvertAll(m => (m.A, m.B));
     }
 
     sealed class Reader(byte[] data, int start, int end)
