@@ -5,11 +5,14 @@ namespace Superficial.Text;
 /// <summary>Small JSON accessors whose errors name the file and field.</summary>
 internal static class JsonRead
 {
-    public static JsonDocument Parse(string path)
+    public static JsonDocument Parse(string path) => Parse(path, File.ReadAllBytes(path));
+
+    /// <summary>As <see cref="Parse(string)"/>, on bytes already read from <paramref name="path"/> (named in errors).</summary>
+    public static JsonDocument Parse(string path, byte[] bytes)
     {
         try
         {
-            return JsonDocument.Parse(File.ReadAllBytes(path), new JsonDocumentOptions { AllowTrailingCommas = true, CommentHandling = JsonCommentHandling.Skip });
+            return JsonDocument.Parse(bytes, new JsonDocumentOptions { AllowTrailingCommas = true, CommentHandling = JsonCommentHandling.Skip });
         }
         catch (JsonException e)
         {

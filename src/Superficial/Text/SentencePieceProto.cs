@@ -18,9 +18,11 @@ internal sealed class SentencePieceProto
     /// <summary>TrainerSpec unk_id / bos_id / eos_id / pad_id (-1: none).</summary>
     public int UnkId = 0, BosId = 1, EosId = 2, PadId = -1;
 
-    public static SentencePieceProto Read(string path)
+    public static SentencePieceProto Read(string path) => Read(path, File.ReadAllBytes(path));
+
+    /// <summary>As <see cref="Read(string)"/>, on bytes already read from <paramref name="path"/> (named in errors).</summary>
+    public static SentencePieceProto Read(string path, byte[] data)
     {
-        var data = File.ReadAllBytes(path);
         var proto = new SentencePieceProto();
         try
         {

@@ -95,7 +95,8 @@ public sealed class TextTokenizer
     /// </summary>
     static TextTokenizer FromSentencePiece(string path, TokenizerConfig config, bool v5)
     {
-        var proto = SentencePieceProto.Read(path);
+        var bytes = File.ReadAllBytes(path);
+        var proto = SentencePieceProto.Read(path, bytes);
         var specials = new List<AddedToken>();
         for (int id = 0; id < proto.Pieces.Count; id++)
             if (proto.Pieces[id].Type is SentencePieceProto.PieceType.Control or SentencePieceProto.PieceType.Unknown)
@@ -107,7 +108,7 @@ public sealed class TextTokenizer
             return new TextTokenizer(TokenizerKind.SentencePieceBpe, path, model, null, null, HfDecoder.SentencePiece(proto.AddDummyPrefix),
                 specials, config, null, null, ids);
         }
-        var bpe = TokenModelCache.GetOrBuild(path, "sentencepiece-bpe", () =>
+        var bpe = TokenModelCache.GetOrBuild(bytes, "sentencepiece-bpe", () =>
         {
             var vocab = new Dictionary<string, int>(StringComparer.Ordinal);
             for (int id = 0; id < proto.Pieces.Count; id++) vocab.TryAdd(proto.Pieces[id].Piece, id);
@@ -169,7 +170,8 @@ public sealed class TextTokenizer
 
     static TextTokenizer FromTokenizerJson(string path, TokenizerConfig config, bool v5)
     {
-        using var doc = JsonRead.Parse(path);
+        var bytes = File.ReadAllBytes(path);
+        using var doc = JsonRead.Parse(path, bytes);
         var root = doc.RootElement;
         var modelJson = JsonRead.Req(root, "model", path, JsonValueKind.Object);
         var where = $"{path}: model";
@@ -182,7 +184,7 @@ public sealed class TextTokenizer
             if (!string.IsNullOrEmpty(JsonRead.Str(modelJson, f, where)))
                 throw new TokenizerFormatException($"{where}: '{f}' is not supported (causal-LM BPE tokenizers leave it empty).");
 
-        var model = TokenModelCache.GetOrBuild(path, "tokenizer.json-bpe", () =>
+        var model = TokenModelCache.GetOrBuild(bytes, "tokenizer.json-bpe", () =>
         {
             var vocab = ReadVocab(JsonRead.Req(modelJson, "vocab", where, JsonValueKind.Object), $"{where}.vocab");
             var merges = new List<(string, string)>();
