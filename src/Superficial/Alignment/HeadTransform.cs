@@ -1,3 +1,4 @@
+using Superficial.Tensors;
 using Superficial.Generation;
 using Superficial.Models;
 using static TorchSharp.torch;
@@ -29,7 +30,7 @@ public sealed class HeadTransform(SuperficialHead head, double alpha = 1.0) : IL
             using var scope = NewDisposeScope();
             var h = hidden.reshape(-1, hidden.shape[^1]).index_select(0, select);
             var shift = model.HeadLogits(head.Delta(h));
-            return (alpha == 1.0 ? logits + shift : logits + alpha * shift).MoveToOuterDisposeScope();
+            return (alpha == 1.0 ? logits.Plus(shift) : logits.Plus(shift.Times(alpha))).MoveToOuterDisposeScope();
         }
         public void KeepRows(Tensor rows) { }
         public void Append(ILogitSession other) => other.Dispose();

@@ -1,3 +1,4 @@
+using Superficial.Tensors;
 using Superficial.Generation;
 using Superficial.Models;
 using static TorchSharp.torch;
@@ -43,7 +44,7 @@ public sealed class SideModelOffset(CausalLM side, SuperficialHead head, double 
     {
         var h = hs.reshape(-1, hs.shape[^1]).index_select(0, select);
         var shift = side.HeadLogits(head.Delta(h)).to_type(logits.dtype);
-        return alpha == 1.0 ? logits + shift : logits + alpha * shift;
+        return alpha == 1.0 ? logits.Plus(shift) : logits.Plus(shift.Times(alpha));
     }
 
     sealed class Session(CausalLM side, SuperficialHead head, double alpha, KvCache cache) : ILogitSession
@@ -127,10 +128,10 @@ public sealed class SideModelOffset(CausalLM side, SuperficialHead head, double 
             {
                 // later steps: the main model's new tokens, with its mask for them
                 mask!.narrow(1, past, t).copy_(step.AttentionMask.narrow(1, step.AttentionMask.shape[1] - t, t));
-                var positions = nextPos!.unsqueeze(1) + arange(t, ScalarType.Int64, dev).unsqueeze(0);
+                var positions = nextPos!.unsqueeze(1).Plus(Scalars.Arange(t, dev).unsqueeze(0));
                 hs = side.Forward(step.InputIds, positions, cache, mask.narrow(1, 0, past + t));
                 sel = select;
-                nextPos.add_(t);
+                nextPos.PlusInPlace(t);
                 past += t;
             }
             return AddShift(side, head, alpha, hs, sel, logits).MoveToOuterDisposeScope();

@@ -1,3 +1,4 @@
+using Superficial.Tensors;
 using static TorchSharp.torch;
 
 namespace Superficial.Generation;
@@ -59,10 +60,10 @@ public sealed class PaddedBatch
     public long FlatIndex(int row, int index) => (long)row * Width + Offsets[row] + index;
 
     /// <summary>Position ids of a left-padded mask [B, T]: tokens count from 0, padding reads 0.</summary>
-    public static Tensor PositionsOf(Tensor mask) => (mask.cumsum(1) - 1).clamp_min(0);
+    public static Tensor PositionsOf(Tensor mask) => mask.cumsum(1).Minus(1).clamp_min(Scalars.Zero);
 
     /// <summary>Leading columns of a mask [B, S] that every row pads (which a cache may therefore drop).</summary>
-    public static int SharedPadding(Tensor mask) => (int)(mask.cumsum(1) == 0).sum(1).min().item<long>();
+    public static int SharedPadding(Tensor mask) => (int)mask.cumsum(1).eq(Scalars.Zero).sum(1).min().item<long>();
 
     /// <summary>A mask [B, S] widened on the left with padding to <paramref name="width"/> columns.</summary>
     public static Tensor PadLeft(Tensor mask, int width) =>

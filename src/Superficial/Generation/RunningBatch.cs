@@ -1,3 +1,4 @@
+using Superficial.Tensors;
 using Superficial.Models;
 using static TorchSharp.torch;
 
@@ -86,7 +87,7 @@ internal sealed class RunningBatch<TRow> : IDisposable
     /// <summary>Ends a decoding step: <paramref name="chosen"/> [B] is each row's next pending token.</summary>
     public void EndStep(Tensor chosen)
     {
-        Set(ref nextPos, nextPos! + 1);
+        Set(ref nextPos, nextPos!.Plus(1));
         Set(ref input, chosen.unsqueeze(1));
     }
 

@@ -1,4 +1,5 @@
 using Superficial.Models;
+using Superficial.Tensors;
 using Superficial.Text;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -97,7 +98,7 @@ public sealed class TextGenerator(CausalLM model, TextTokenizer? tokenizer)
         using var cache = model.NewCache(b, len + maxNew);
         using var session = transform?.Begin(b, len + maxNew,
             sidePrompts?.Select((sp, r) => new SidePrompt(prompts[r].Count, sp)).ToArray());
-        var gen = new torch.Generator((ulong)options.Seed, dev);
+        using var gen = new torch.Generator((ulong)options.Seed, dev);
         var generated = Enumerable.Range(0, b).Select(_ => new List<int>()).ToArray();
         var finish = new FinishReason[b];
         var active = Enumerable.Range(0, b).ToList(); // original row of each current batch row
@@ -110,7 +111,7 @@ public sealed class TextGenerator(CausalLM model, TextTokenizer? tokenizer)
             int n = active.Count, t = (int)input.shape[1], past = cache.Length;
             var mask = fullMask.narrow(1, 0, past + t);
             var hidden = model.Forward(input, positions, cache, mask);
-            var select = arange(n, ScalarType.Int64, dev) * t + (t - 1);
+            var select = Scalars.Arange(n, dev).Times(t).Plus(t - 1);
             var hLast = hidden.reshape(n * t, -1).index_select(0, select);
             // transforms shift the head's linear logits; the family's finishing step (Gemma 2's soft-cap) comes after them
             var logits = model.HeadLogits(hLast);
@@ -131,7 +132,7 @@ public sealed class TextGenerator(CausalLM model, TextTokenizer? tokenizer)
                 else { keep.Add(i); continue; }
             }
             if (step == maxNew - 1) break;
-            fullMask.narrow(1, past + t, 1).fill_(1);
+            fullMask.narrow(1, past + t, 1).fill_(Scalars.One);
             if (keep.Count < n)
             {
                 var rows = tensor(keep.ToArray(), ScalarType.Int64).to(dev);
@@ -144,7 +145,7 @@ public sealed class TextGenerator(CausalLM model, TextTokenizer? tokenizer)
             }
             input = next.unsqueeze(1).MoveToOuterDisposeScope();
             positions = nextPos.unsqueeze(1).MoveToOuterDisposeScope();
-            nextPos = (nextPos + 1).MoveToOuterDisposeScope();
+            nextPos = nextPos.Plus(1).MoveToOuterDisposeScope();
         }
         foreach (var row in active) finish[row] = FinishReason.Length;
 
@@ -166,12 +167,12 @@ public sealed class TextGenerator(CausalLM model, TextTokenizer? tokenizer)
     internal static Tensor Choose(Tensor logits, GenerationOptions o, torch.Generator gen)
     {
         if (o.Temperature <= 0) return logits.argmax(-1);
-        var probs = (logits.to_type(ScalarType.Float32) / o.Temperature).softmax(-1);
+        var probs = logits.to_type(ScalarType.Float32).Over(o.Temperature).softmax(-1);
         if (o.TopP < 1.0)
         {
             var (sorted, order) = probs.sort(-1, descending: true);
             var cum = sorted.cumsum(-1);
-            sorted = sorted.masked_fill(cum - sorted > o.TopP, 0); // keep the smallest prefix reaching top_p
+            sorted = sorted.masked_fill((cum - sorted).Greater(o.TopP), Scalars.Zero); // keep the smallest prefix reaching top_p
             probs = zeros_like(probs).scatter_(-1, order, sorted);
         }
         return probs.multinomial(1, false, gen).squeeze(-1);

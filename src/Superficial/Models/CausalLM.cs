@@ -58,7 +58,7 @@ public abstract class CausalLM : nn.Module
     public Tensor FinishLogits(Tensor linearLogits) => SoftCap(linearLogits, Config.FinalLogitSoftcap);
 
     /// <summary>cap tanh(z / cap) as a new tensor, or z itself when there is no cap.</summary>
-    public static Tensor SoftCap(Tensor z, double? cap) => cap is double c ? (z / c).tanh_().mul_(c) : z;
+    public static Tensor SoftCap(Tensor z, double? cap) => cap is double c ? z.Over(c).tanh_().TimesInPlace(c) : z;
 
     public ScalarType DType => LmHeadWeight.dtype;
     public Device Device => LmHeadWeight.device;
@@ -86,12 +86,12 @@ public abstract class CausalLM : nn.Module
     public static CausalLM Create(ModelConfig config, long seed, ScalarType dtype = ScalarType.Float32)
     {
         var model = Build(config, dtype);
-        var gen = new Generator((ulong)seed);
+        using var gen = new Generator((ulong)seed);
         using (no_grad())
             foreach (var (name, p) in model.named_parameters())
             {
                 if (name.EndsWith(".bias")) p.zero_();
-                else if (p.dim() == 1) p.fill_(config.NormPlusOne ? 0.0 : 1.0);   // Gemma's norms scale by 1 + w
+                else if (p.dim() == 1) p.fill_(config.NormPlusOne ? Scalars.Zero : Scalars.One);   // Gemma's norms scale by 1 + w
                 else p.normal_(0, 0.02, gen);
             }
         model.eval();
@@ -133,14 +133,14 @@ public abstract class CausalLM : nn.Module
             keyOk = attentionMask.to_type(ScalarType.Bool);
         }
         var positions = positionIds ?? (attentionMask is null
-            ? arange(past, s, ScalarType.Int64, dev).unsqueeze(0).expand(b, t)
-            : (attentionMask.to_type(ScalarType.Int64).cumsum(1) - 1).clamp_min(0).narrow(1, past, t));
-        var q = arange(past, s, ScalarType.Int64, dev).unsqueeze(1); // [T, 1]
-        var k = arange(0, s, ScalarType.Int64, dev).unsqueeze(0);    // [1, S]
+            ? Scalars.Arange(past, s, dev).unsqueeze(0).expand(b, t)
+            : attentionMask.to_type(ScalarType.Int64).cumsum(1).Minus(1).clamp_min(Scalars.Zero).narrow(1, past, t));
+        var q = Scalars.Arange(past, s, dev).unsqueeze(1); // [T, 1]
+        var k = Scalars.Arange(0, s, dev).unsqueeze(0);    // [1, S]
         // A token may always see itself, so rows of padding stay finite (they are never read).
         Tensor Mask(Tensor allowed) => allowed.unsqueeze(0).unsqueeze(0).logical_and(keyOk.unsqueeze(1).unsqueeze(1)).logical_or(k == q);
         var causal = Mask(k <= q);
-        var windowed = Config.SlidingWindow is int w ? Mask((k <= q).logical_and(k > q - w)) : null;
+        var windowed = Config.SlidingWindow is int w ? Mask((k <= q).logical_and(k > q.Minus(w))) : null;
         return (positions, new AttentionMasks(Config, causal, windowed));
     }
 }
@@ -177,14 +177,14 @@ internal static class CausalLMAttention
         if (softcap is double cap)
         {
             using var scope = NewDisposeScope();
-            var scores = qg.matmul(k.transpose(-2, -1)).mul_(scale ?? 1 / Math.Sqrt(d));
-            scores = scores.div_(cap).tanh_().mul_(cap).masked_fill_(mg.logical_not(), double.NegativeInfinity);
+            var scores = qg.matmul(k.transpose(-2, -1)).TimesInPlace(scale ?? 1 / Math.Sqrt(d));
+            scores = scores.OverInPlace(cap).tanh_().TimesInPlace(cap).masked_fill_(mg.logical_not(), Scalars.NegativeInfinity);
             o = scores.softmax(-1, ScalarType.Float32).to_type(q.dtype).matmul(v).MoveToOuterDisposeScope();
         }
         else if (scale is double sc)
         {
             // the fused kernel divides by sqrt(d); pre-scaling q gives scores q.k * sc
-            using var qs = qg * (sc * Math.Sqrt(d));
+            using var qs = qg.Times(sc * Math.Sqrt(d));
             o = nn.functional.scaled_dot_product_attention(qs, k, v, mg);
         }
         else o = nn.functional.scaled_dot_product_attention(qg, k, v, mg);

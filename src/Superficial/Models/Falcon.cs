@@ -1,3 +1,4 @@
+using Superficial.Tensors;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -85,7 +86,7 @@ internal sealed class FalconBlock : nn.Module
         using var scope = NewDisposeScope();
         var a = (ln_attn ?? input_layernorm)!.forward(x);
         var m = ln_mlp is null ? a : ln_mlp.forward(x);
-        return (x + self_attention.forward(a, cos, sin, mask, cache) + mlp.forward(m)).MoveToOuterDisposeScope();
+        return x.Plus(self_attention.forward(a, cos, sin, mask, cache)).Plus(mlp.forward(m)).MoveToOuterDisposeScope();
     }
 }
 

@@ -1,3 +1,4 @@
+using Superficial.Tensors;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -59,7 +60,7 @@ internal sealed class Gpt2Model : nn.Module
 
     public Tensor forward(Tensor ids, Tensor positions, Tensor mask, KvCache? cache)
     {
-        var x = wte.forward(ids) + wpe.forward(positions);
+        var x = wte.forward(ids).Plus(wpe.forward(positions));
         foreach (var block in h) x = block.forward(x, mask, cache);
         return ln_f.forward(x);
     }
@@ -86,8 +87,8 @@ internal sealed class Gpt2Block : nn.Module
     public Tensor forward(Tensor x, Tensor mask, KvCache? cache)
     {
         using var scope = NewDisposeScope();
-        var y = x + attn.forward(ln_1.forward(x), mask, cache);
-        return (y + mlp.forward(ln_2.forward(y))).MoveToOuterDisposeScope();
+        var y = x.Plus(attn.forward(ln_1.forward(x), mask, cache));
+        return y.Plus(mlp.forward(ln_2.forward(y))).MoveToOuterDisposeScope();
     }
 }
 

@@ -12,7 +12,11 @@ namespace Superficial.Models;
 /// </summary>
 internal static class Param
 {
-    public static Parameter Empty(ScalarType dtype, params long[] shape) => new(empty(shape, dtype).DetachFromDisposeScope(), requires_grad: true);
+    public static Parameter Empty(ScalarType dtype, params long[] shape)
+    {
+        using var data = empty(shape, dtype).DetachFromDisposeScope();   // the Parameter takes its handle; disposed here, not by the finalizer
+        return new Parameter(data, requires_grad: true);
+    }
 }
 
 /// <summary>y = x W^T + b, with W [out, in] as nn.Linear stores it; a decoding step's few F32 or BF16 rows on the CPU go to <see cref="SkinnyLinear"/>.</summary>
@@ -70,8 +74,8 @@ internal sealed class RmsNorm : nn.Module
     {
         using var scope = NewDisposeScope();
         var xf = x.dtype == ScalarType.Float32 ? x : x.to_type(ScalarType.Float32);
-        var normed = xf * (xf.pow(2).mean([-1], keepdim: true) + eps).rsqrt();
-        if (plusOne) return (normed * (weight.to_type(ScalarType.Float32) + 1)).to_type(x.dtype).MoveToOuterDisposeScope();
+        var normed = xf * xf.pow(Scalars.Two).mean([-1], keepdim: true).Plus(eps).rsqrt();
+        if (plusOne) return (normed * weight.to_type(ScalarType.Float32).Plus(1)).to_type(x.dtype).MoveToOuterDisposeScope();
         return (weight * normed.to_type(x.dtype)).MoveToOuterDisposeScope();
     }
 }

@@ -1,3 +1,4 @@
+using Superficial.Tensors;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -175,16 +176,16 @@ internal sealed class LlamaDecoderLayer : nn.Module
         switch (placement)
         {
             case NormPlacement.Pre:
-                h = x + self_attn.forward(input_layernorm!.forward(x), cos, sin, mask, cache);
-                h = h + mlp.forward(post_attention_layernorm.forward(h));
+                h = x.Plus(self_attn.forward(input_layernorm!.forward(x), cos, sin, mask, cache));
+                h = h.Plus(mlp.forward(post_attention_layernorm.forward(h)));
                 break;
             case NormPlacement.Post:
-                h = x + post_attention_layernorm.forward(self_attn.forward(x, cos, sin, mask, cache));
-                h = h + post_feedforward_layernorm!.forward(mlp.forward(h));
+                h = x.Plus(post_attention_layernorm.forward(self_attn.forward(x, cos, sin, mask, cache)));
+                h = h.Plus(post_feedforward_layernorm!.forward(mlp.forward(h)));
                 break;
             default:
-                h = x + post_attention_layernorm.forward(self_attn.forward(input_layernorm!.forward(x), cos, sin, mask, cache));
-                h = h + post_feedforward_layernorm!.forward(mlp.forward(pre_feedforward_layernorm!.forward(h)));
+                h = x.Plus(post_attention_layernorm.forward(self_attn.forward(input_layernorm!.forward(x), cos, sin, mask, cache)));
+                h = h.Plus(post_feedforward_layernorm!.forward(mlp.forward(pre_feedforward_layernorm!.forward(h))));
                 break;
         }
         return h.MoveToOuterDisposeScope();

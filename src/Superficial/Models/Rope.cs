@@ -1,3 +1,5 @@
+using Superficial.Tensors;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Superficial.Models;
@@ -21,11 +23,12 @@ internal sealed class Rope : IDisposable
         using var scope = NewDisposeScope();
         int dim = c.HeadDim;
         // Same float32 arithmetic as transformers, so frequencies match bit for bit.
-        var exponent = arange(0, dim, 2, ScalarType.Int64).to_type(ScalarType.Float32) / dim;
-        var inv = 1.0f / pow(tensor((float)c.RopeTheta), exponent);
+        // (Scalars' helpers: the same operations as the operators, with their scalars alive through each call)
+        var exponent = Exponents(dim);
+        var inv = pow(tensor((float)c.RopeTheta), exponent).reciprocal();   // 1f / x is reciprocal(x) * 1f
         switch (c.RopeScaling)
         {
-            case { Type: "linear" } lin: inv = inv / (float)lin.Factor; break;
+            case { Type: "linear" } lin: inv = inv.Over((float)lin.Factor); break;
             case { Type: "llama3" } s: inv = Llama3(inv, s); break;
             case { Type: "yarn" } y:
                 inv = Yarn(c, y, dim);
@@ -33,8 +36,8 @@ internal sealed class Rope : IDisposable
                 break;
             case { Type: "longrope" } l:
                 var bases = pow(tensor((float)c.RopeTheta), exponent);
-                inv = 1.0f / (tensor(l.ShortFactor!.Select(x => (float)x).ToArray()) * bases);
-                longInvFreq = (1.0f / (tensor(l.LongFactor!.Select(x => (float)x).ToArray()) * bases)).DetachFromDisposeScope();
+                inv = (tensor(l.ShortFactor!.Select(x => (float)x).ToArray()) * bases).reciprocal();
+                longInvFreq = (tensor(l.LongFactor!.Select(x => (float)x).ToArray()) * bases).reciprocal().DetachFromDisposeScope();
                 attentionScale = l.Factor <= 1 ? 1 : Math.Sqrt(1 + Math.Log(l.Factor) / Math.Log(l.OriginalMaxPositions));
                 break;
         }
@@ -44,11 +47,11 @@ internal sealed class Rope : IDisposable
     static Tensor Llama3(Tensor inv, RopeScaling s)
     {
         double lowWavelen = s.OriginalMaxPositions / s.LowFreqFactor, highWavelen = s.OriginalMaxPositions / s.HighFreqFactor;
-        var wavelen = 2 * Math.PI / inv;
-        var scaled = where(wavelen > lowWavelen, inv / s.Factor, inv);
-        var smooth = (s.OriginalMaxPositions / wavelen - s.LowFreqFactor) / (s.HighFreqFactor - s.LowFreqFactor);
-        var smoothed = (1 - smooth) * scaled / s.Factor + smooth * scaled;
-        var medium = (wavelen >= highWavelen).logical_and(wavelen <= lowWavelen);
+        var wavelen = inv.reciprocal().Times(2 * Math.PI);
+        var scaled = where(wavelen.Greater(lowWavelen), inv.Over(s.Factor), inv);
+        var smooth = wavelen.reciprocal().Times(s.OriginalMaxPositions).Minus(s.LowFreqFactor).Over(s.HighFreqFactor - s.LowFreqFactor);
+        var smoothed = (smooth.negative().Plus(1) * scaled).Over(s.Factor).Plus(smooth * scaled);
+        var medium = wavelen.AtLeast(highWavelen).logical_and(wavelen.AtMost(lowWavelen));
         return where(medium, smoothed, scaled);
     }
 
@@ -60,11 +63,11 @@ internal sealed class Rope : IDisposable
         double CorrectionDim(double rotations) => dim * Math.Log(maxPos / (rotations * 2 * Math.PI)) / (2 * Math.Log(theta));
         double low = Math.Max(Math.Floor(CorrectionDim(y.BetaFast)), 0), high = Math.Min(Math.Ceiling(CorrectionDim(y.BetaSlow)), dim - 1);
         if (low == high) high += 0.001;
-        var posFreqs = pow(tensor((float)theta), arange(0, dim, 2, ScalarType.Int64).to_type(ScalarType.Float32) / dim);
-        var extrapolation = 1.0f / posFreqs;
-        var interpolation = 1.0f / ((float)y.Factor * posFreqs);
-        var keep = 1 - ((arange(dim / 2, ScalarType.Float32) - (float)low) / (float)(high - low)).clamp(0, 1);
-        return interpolation * (1 - keep) + extrapolation * keep;
+        var posFreqs = pow(tensor((float)theta), Exponents(dim));
+        var extrapolation = posFreqs.reciprocal();
+        var interpolation = posFreqs.Times((float)y.Factor).reciprocal();
+        var keep = Scalars.Arange(dim / 2).to_type(ScalarType.Float32).Minus((float)low).Over((float)(high - low)).clamp(Scalars.Zero, Scalars.One).negative().Plus(1);
+        return (interpolation * keep.negative().Plus(1)).Plus(extrapolation * keep);
     }
 
     /// <summary>Dynamic NTK: the rope base grows with the sequence length beyond max_position_embeddings (float32, as transformers).</summary>
@@ -73,8 +76,9 @@ internal sealed class Rope : IDisposable
         var s = config.RopeScaling!;
         int dim = config.HeadDim, maxPos = s.OriginalMaxPositions;
         var f = tensor((float)s.Factor);
-        var theta = (float)config.RopeTheta * pow(f * seqLen / maxPos - ((float)s.Factor - 1), dim / (double)(dim - 2));
-        return 1.0f / pow(theta, arange(0, dim, 2, ScalarType.Int64).to_type(ScalarType.Float32) / dim);
+        using var power = (dim / (double)(dim - 2)).ToScalar();
+        var theta = pow(f.Times(seqLen).Over(maxPos).Minus((float)s.Factor - 1), power).Times((float)config.RopeTheta);
+        return pow(theta, Exponents(dim)).reciprocal();
     }
 
     /// <summary>
@@ -96,7 +100,7 @@ internal sealed class Rope : IDisposable
         var freqs = positions.to_type(ScalarType.Float32).unsqueeze(-1) * inv; // [B, T, hd/2]
         var emb = cat([freqs, freqs], -1).unsqueeze(1);
         Tensor cos = emb.cos(), sin = emb.sin();
-        if (attentionScale != 1) { cos = cos * attentionScale; sin = sin * attentionScale; }
+        if (attentionScale != 1) { cos = cos.Times(attentionScale); sin = sin.Times(attentionScale); }
         return (cos.to_type(dtype).MoveToOuterDisposeScope(), sin.to_type(dtype).MoveToOuterDisposeScope());
     }
 
@@ -106,7 +110,14 @@ internal sealed class Rope : IDisposable
         using var scope = NewDisposeScope();
         long half = x.size(-1) / 2;
         var rotated = cat([-x.narrow(-1, half, half), x.narrow(-1, 0, half)], -1);
-        return (x * cos + rotated * sin).MoveToOuterDisposeScope();
+        return (x * cos).Plus(rotated * sin).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>0, 2, ..., dim - 2 over dim, in float32: the exponents of the rotary frequencies.</summary>
+    static Tensor Exponents(int dim)
+    {
+        using Scalar stop = dim.ToScalar();
+        return arange(Scalars.Zero, stop, Scalars.Two, ScalarType.Int64).to_type(ScalarType.Float32).Over(dim);
     }
 
     public void Dispose() { invFreq.Dispose(); longInvFreq?.Dispose(); }

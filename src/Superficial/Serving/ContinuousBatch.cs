@@ -1,5 +1,6 @@
 using Superficial.Generation;
 using Superficial.Models;
+using Superficial.Tensors;
 using Superficial.Text;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -82,7 +83,7 @@ internal sealed class ContinuousBatch(ServedVariant variant) : IDisposable
                     ? joining.Select(s => new SidePrompt(s.Stream.Request.Prompt.Ids.Count, s.Stream.Request.Prompt.SideIds ?? s.Stream.Request.Prompt.Ids)).ToArray()
                     : null);
             var hidden = model.Forward(gInput, positions, gCache, gMask);
-            var select = arange(n, ScalarType.Int64, dev) * len + (len - 1);
+            var select = Scalars.Arange(n, dev).Times(len).Plus(len - 1);
             var next = Choose(joining, StepLogits(joining, new StepContext(gInput, positions, gMask), hidden, select, gSession));
             var gPos = tensor(joining.Select(s => (long)s.Stream.Request.Prompt.Ids.Count).ToArray(), ScalarType.Int64).to(dev);
             var keep = Record(joining, next);
@@ -107,7 +108,7 @@ internal sealed class ContinuousBatch(ServedVariant variant) : IDisposable
         int n = rows.Count;
         var positions = state.BeginStep();
         var hidden = model.Forward(state.Input, positions, state.Cache, state.Mask);
-        var select = arange(n, ScalarType.Int64, dev);
+        var select = Scalars.Arange(n, dev);
         var next = Choose(rows, StepLogits(rows, new StepContext(state.Input, positions, state.Mask), hidden, select, state.Session));
         var keep = Record(rows, next);
         state.EndStep(next);
