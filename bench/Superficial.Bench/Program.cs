@@ -6,7 +6,7 @@ using Superficial.Bench;
 //   ... -- identity [FOLDER] [--gb 1]   (model identity over every weight byte vs a plain read)
 //   ... -- seven-b [--layers 32] [--dir D] [--keep] [--threads N] [--max-memory 18GB]   (a random Llama-2-7B-shape BF16 pair through the CLI: peak memory, time per token)
 //   ... -- decode-profile [--bf16] [--rows 1x64,8x448]   (where a decoding step goes: whole step vs each part alone, CPU ms)
-//   ... -- scalar-race [--seconds 20]   (does this TorchSharp free a temporary Scalar while libtorch reads it? exit 1 if so)
+//   ... -- scalar-race [--seconds 20]   (TorchSharp frees a temporary Scalar while libtorch reads it; does our decoding avoid it? exit 1 if not)
 //   ... -- gemv-variants | lane-variants | fusion-variants | attention-variants | head-variants [--bf16]   (kernel choices, see KernelVariants.cs)
 //   ... -- layout-variants   (whole decoding steps with the weights row- or column-major)
 Superficial.Tensors.OpenMpThreads.SleepWhenIdle(); // as the superficial command does, before libtorch loads

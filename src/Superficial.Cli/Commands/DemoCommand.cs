@@ -197,7 +197,9 @@ internal static class DemoCommand
     /// toFloat"). TorchSharp 0.107 keeps no temporary Scalar (the 1 in <c>x + 1</c>) alive through the native call, so
     /// a garbage collection triggered by another thread can free it from the finalizer while libtorch reads it; one
     /// thread allocating beside another that computes makes that likely (a 20-second reproduction failed after 11 k
-    /// additions). Parallel evaluation belongs in separate processes (<c>eval --shard K/N</c>, then <c>eval merge</c>).
+    /// additions). The decoding and scoring paths now pass libtorch only live Scalars (<c>Superficial.Tensors.Scalars</c>,
+    /// checked by ScalarLifetimeTests), but two workers were not measured again. Parallel evaluation belongs in separate
+    /// processes (<c>eval --shard K/N</c>, then <c>eval merge</c>).
     /// </summary>
     static T OneTorchThread<T>(Func<T> run)
     {
