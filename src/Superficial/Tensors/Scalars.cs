@@ -24,9 +24,6 @@ public static class Scalars
     /// <summary>a + b (TorchSharp's <c>a + b</c> passes a temporary alpha of 1).</summary>
     public static Tensor Plus(this Tensor a, Tensor b) => a.add(b, One);
 
-    /// <summary>a += b in place.</summary>
-    public static Tensor PlusInPlace(this Tensor a, Tensor b) => a.add_(b, One);
-
     public static Tensor Plus(this Tensor a, long b) { using var s = b.ToScalar(); return a.add(s, One); }
     public static Tensor Plus(this Tensor a, double b) { using var s = b.ToScalar(); return a.add(s, One); }
     public static Tensor PlusInPlace(this Tensor a, long b) { using var s = b.ToScalar(); return a.add_(s, One); }
@@ -38,7 +35,6 @@ public static class Scalars
     public static Tensor Over(this Tensor a, double b) { using var s = b.ToScalar(); return a.div(s); }
     public static Tensor OverInPlace(this Tensor a, double b) { using var s = b.ToScalar(); return a.div_(s); }
     public static Tensor Greater(this Tensor a, double b) { using var s = b.ToScalar(); return a.gt(s); }
-    public static Tensor Greater(this Tensor a, long b) { using var s = b.ToScalar(); return a.gt(s); }
     public static Tensor AtLeast(this Tensor a, double b) { using var s = b.ToScalar(); return a.ge(s); }
     public static Tensor AtMost(this Tensor a, double b) { using var s = b.ToScalar(); return a.le(s); }
 
