@@ -195,11 +195,11 @@ internal static class RooflineBench
                 $"{positions} tokens in {best:0.00} s, best of {reps}, loading both models included; {ByCpu(positions, bestCpu, roof, "tokens/s")}");
         }
 
-        // Decoding at batch 1 with the generator users run (argmax and host copy each step), at two contexts.
+        // Decoding at batch 1 with the generator users run (argmax and host copy each step), at three contexts (960: where the cache is a sixth of the bytes a step reads).
         using (var model = CausalLM.Load(alignedDir, dtype))
         {
             var gen = new TextGenerator(model, null);
-            foreach (var promptLen in new[] { 64, 448 })
+            foreach (var promptLen in new[] { 64, 448, 960 })
             {
                 var prompt = Enumerable.Range(0, promptLen).Select(i => 3 + (i * 7919) % 31000).ToArray();
                 int steps = 64;
