@@ -5,8 +5,8 @@ namespace Superficial.Tests.Tensors;
 
 /// <summary>
 /// Extraction's host top-k against two independent computations: a full sort of (value desc, index asc) and
-/// libtorch's topk (the same values, bit for bit), on random rows, rows full of ties, rows sorted the worst way
-/// for a heap, infinities, and a NaN (refused, so libtorch decides).
+/// libtorch's topk (the same values, bit for bit), on random rows, rows full of ties, ascending and descending rows,
+/// rows within one bucket of the radix select, signed zeros, infinities, and a NaN (refused, so libtorch decides).
 /// </summary>
 public class TopKTests
 {
@@ -70,6 +70,29 @@ public class TopKTests
         MatchesFullSort(inf, 30, "infinities");
         MatchesFullSort(inf, 100, "infinities, the whole row");
         MatchesFullSort(new float[] { 3, -1, 2 }, 3, "a row shorter than a vector");
+    }
+
+    [Fact]
+    public void NarrowRowsSignedZerosAndBoundaryTies()
+    {
+        var g = new Random(11);
+        // every value in one quarter-binade, most in one 2^-10 step: the selection refines on the key's lower bits
+        var narrow = Enumerable.Range(0, 32000).Select(_ => 1f + (float)g.Next(0, 3000) * 1e-7f).ToArray();
+        foreach (int k in new[] { 1, 500, 4001 }) MatchesFullSort(narrow, k, "narrow");
+        // -0 and +0 are equal (ordered by index, as the heap and a full sort order them), and each keeps its sign
+        var zeros = Enumerable.Range(0, 2000).Select(j => j % 3 == 0 ? -0f : j % 3 == 1 ? 0f : -(float)(j % 7) - 1f).ToArray();
+        foreach (int k in new[] { 5, 700, 1400 })
+        {
+            MatchesFullSort(zeros, k, "signed zeros");
+            var (v, i) = Host(zeros, k);
+            for (int e = 0; e < k; e++)
+                Assert.Equal(BitConverter.SingleToInt32Bits(zeros[i[e]]), BitConverter.SingleToInt32Bits(v[e]));
+        }
+        // the k-th value repeated far beyond k: the lowest indices among its copies are taken
+        var plateau = Enumerable.Range(0, 10000).Select(j => j % 50 == 0 ? 9f : 4f).ToArray();
+        MatchesFullSort(plateau, 300, "plateau at the boundary");
+        var gaussian = Enumerable.Range(0, 32000).Select(_ => (float)(Math.Sqrt(-2 * Math.Log(1 - g.NextDouble())) * Math.Cos(2 * Math.PI * g.NextDouble()) * 3)).ToArray();
+        MatchesFullSort(gaussian, 500, "gaussian logits");
     }
 
     [Fact]
