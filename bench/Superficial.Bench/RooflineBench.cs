@@ -313,7 +313,8 @@ internal static class RooflineBench
         {
             for (int b0 = 0; b0 < prompts.Count; b0 += batch) gen.Generate(chatIds.Skip(b0).Take(batch).ToArray(), o, null, new TopKCopy(topK, aligned.VocabSize));
         });
-        var randomRows = randn(batch, aligned.VocabSize).data<float>().ToArray();
+        float[] randomRows;
+        using (var r = randn(batch, aligned.VocabSize)) randomRows = r.data<float>().ToArray();
         Time("  top-k kernel alone (TopK.Row, as extraction runs it, on as many rows)", () =>
         {
             var v = new float[topK];
