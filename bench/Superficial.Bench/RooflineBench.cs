@@ -52,9 +52,20 @@ internal static class RooflineBench
 
     static string Load() => File.ReadAllText("/proc/loadavg").Split(' ').Take(3).Aggregate((a, b) => a + " " + b);
 
-    /// <summary>Best-of-n GFLOP/s of an n^3 matmul in <paramref name="dtype"/>.</summary>
+    /// <summary>
+    /// Best-of-n GFLOP/s of an n^3 matmul in <paramref name="dtype"/>: 2048^3, or 512^3 where one 512^3 product already
+    /// takes over 0.1 s (libtorch's BF16 GEMM on a CPU without BF16 instructions runs at about 0.3 GFLOP/s, and three
+    /// 2048^3 products would take minutes around every row).
+    /// </summary>
     static double Gemm(ScalarType dtype, int n = 2048, int reps = 3)
     {
+        using (var a0 = randn(512, 512).to_type(dtype))
+        using (var b0 = randn(512, 512).to_type(dtype))
+        {
+            var w = Stopwatch.StartNew();
+            a0.matmul(b0).Dispose();
+            if (w.Elapsed.TotalSeconds > 0.1) n = 512;
+        }
         using var a = randn(n, n).to_type(dtype);
         using var b = randn(n, n).to_type(dtype);
         double s = Best(() => a.matmul(b).Dispose(), reps);
@@ -137,7 +148,7 @@ internal static class RooflineBench
         int? chosen = Arg(args, "--batch");
         Console.WriteLine($"\n== roofline: load average at start {Load()}");
         var limits = MeasureLimits();
-        Console.WriteLine($"matmul peak 2048^3 (best of 3): F32 {limits.F32Gflops:0.0} GFLOP/s (libtorch {limits.LibtorchF32Gflops:0.0}, SkinnyLinear {limits.KernelF32Gflops:0.0} at 2048 x 512 x 2048), BF16 {limits.Bf16Gflops:0.0} GFLOP/s; " +
+        Console.WriteLine($"matmul peak 2048^3 (best of 3): F32 {limits.F32Gflops:0.0} GFLOP/s (libtorch {limits.LibtorchF32Gflops:0.0}, SkinnyLinear {limits.KernelF32Gflops:0.0} at 2048 x 512 x 2048), BF16 {limits.Bf16Gflops:0.0} GFLOP/s (512^3 where one such product takes over 0.1 s); " +
                           $"copy bandwidth (256 MB, read + write, best of 3): {limits.BandwidthGBs:0.0} GB/s; each row's limits are re-measured just before and after it (the better kept)");
         Console.WriteLine($"the core's F32 multiply-add peak (FmaPeak): {FmaPeak.Gflops(false):0.0} GFLOP/s at 8 lanes" +
                           (System.Runtime.Intrinsics.X86.Avx512F.IsSupported ? $", {FmaPeak.Gflops(true):0.0} at 16 lanes" : "") + " (no product reaches it: context for the peak above)");
