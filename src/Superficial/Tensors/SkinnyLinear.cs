@@ -9,7 +9,8 @@ namespace Superficial.Tensors;
 
 /// <summary>
 /// y = x Wᵀ + b for the few rows of a decoding step, on an x86 CPU with AVX2 and FMA: F32 up to <see cref="MaxRows"/>
-/// rows, BF16 up to <see cref="MaxRowsBf16"/>. libtorch's F32 GEMM reads W at 12-17 GB/s for one row and reaches 37-45
+/// rows, BF16 up to <see cref="MaxRowsBf16"/> (any count on a CPU without BF16 instructions, where libtorch's BF16 GEMM is
+/// 300x slower than its F32). libtorch's F32 GEMM reads W at 12-17 GB/s for one row and reaches 37-45
 /// GFLOP/s at 16 rows on this project's machines, where this kernel reads W for one row at 26-30 GB/s, close to a
 /// plain read of the same bytes (one thread), and computes 8-64 rows of the LM head at 85-100 GFLOP/s with 8-lane
 /// tiles, up to 150 with 16-lane ones (<see cref="Wide"/>); for BF16 weights at one row it reads the LM head 1.7x
@@ -38,11 +39,28 @@ public static unsafe class SkinnyLinear
     public const int MaxRows = 64;
 
     /// <summary>
-    /// The most rows it takes in BF16. libtorch's BF16 GEMM uses the CPU's BF16 dot-product instructions where it has
-    /// them (AVX512-BF16) and wins from a few rows on, while this kernel widens BF16 to F32 and is faster only where
-    /// the weights' bytes are the limit (gemv-variants --bf16).
+    /// The most rows one call takes in BF16 where the step's few rows should come here: 4 where libtorch has BF16
+    /// instructions (<see cref="NativeBf16"/>), since its GEMM then wins from a few rows on while this kernel widens BF16
+    /// to F32 and is faster only where the weights' bytes are the limit (gemv-variants --bf16); else <see cref="MaxRows"/>,
+    /// and prefill-sized BF16 products come here too, <see cref="MaxRows"/> rows at a time.
     /// </summary>
-    public const int MaxRowsBf16 = 4;
+    public static int MaxRowsBf16 => NativeBf16 ? 4 : MaxRows;
+
+    /// <summary>
+    /// Whether the CPU has BF16 dot-product instructions (AVX512-BF16 or AMX-BF16), which libtorch's BF16 GEMM needs to
+    /// be fast. Without them (AVX2 CPUs such as AMD's Zen 2-3) it falls back to a scalar loop: 0.3 GFLOP/s at 2048^3 on
+    /// an EPYC Zen 3 core, against 96 in F32, so a BF16 prompt's prefill would take minutes. There this kernel takes
+    /// BF16 products of any row count, widening the weights to F32 as it reads them. Settable for tests.
+    /// </summary>
+    public static bool NativeBf16 { get; set; } = HasBf16Instructions();
+
+    static bool HasBf16Instructions()
+    {
+        if (!X86Base.IsSupported || X86Base.CpuId(0, 0).Eax < 7) return false;
+        bool amx = (X86Base.CpuId(7, 0).Edx & (1 << 22)) != 0;                  // AMX-BF16
+        bool avx512 = (X86Base.CpuId(7, 1).Eax & (1 << 5)) != 0 && Avx512F.IsSupported;   // AVX512-BF16, with the OS's AVX-512 state
+        return amx || avx512;
+    }
 
     /// <summary>Whether the kernel is used: AVX2 and FMA present and not turned off by SUPERFICIAL_LINEAR=libtorch.</summary>
     public static bool Enabled { get; set; } = Avx2.IsSupported && Fma.IsSupported &&
@@ -77,7 +95,7 @@ public static unsafe class SkinnyLinear
 
     /// <summary>
     /// x Wᵀ + b as a new tensor [..., n] when the kernel applies: x [..., k] and W [n, k] both F32 (at most
-    /// <see cref="MaxRows"/> rows) or both BF16 (at most <see cref="MaxRowsBf16"/>) on the CPU, W contiguous, k a
+    /// <see cref="MaxRows"/> rows) or both BF16 (at most <see cref="MaxRowsBf16"/>, any count where libtorch has no BF16 instructions) on the CPU, W contiguous, k a
     /// multiple of 8, no gradient wanted. Null otherwise (use libtorch). BF16 is computed as libtorch does: products
     /// summed in F32, the bias added in F32, the result rounded to BF16 once.
     /// </summary>
@@ -112,8 +130,8 @@ public static unsafe class SkinnyLinear
         using (y) return y.to_type(ScalarType.BFloat16);
     }
 
-    /// <summary>The most rows a product with rows of length <paramref name="k"/> may have here: any count where 16-lane F32 tiles take prefill.</summary>
-    static long MostRows(bool f32, long k) => !f32 ? MaxRowsBf16 : ManyRows && k % 16 == 0 ? long.MaxValue : MaxRows;
+    /// <summary>The most rows a product with rows of length <paramref name="k"/> may have here: any count where 16-lane F32 tiles take prefill, or where libtorch has no BF16 instructions.</summary>
+    static long MostRows(bool f32, long k) => !f32 ? (NativeBf16 ? MaxRowsBf16 : long.MaxValue) : ManyRows && k % 16 == 0 ? long.MaxValue : MaxRows;
 
     /// <summary>
     /// y = x Wᵀ written into <paramref name="y"/> [rows, n] (contiguous F32, e.g. a preallocated buffer) where the

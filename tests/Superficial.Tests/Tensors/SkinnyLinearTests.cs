@@ -216,6 +216,41 @@ public class SkinnyLinearTests
     }
 
     [Fact]
+    public void Bf16ProductsOfAnyRowCountComeHereWhereLibtorchHasNoBf16Instructions()
+    {
+        if (!Hardware) return;
+        // libtorch's BF16 GEMM without AVX512-BF16 or AMX runs a scalar loop (0.3 GFLOP/s on an AVX2 EPYC core): a BF16
+        // prompt's prefill and the base model's teacher-forced forward then come here, 64 rows at a time
+        var (x, w, b) = Operands(200, 300, 512, 29);
+        (x, w, b) = (x.to_type(ScalarType.BFloat16), w.to_type(ScalarType.BFloat16), b.to_type(ScalarType.BFloat16));
+        bool native = SkinnyLinear.NativeBf16;
+        try
+        {
+            SkinnyLinear.NativeBf16 = false;
+            Assert.Equal(SkinnyLinear.MaxRows, SkinnyLinear.MaxRowsBf16);
+            ForEachWidth(width =>
+            {
+                using var y = Run(x, w, b);
+                Assert.Equal(ScalarType.BFloat16, y.dtype);
+                // as libtorch defines it: products summed in F32, the bias added, the result rounded to BF16 once
+                using var want = x.to_type(ScalarType.Float64).matmul(w.to_type(ScalarType.Float64).t()) + b.to_type(ScalarType.Float64);
+                using var err = (y.to_type(ScalarType.Float64) - want).abs();
+                using var bound = want.abs() * Math.Pow(2, -8) + 1e-4;
+                Assert.True(err.le(bound).all().item<bool>(), $"{width}: max error {err.max().item<double>():E2} beyond one BF16 rounding");
+                // each row as it would be alone or in another batch: a prompt's prefill and its decoding agree bit for bit
+                foreach (var (start, rows) in new[] { (0, 1), (3, 4), (63, 2), (64, 64), (130, 70) })
+                {
+                    using var part = Run(x.narrow(0, start, rows), w, b);
+                    Assert.True(part.equal(y.narrow(0, start, rows)).all().item<bool>(), $"{width}: rows {start}..{start + rows - 1} alone differ from the 200-row product");
+                }
+                using var y3 = Run(x.view(4, 50, 512), w, b);              // [batch, positions, hidden] as a prefill passes it
+                Assert.True(y3.view(200, 300).equal(y).all().item<bool>());
+            });
+        }
+        finally { SkinnyLinear.NativeBf16 = native; }
+    }
+
+    [Fact]
     public void WritesIntoAPreallocatedBufferWhatTryForwardComputes()
     {
         if (!Hardware) return;
@@ -271,7 +306,14 @@ public class SkinnyLinearTests
             }
             finally { SkinnyLinear.Wide = wide; }
             if (SkinnyLinear.ManyRows) Assert.Null(SkinnyLinear.TryForward(randn(SkinnyLinear.MaxRows + 1, 24), randn(16, 24), null));   // k not a multiple of 16
-            Assert.Null(SkinnyLinear.TryForward(randn(SkinnyLinear.MaxRowsBf16 + 1, 32).to_type(ScalarType.BFloat16), w.to_type(ScalarType.BFloat16), null));
+            bool native = SkinnyLinear.NativeBf16;
+            try
+            {
+                SkinnyLinear.NativeBf16 = true;                                                     // libtorch's BF16 GEMM has its instructions: it keeps more than 4 rows
+                Assert.Equal(4, SkinnyLinear.MaxRowsBf16);
+                Assert.Null(SkinnyLinear.TryForward(randn(SkinnyLinear.MaxRowsBf16 + 1, 32).to_type(ScalarType.BFloat16), w.to_type(ScalarType.BFloat16), null));
+            }
+            finally { SkinnyLinear.NativeBf16 = native; }
             Assert.Null(SkinnyLinear.TryForward(x, w.to_type(ScalarType.BFloat16), null));                  // mixed dtypes
             Assert.Null(SkinnyLinear.TryForward(randn(4, 12), randn(16, 12), null));              // k not a multiple of 8
             Assert.Null(SkinnyLinear.TryForward(x, w.t().contiguous().t(), b));                    // W not row-major
