@@ -10,7 +10,7 @@ namespace Superficial.Tensors;
 /// <summary>
 /// y = x Wᵀ + b for the few rows of a decoding step, on an x86 CPU with AVX2 and FMA: F32 up to <see cref="MaxRows"/>
 /// rows, BF16 up to <see cref="MaxRowsBf16"/> (any count on a CPU without BF16 instructions, where libtorch's BF16 GEMM is
-/// 300x slower than its F32). libtorch's F32 GEMM reads W at 12-17 GB/s for one row and reaches 37-45
+/// about 10x slower than its F32). libtorch's F32 GEMM reads W at 12-17 GB/s for one row and reaches 37-45
 /// GFLOP/s at 16 rows on this project's machines, where this kernel reads W for one row at 26-30 GB/s, close to a
 /// plain read of the same bytes (one thread), and computes 8-64 rows of the LM head at 85-100 GFLOP/s with 8-lane
 /// tiles, up to 150 with 16-lane ones (<see cref="Wide"/>); for BF16 weights at one row it reads the LM head 1.7x
@@ -48,9 +48,10 @@ public static unsafe class SkinnyLinear
 
     /// <summary>
     /// Whether the CPU has BF16 dot-product instructions (AVX512-BF16 or AMX-BF16), which libtorch's BF16 GEMM needs to
-    /// be fast. Without them (AVX2 CPUs such as AMD's Zen 2-3) it falls back to a scalar loop: 0.3 GFLOP/s at 2048^3 on
-    /// an EPYC Zen 3 core, against 96 in F32, so a BF16 prompt's prefill would take minutes. There this kernel takes
-    /// BF16 products of any row count, widening the weights to F32 as it reads them. Settable for tests.
+    /// be fast. Without them (AVX2 CPUs such as AMD's Zen 2-3) it runs at about 8 GFLOP/s on an EPYC Zen 3 core at
+    /// the bench model's shapes, 4-1024 rows (0.3 at 2048^3), against 70-80 in F32. There this kernel takes BF16
+    /// products of any row count, widening the weights to F32 as it reads them (50-60 GFLOP/s at 16-1024 rows): BF16
+    /// extraction on the bench pair took 0.19-0.23x the time. Settable for tests.
     /// </summary>
     public static bool NativeBf16 { get; set; } = HasBf16Instructions();
 
