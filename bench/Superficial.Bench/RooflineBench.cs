@@ -23,13 +23,15 @@ internal static class RooflineBench
     /// The limits: the F32 matmul peak is the faster of libtorch's GEMM and SkinnyLinear's (which takes products of
     /// any row count where its 16-lane tiles run and libtorch's GEMM does not), so the kernel never beats "the peak".
     /// </summary>
-    sealed record Limits(double LibtorchF32Gflops, double KernelF32Gflops, double Bf16Gflops, double BandwidthGBs)
+    sealed record Limits(double LibtorchF32Gflops, double KernelF32Gflops, double LibtorchBf16Gflops, double KernelBf16Gflops, double BandwidthGBs)
     {
         public double F32Gflops => Math.Max(LibtorchF32Gflops, KernelF32Gflops);
+        public double Bf16Gflops => Math.Max(LibtorchBf16Gflops, KernelBf16Gflops);
         public double Peak(ScalarType t) => t == ScalarType.BFloat16 ? Bf16Gflops : F32Gflops;
         public static Limits Max(Limits a, Limits b) =>
-            new(Math.Max(a.LibtorchF32Gflops, b.LibtorchF32Gflops), Math.Max(a.KernelF32Gflops, b.KernelF32Gflops), Math.Max(a.Bf16Gflops, b.Bf16Gflops), Math.Max(a.BandwidthGBs, b.BandwidthGBs));
-        public override string ToString() => $"F32 {F32Gflops:0} (libtorch {LibtorchF32Gflops:0}) / BF16 {Bf16Gflops:0} GFLOP/s, {BandwidthGBs:0.0} GB/s";
+            new(Math.Max(a.LibtorchF32Gflops, b.LibtorchF32Gflops), Math.Max(a.KernelF32Gflops, b.KernelF32Gflops),
+                Math.Max(a.LibtorchBf16Gflops, b.LibtorchBf16Gflops), Math.Max(a.KernelBf16Gflops, b.KernelBf16Gflops), Math.Max(a.BandwidthGBs, b.BandwidthGBs));
+        public override string ToString() => $"F32 {F32Gflops:0} (libtorch {LibtorchF32Gflops:0}) / BF16 {Bf16Gflops:0} (libtorch {LibtorchBf16Gflops:0}) GFLOP/s, {BandwidthGBs:0.0} GB/s";
     }
 
     /// <summary>
@@ -73,15 +75,15 @@ internal static class RooflineBench
     }
 
     /// <summary>
-    /// Best-of-n GFLOP/s of SkinnyLinear on a 2048 x 512 x 2048 F32 product (the bench models' width; at k = 2048 its
+    /// Best-of-n GFLOP/s of SkinnyLinear on a 2048 x 512 x 2048 product in <paramref name="dtype"/> (the bench models' width; at k = 2048 its
     /// x rows outgrow L1 and it measured 89-122, so the wider product would understate what it does here), or 0
     /// where it declines (libtorch's GEMM then runs every product).
     /// </summary>
-    static double KernelGemm(int m = 2048, int k = 512, int n = 2048, int reps = 3)
+    static double KernelGemm(ScalarType dtype = ScalarType.Float32, int m = 2048, int k = 512, int n = 2048, int reps = 3)
     {
         using var noGrad = no_grad();
-        using var a = randn(m, k);
-        using var b = randn(n, k);
+        using var a = randn(m, k).to_type(dtype);
+        using var b = randn(n, k).to_type(dtype);
         if (SkinnyLinear.TryForward(a, b, null) is not Tensor probe) return 0;
         probe.Dispose();
         double s = Best(() => SkinnyLinear.TryForward(a, b, null)!.Dispose(), reps);
@@ -110,7 +112,7 @@ internal static class RooflineBench
         return best;
     }
 
-    static Limits MeasureLimits() => new(Gemm(ScalarType.Float32), KernelGemm(), Gemm(ScalarType.BFloat16), Bandwidth());
+    static Limits MeasureLimits() => new(Gemm(ScalarType.Float32), KernelGemm(), Gemm(ScalarType.BFloat16), KernelGemm(ScalarType.BFloat16), Bandwidth());
 
     /// <summary>The 16 GSM-like prompts of the benchmark.</summary>
     public static List<ExtractionPrompt> Prompts(int count) => Enumerable.Range(0, count).Select(i => new ExtractionPrompt($"p{i}",
@@ -148,7 +150,7 @@ internal static class RooflineBench
         int? chosen = Arg(args, "--batch");
         Console.WriteLine($"\n== roofline: load average at start {Load()}");
         var limits = MeasureLimits();
-        Console.WriteLine($"matmul peak 2048^3 (best of 3): F32 {limits.F32Gflops:0.0} GFLOP/s (libtorch {limits.LibtorchF32Gflops:0.0}, SkinnyLinear {limits.KernelF32Gflops:0.0} at 2048 x 512 x 2048), BF16 {limits.Bf16Gflops:0.0} GFLOP/s (512^3 where one such product takes over 0.1 s); " +
+        Console.WriteLine($"matmul peak 2048^3 (best of 3): F32 {limits.F32Gflops:0.0} GFLOP/s (libtorch {limits.LibtorchF32Gflops:0.0}, SkinnyLinear {limits.KernelF32Gflops:0.0} at 2048 x 512 x 2048), BF16 {limits.Bf16Gflops:0.0} GFLOP/s (libtorch {limits.LibtorchBf16Gflops:0.0}, at 512^3 where one such product takes over 0.1 s; SkinnyLinear {limits.KernelBf16Gflops:0.0}, where libtorch has no BF16 instructions); " +
                           $"copy bandwidth (256 MB, read + write, best of 3): {limits.BandwidthGBs:0.0} GB/s; each row's limits are re-measured just before and after it (the better kept)");
         Console.WriteLine($"the core's F32 multiply-add peak (FmaPeak): {FmaPeak.Gflops(false):0.0} GFLOP/s at 8 lanes" +
                           (System.Runtime.Intrinsics.X86.Avx512F.IsSupported ? $", {FmaPeak.Gflops(true):0.0} at 16 lanes" : "") + " (no product reaches it: context for the peak above)");
