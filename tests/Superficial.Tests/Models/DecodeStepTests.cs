@@ -62,6 +62,32 @@ public class DecodeStepTests
         using var model = Make(2, true, 160, dtype: ScalarType.BFloat16);
         var prompt = new long[,] { { 0, 0, 5, 9, 11, 2 }, { 3, 1, 4, 1, 5, 9 } };
         var mask = new long[,] { { 0, 0, 1, 1, 1, 1 }, { 1, 1, 1, 1, 1, 1 } };
+        AssertBf16StepsClose(model, prompt, mask);
+    }
+
+    [Fact]
+    public void Bf16FusedStepTakesABatchWhereLibtorchHasNoBf16Instructions()
+    {
+        // without AVX512-BF16 or AMX every BF16 product goes to the kernel, and the fused step takes up to 64 rows
+        bool native = SkinnyLinear.NativeBf16;
+        try
+        {
+            SkinnyLinear.NativeBf16 = false;
+            using var model = Make(2, true, 160, dtype: ScalarType.BFloat16);
+            var prompt = new long[7, 6];
+            var mask = new long[7, 6];
+            for (int r = 0; r < 7; r++)
+                for (int j = 0; j < 6; j++) { prompt[r, j] = (5 * r + 3 * j + 1) % 50; mask[r, j] = j >= r % 3 ? 1 : 0; }
+            using (no_grad())
+            using (var cache = model.NewCache(7, 8))
+                Assert.True(LlamaDecodeStep.Applies(model, zeros([7, 1], ScalarType.Int64), cache, split: false));
+            AssertBf16StepsClose(model, prompt, mask);
+        }
+        finally { SkinnyLinear.NativeBf16 = native; }
+    }
+
+    static void AssertBf16StepsClose(CausalLM model, long[,] prompt, long[,] mask)
+    {
         var (fused, fusedCache) = Decode(model, prompt, mask, 9, fused: true);
         var (modules, moduleCache) = Decode(model, prompt, mask, 9, fused: false);
         for (int s = 0; s < fused.Count; s++)
