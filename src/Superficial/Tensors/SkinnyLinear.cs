@@ -22,8 +22,8 @@ namespace Superficial.Tensors;
 /// 16 lanes), one F32 accumulator per (W row, x row) pair, and the lanes are summed in one fixed order. So every
 /// output element is computed by the same operations whatever the batch, the tile or the thread split: a row's result
 /// does not depend on the rows decoded beside it, bit for bit (tested). W rows are walked in blocks that stay in L2
-/// while each group of at most 8 x rows passes over them, and the first group prefetches the next tile while it
-/// computes, so at a few rows the weights stream from memory once and at more rows the arithmetic runs from cache. A
+/// while each group of x rows (at most 16 with 8-lane tiles, 8 with 16-lane ones) passes over them, and the first
+/// group prefetches the next tile while it computes, so at a few rows the weights stream from memory once and at more rows the arithmetic runs from cache. A
 /// single x row (batch-1 decoding) instead walks W one row at a time, in memory order: one stream, which the CPU's
 /// prefetchers follow better than a tile's four (1.25-1.4x, F32 and BF16), with whole-line loads where W's rows start
 /// mid-line (<see cref="Walk16Shifted{TW}"/>). BF16 weights are widened to F32 as they are read.
